@@ -1,0 +1,158 @@
+"""The one exception tree of jobcast; each error carries a stable `code` and an HTTP `status`.
+
+    JobcastError
+     ├── BadRequest (ValueError)             400 bad_request
+     │    ├── InvalidJSON                    400 invalid_json
+     │    └── ValidationFailed               422 validation_failed
+     ├── Unauthorized                        401 unauthorized
+     ├── Forbidden (PermissionError)         403 forbidden
+     ├── NotFound (LookupError)              404 not_found
+     │    └── JobNotFound                    404 job_not_found
+     ├── Conflict                            409 conflict
+     │    ├── JobFinished                    409 job_finished
+     │    ├── JobNotFinished                 409 job_not_finished
+     │    ├── NameTaken                      409 name_taken
+     │    └── NoStdin                        409 no_stdin
+     ├── ServerShuttingDown                  503 shutting_down
+     └── ConnectionFailed (ConnectionError)  ---  (client side: the server could not be reached)
+
+The server maps any of these to `{"error": {"code", "message"}}` with `status`; the clients map such a
+response back to the same class, so callers catch `JobNotFound` on both sides of the wire.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "ConnectionFailed",
+    "Forbidden",
+    "InvalidJSON",
+    "JobFinished",
+    "JobNotFinished",
+    "JobNotFound",
+    "JobcastError",
+    "NameTaken",
+    "NoStdin",
+    "NotFound",
+    "ServerShuttingDown",
+    "Unauthorized",
+    "ValidationFailed",
+    "error_from_payload",
+]
+
+
+class JobcastError(Exception):
+    code = "error"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_payload(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class BadRequest(JobcastError, ValueError):
+    code = "bad_request"
+    status = 400
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+
+
+class ValidationFailed(BadRequest):
+    code = "validation_failed"
+    status = 422
+
+
+class Unauthorized(JobcastError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(JobcastError, PermissionError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(JobcastError, LookupError):
+    code = "not_found"
+    status = 404
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+    @classmethod
+    def for_ref(cls, ref: str) -> JobNotFound:
+        return cls(f"no job with id or name {ref!r}; `jobcast ls` lists the jobs there are")
+
+
+class Conflict(JobcastError):
+    code = "conflict"
+    status = 409
+
+
+class JobFinished(Conflict):
+    code = "job_finished"
+
+
+class JobNotFinished(Conflict):
+    code = "job_not_finished"
+
+
+class NameTaken(Conflict):
+    code = "name_taken"
+
+
+class NoStdin(Conflict):
+    code = "no_stdin"
+
+
+class ServerShuttingDown(JobcastError):
+    code = "shutting_down"
+    status = 503
+
+
+class ConnectionFailed(JobcastError, ConnectionError):
+    code = "connection_failed"
+    status = 0
+
+
+_BY_CODE: dict[str, type[JobcastError]] = {
+    cls.code: cls
+    for cls in (
+        BadRequest,
+        InvalidJSON,
+        ValidationFailed,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        JobNotFound,
+        Conflict,
+        JobFinished,
+        JobNotFinished,
+        NameTaken,
+        NoStdin,
+        ServerShuttingDown,
+    )
+}
+
+
+def error_from_payload(status: int, payload: object) -> JobcastError:
+    """Rebuild the error a server sent; unknown codes fall back on the status's class."""
+    code, message = "error", f"server answered HTTP {status}"
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        code = str(payload["error"].get("code", code))
+        message = str(payload["error"].get("message", message))
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        cls = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict}.get(
+            status, JobcastError
+        )
+    err = cls(message)
+    err.status = status
+    return err

@@ -1,0 +1,122 @@
+"""The store's interface: jobs' metadata and each job's ordered event log, with wake-ups at the tail.
+
+The store is the single source of truth (runner -> store -> subscribers). A subscriber is a cursor
+(`after`) over `read`/`wait`; it holds no queue of its own. Every backend (SQLite now, Redis next)
+implements `Store` and passes `tests/store/test_contract.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus
+
+__all__ = ["ProcessInfo", "Store", "StreamName"]
+
+StreamName = Literal["stdout", "stderr", "all"]
+
+#: pid, process group id and start time (clock ticks since boot, /proc/PID/stat field 22): enough
+#: to recognise the very process later and never signal a reused pid.
+ProcessInfo = tuple[int, int, int]
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Create or migrate storage. Call once before anything else."""
+
+    async def close(self) -> None:
+        """Flush and release everything; wakes all waiters so they can see the end."""
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` began: followers end their streams."""
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    async def create_job(self, spec: JobSpec) -> Job:
+        """Record a new `queued` job and append its first event (`status` queued).
+
+        Raises:
+            NameTaken: `spec.name` is held by a job that has not finished.
+        """
+
+    async def get_job(self, ref: str) -> Job:
+        """A job by id, or by name (the active job of that name, else the newest).
+
+        Raises:
+            JobNotFound: no such job.
+        """
+
+    async def list_jobs(
+        self,
+        *,
+        status: JobStatus | None = None,
+        label: dict[str, str] | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobList:
+        """Newest first; `cursor` (from a previous page's `next_cursor`) continues with older jobs."""
+
+    async def unfinished_jobs(self) -> list[tuple[Job, ProcessInfo | None]]:
+        """Jobs queued or running, oldest first, with their process identity if one was spawned."""
+
+    async def set_status(self, job_id: str, status: JobStatus, **fields: Any) -> Job:
+        """Change a job's status (only along `TRANSITIONS`) and append a `status` event.
+
+        `fields` updates other columns at the same time: started_at, finished_at, exit_code, signal,
+        pid, reason, dropped_bytes. Only the runner calls this.
+
+        Raises:
+            JobFinished: the job already has a final status.
+        """
+
+    async def set_process(self, job_id: str, info: ProcessInfo) -> None:
+        """Remember the spawned process, so a restarted server can end it."""
+
+    async def delete_job(self, job_id: str) -> None:
+        """Forget a finished job, its events and its output.
+
+        Raises:
+            JobNotFinished: the job is still queued or running.
+        """
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def append(
+        self, job_id: str, type: EventType, data: dict[str, Any] | None = None, raw: bytes | None = None
+    ) -> Event:
+        """Append one event and wake the readers waiting at the tail.
+
+        For `stdout`/`stderr` events pass the bytes as `raw`; the store keeps them exactly and adds
+        `offset` (in that stream) and `length` to `data`.
+        """
+
+    async def read(self, job_id: str, after: int, max_bytes: int = 256 * 1024) -> list[Event]:
+        """Events with seq > `after`, in order: at least one if there is one, then up to `max_bytes`."""
+
+    async def wait(self, job_id: str, after: int) -> None:
+        """Until the job has an event past `after`, or the next tick (about a second), or close.
+
+        Callers re-read after it returns; the tick lets them send heartbeats and notice stalls
+        without a timer of their own.
+        """
+
+    async def read_all(
+        self, after: int, *, output: bool = False, max_bytes: int = 256 * 1024
+    ) -> list[Event]:
+        """The firehose: events of all jobs with `gid` > `after`; lifecycle events only unless `output`."""
+
+    async def wait_all(self, after: int) -> None:
+        """Until any job has an event past global position `after`, or the next tick, or close."""
+
+    def last_gid(self) -> int:
+        """The global position of the newest event (where a new firehose follower starts)."""
+
+    async def read_output(
+        self, job_id: str, stream: StreamName, offset: int = 0, length: int | None = None
+    ) -> bytes:
+        """Raw output bytes from `offset` in `stream` ("all" is both, interleaved as they came)."""
+
+    async def output_size(self, job_id: str, stream: StreamName) -> int:
+        """Bytes recorded so far in `stream`."""

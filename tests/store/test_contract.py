@@ -1,0 +1,159 @@
+"""The store contract: one suite that every backend passes (the `store` fixture picks the backend)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from jobcast.errors import JobFinished, JobNotFinished, JobNotFound, NameTaken
+from jobcast.models import EventType, JobSpec, JobStatus
+
+
+async def test_create_get_and_first_event(store):
+    job = await store.create_job(JobSpec(command="echo hi", name="BUILD", labels={"team": "a"}))
+    assert job.status is JobStatus.QUEUED
+    assert job.argv == ["/bin/sh", "-c", "echo hi"]
+    assert (await store.get_job(job.id)).id == job.id
+    assert (await store.get_job("BUILD")).id == job.id
+    events = await store.read(job.id, 0)
+    assert [(e.seq, e.type, e.data) for e in events] == [(1, EventType.STATUS, {"status": "queued"})]
+
+
+async def test_unknown_job(store):
+    with pytest.raises(JobNotFound):
+        await store.get_job("nope")
+    with pytest.raises(LookupError):
+        await store.read("nope", 0)
+
+
+async def test_name_unique_while_active(store):
+    job = await store.create_job(JobSpec(argv=["true"], name="X"))
+    with pytest.raises(NameTaken):
+        await store.create_job(JobSpec(argv=["true"], name="X"))
+    await store.set_status(job.id, JobStatus.RUNNING)
+    await store.set_status(job.id, JobStatus.SUCCEEDED, exit_code=0)
+    again = await store.create_job(JobSpec(argv=["true"], name="X"))
+    assert (await store.get_job("X")).id == again.id
+
+
+async def test_transitions_are_enforced(store):
+    job = await store.create_job(JobSpec(argv=["true"]))
+    await store.set_status(job.id, JobStatus.RUNNING, started_at=1.0, pid=42)
+    done = await store.set_status(job.id, JobStatus.FAILED, exit_code=3, finished_at=2.0)
+    assert (done.status, done.exit_code, done.pid) == (JobStatus.FAILED, 3, 42)
+    with pytest.raises(JobFinished):
+        await store.set_status(job.id, JobStatus.RUNNING)
+    types = [e.data["status"] for e in await store.read(job.id, 0)]
+    assert types == ["queued", "running", "failed"]
+
+
+async def test_output_bytes_exact_with_offsets(store):
+    job = await store.create_job(JobSpec(argv=["true"]))
+    blob = os.urandom(100_000) + b"\xff\xfe"
+    await store.append(job.id, EventType.STDOUT, raw=blob[:70_000])
+    await store.append(job.id, EventType.STDERR, raw=b"err")
+    ev = await store.append(job.id, EventType.STDOUT, raw=blob[70_000:])
+    assert ev.data == {"offset": 70_000, "length": len(blob) - 70_000}
+    assert await store.read_output(job.id, "stdout") == blob
+    assert await store.read_output(job.id, "stderr") == b"err"
+    assert await store.read_output(job.id, "stdout", 69_990, 20) == blob[69_990:70_010]
+    combined = blob[:70_000] + b"err" + blob[70_000:]
+    assert await store.read_output(job.id, "all") == combined
+    assert await store.read_output(job.id, "all", 69_999, 5) == combined[69_999:70_004]
+    assert await store.output_size(job.id, "all") == len(combined)
+
+
+async def test_read_after_and_max_bytes(store):
+    job = await store.create_job(JobSpec(argv=["true"]))
+    for i in range(100):
+        await store.append(job.id, EventType.STDOUT, raw=b"%04d\n" % i * 100)
+    events = await store.read(job.id, 50, max_bytes=2000)
+    assert [e.seq for e in events] == [51, 52, 53, 54]
+    assert events[0].raw == b"0049\n" * 100
+    everything = await store.read(job.id, 0, max_bytes=10**9)
+    assert [e.seq for e in everything] == list(range(1, 102))
+
+
+async def test_read_from_storage_when_tail_is_trimmed(tmp_path):
+    from jobcast.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s", tail_bytes=1000)
+    await store.open()
+    try:
+        job = await store.create_job(JobSpec(argv=["true"]))
+        for i in range(50):
+            await store.append(job.id, EventType.STDERR, raw=b"x" * 100 + b"%d" % i)
+        events = await store.read(job.id, 1, max_bytes=10**9)
+        assert [e.seq for e in events] == list(range(2, 52))
+        assert events[3].raw == b"x" * 100 + b"3"
+    finally:
+        await store.close()
+
+
+async def test_wait_wakes_at_append(store):
+    job = await store.create_job(JobSpec(argv=["true"]))
+    waiter = asyncio.create_task(store.wait(job.id, 1))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await store.append(job.id, EventType.STDOUT, raw=b"x")
+    await asyncio.wait_for(waiter, 1)
+
+
+async def test_firehose_lifecycle_and_output(store):
+    start = store.last_gid()
+    job = await store.create_job(JobSpec(argv=["true"]))
+    await store.append(job.id, EventType.STDOUT, raw=b"hello")
+    await store.set_status(job.id, JobStatus.RUNNING)
+    lifecycle = await store.read_all(start)
+    assert [e.type for e in lifecycle] == [EventType.STATUS, EventType.STATUS]
+    everything = await store.read_all(start, output=True)
+    assert [e.type for e in everything] == [EventType.STATUS, EventType.STDOUT, EventType.STATUS]
+    assert everything[-1].gid == store.last_gid()
+
+
+async def test_list_filters_and_pagination(store):
+    ids = [(await store.create_job(JobSpec(argv=["true"], labels={"n": str(i % 2)}))).id for i in range(5)]
+    page = await store.list_jobs(limit=2)
+    assert [j.id for j in page.jobs] == ids[::-1][:2]
+    page2 = await store.list_jobs(limit=2, cursor=page.next_cursor)
+    assert [j.id for j in page2.jobs] == ids[::-1][2:4]
+    odd = await store.list_jobs(label={"n": "1"})
+    assert {j.id for j in odd.jobs} == {ids[1], ids[3]}
+    assert (await store.list_jobs(status=JobStatus.RUNNING)).jobs == []
+
+
+async def test_delete_only_when_finished(store):
+    job = await store.create_job(JobSpec(argv=["true"]))
+    await store.append(job.id, EventType.STDOUT, raw=b"x")
+    with pytest.raises(JobNotFinished):
+        await store.delete_job(job.id)
+    await store.set_status(job.id, JobStatus.CANCELLED)
+    await store.delete_job(job.id)
+    with pytest.raises(JobNotFound):
+        await store.get_job(job.id)
+
+
+async def test_durable_across_reopen(tmp_path):
+    from jobcast.store.sqlite import SQLiteStore
+
+    s1 = SQLiteStore(tmp_path / "s")
+    await s1.open()
+    job = await s1.create_job(JobSpec(argv=["true"]))
+    await s1.set_status(job.id, JobStatus.RUNNING)
+    await s1.set_process(job.id, (123, 123, 456))
+    await s1.append(job.id, EventType.STDOUT, raw=b"abc")
+    # bytes that reached the file but not the index, as when the server dies in between
+    s1.files.append(job.id, "stdout", b"def")
+    await s1.close()
+    s2 = SQLiteStore(tmp_path / "s")
+    await s2.open()
+    try:
+        assert await s2.read_output(job.id, "stdout") == b"abcdef"
+        [(again, info)] = await s2.unfinished_jobs()
+        assert again.id == job.id and info == (123, 123, 456)
+        outs = [e.raw for e in await s2.read(job.id, 0) if e.type is EventType.STDOUT]
+        assert outs == [b"abc", b"def"]
+    finally:
+        await s2.close()
