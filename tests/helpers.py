@@ -32,3 +32,42 @@ async def async_wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def read_sse(resp_lines_bytes: bytes) -> list[dict]:
+    """Parse a complete SSE body into the events' JSON payloads."""
+    import orjson
+
+    from jobcast.protocol import SSEParser
+
+    return [orjson.loads(m.data) for m in SSEParser().feed(resp_lines_bytes) if m.data]
+
+
+async def collect_sse(client, url: str, headers: dict | None = None, limit: int | None = None) -> list[dict]:
+    """Read an SSE stream with an httpx.AsyncClient until it ends (or `limit` events)."""
+    import orjson
+
+    from jobcast.protocol import SSEParser
+
+    parser = SSEParser()
+    out: list[dict] = []
+    async with client.stream("GET", url, headers=headers or {}) as resp:
+        assert resp.status_code == 200, await resp.aread()
+        async for chunk in resp.aiter_raw():
+            for msg in parser.feed(chunk):
+                out.append(orjson.loads(msg.data))
+                if limit is not None and len(out) >= limit:
+                    return out
+    return out
+
+
+def output_of(events: list[dict], stream: str = "stdout") -> str:
+    return "".join(e["data"]["text"] for e in events if e["type"] == stream)
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")

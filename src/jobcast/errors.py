@@ -13,6 +13,7 @@
      │    ├── JobNotFinished                 409 job_not_finished
      │    ├── NameTaken                      409 name_taken
      │    └── NoStdin                        409 no_stdin
+     ├── RangeNotSatisfiable                 416 range_not_satisfiable
      ├── ServerShuttingDown                  503 shutting_down
      └── ConnectionFailed (ConnectionError)  ---  (client side: the server could not be reached)
 
@@ -35,6 +36,7 @@ __all__ = [
     "NameTaken",
     "NoStdin",
     "NotFound",
+    "RangeNotSatisfiable",
     "ServerShuttingDown",
     "Unauthorized",
     "ValidationFailed",
@@ -112,6 +114,11 @@ class NoStdin(Conflict):
     code = "no_stdin"
 
 
+class RangeNotSatisfiable(JobcastError):
+    code = "range_not_satisfiable"
+    status = 416
+
+
 class ServerShuttingDown(JobcastError):
     code = "shutting_down"
     status = 503
@@ -137,6 +144,7 @@ _BY_CODE: dict[str, type[JobcastError]] = {
         JobNotFinished,
         NameTaken,
         NoStdin,
+        RangeNotSatisfiable,
         ServerShuttingDown,
     )
 }

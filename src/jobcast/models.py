@@ -21,7 +21,11 @@ __all__ = [
     "JobList",
     "JobSpec",
     "JobStatus",
+    "InputRequest",
+    "ResizeRequest",
+    "SignalRequest",
     "can_transition",
+    "complete_data",
     "new_job_id",
 ]
 
@@ -143,6 +147,20 @@ class Job(BaseModel):
         return (self.finished_at or self.started_at) - self.started_at
 
 
+def complete_data(job: Job) -> dict[str, Any]:
+    """The `complete` event's data: how the job ended, and how much it wrote."""
+    return {
+        "status": job.status.value,
+        "exit_code": job.exit_code,
+        "signal": job.signal,
+        "duration": job.duration,
+        "reason": job.reason,
+        "stdout_bytes": job.stdout_bytes,
+        "stderr_bytes": job.stderr_bytes,
+        "dropped_bytes": job.dropped_bytes,
+    }
+
+
 class JobList(BaseModel):
     jobs: list[Job]
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next (older) page.")
@@ -170,6 +188,29 @@ class Event:
     @property
     def size(self) -> int:
         return len(self.raw) if self.raw is not None else 64
+
+
+class InputRequest(BaseModel):
+    """`POST /jobs/{id}/input`: text in `data`, or bytes in `b64`; `eof` closes stdin afterwards."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str | None = None
+    b64: str | None = None
+    eof: bool = False
+
+
+class SignalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signal: str | int = Field(..., description='A name ("INT", "SIGTERM") or a number.')
+
+
+class ResizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cols: int = Field(..., ge=1, le=1000)
+    rows: int = Field(..., ge=1, le=1000)
 
 
 _B32 = "0123456789abcdefghjkmnpqrstvwxyz"

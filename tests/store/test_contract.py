@@ -45,8 +45,10 @@ async def test_transitions_are_enforced(store):
     assert (done.status, done.exit_code, done.pid) == (JobStatus.FAILED, 3, 42)
     with pytest.raises(JobFinished):
         await store.set_status(job.id, JobStatus.RUNNING)
-    types = [e.data["status"] for e in await store.read(job.id, 0)]
-    assert types == ["queued", "running", "failed"]
+    events = await store.read(job.id, 0)
+    assert [e.data.get("status") for e in events] == ["queued", "running", "failed", "failed"]
+    assert events[-1].type is EventType.COMPLETE
+    assert events[-1].data["exit_code"] == 3 and events[-1].data["duration"] == 1.0
 
 
 async def test_output_bytes_exact_with_offsets(store):

@@ -27,6 +27,9 @@ class Store(Protocol):
     async def close(self) -> None:
         """Flush and release everything; wakes all waiters so they can see the end."""
 
+    def wake_all(self) -> None:
+        """Wake every waiter now, so followers re-check whether the server is closing."""
+
     @property
     def closed(self) -> bool:
         """True once `close` began: followers end their streams."""
@@ -65,7 +68,8 @@ class Store(Protocol):
         """Change a job's status (only along `TRANSITIONS`) and append a `status` event.
 
         `fields` updates other columns at the same time: started_at, finished_at, exit_code, signal,
-        pid, reason, dropped_bytes. Only the runner calls this.
+        pid, reason, dropped_bytes. Only the runner calls this. A final status appends the job's
+        `complete` event too (its last event), in the same step.
 
         Raises:
             JobFinished: the job already has a final status.

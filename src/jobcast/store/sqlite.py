@@ -27,6 +27,7 @@ from ..models import (
     JobSpec,
     JobStatus,
     can_transition,
+    complete_data,
     new_job_id,
 )
 from .base import ProcessInfo, StreamName
@@ -134,6 +135,7 @@ class SQLiteStore:
         self._finished_tails: OrderedDict[str, _Tail] = OrderedDict()
         self._global: list[Event] = []
         self._global_first = 1
+        self._global_bytes = 0
         self._global_cap = firehose_events
         self._gid = 0
         self._job_cols: list[str] = []
@@ -147,6 +149,9 @@ class SQLiteStore:
     @property
     def closed(self) -> bool:
         return self.hub.closed
+
+    def wake_all(self) -> None:
+        self.hub.wake_all()
 
     async def open(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -287,7 +292,12 @@ class SQLiteStore:
         if fields.get("reason"):
             data["reason"] = fields["reason"]
         await self.append(job_id, EventType.STATUS, data)
-        return await self.get_job(job_id)
+        job = await self.get_job(job_id)
+        if status.is_final:
+            # In the same step as the final status, so nobody sees a finished job without its end.
+            await self.append(job_id, EventType.COMPLETE, complete_data(job))
+            job = await self.get_job(job_id)
+        return job
 
     async def set_process(self, job_id: str, info: ProcessInfo) -> None:
         self.db.execute(
@@ -369,8 +379,10 @@ class SQLiteStore:
 
     def _add_global(self, ev: Event) -> None:
         self._global.append(ev)
-        if len(self._global) > self._global_cap:
+        self._global_bytes += ev.size
+        if len(self._global) > self._global_cap or self._global_bytes > self._tail_bytes:
             cut = len(self._global) // 2
+            self._global_bytes -= sum(e.size for e in self._global[:cut])
             del self._global[:cut]
             self._global_first = self._global[0].gid
 

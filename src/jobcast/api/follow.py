@@ -1,0 +1,108 @@
+"""Cursor -> bytes: the one loop every streaming transport runs for a follower.
+
+A follower is a position in a job's log. It reads what is past its position (from the store's
+in-memory tail when near the end, from storage when far behind), writes it in one joined write, and
+waits at the tail for the shared wake-up. No queue per client: a slow client only falls behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..models import Event, EventType
+from .state import Follower, State, Writer
+
+__all__ = ["BATCH_BYTES", "follow_firehose", "follow_job"]
+
+#: the most one joined write carries to one client
+BATCH_BYTES = 256 * 1024
+#: joins up to this size are cached on the batch's last event and shared by every client at that cursor
+_SHARED_JOIN = 64 * 1024
+
+Frame = Callable[[Event], bytes]
+
+
+def _join(events: list[Event], frame: Frame, tag: str) -> bytes:
+    last = events[-1]
+    key = f"join:{tag}:{events[0].seq}:{events[0].gid}"
+    out = last.cache.get(key)
+    if out is None:
+        out = b"".join(frame(e) for e in events)
+        if len(out) <= _SHARED_JOIN:
+            last.cache[key] = out
+    return out
+
+
+async def follow_job(
+    state: State,
+    follower: Follower,
+    job_id: str,
+    after: int,
+    frame: Frame,
+    tag: str,
+    write: Writer,
+    heartbeat: bytes | None = None,
+) -> bool:
+    """Write the job's events past `after` until its `complete` event; True if that was reached.
+
+    `frame` turns an event into the bytes to send (b"" to skip it); `tag` names that encoding, so
+    joins of the same events in the same encoding are built once. Returns False when the server
+    is closing. Raises whatever `write` raises when the client goes away.
+    """
+    store, stats = state.store, state.stats
+    interval = state.settings.heartbeat_seconds
+    last_write = time.monotonic()
+    while True:
+        events = await store.read(job_id, after, BATCH_BYTES)
+        if events:
+            data = _join(events, frame, tag)
+            after = events[-1].seq
+            if data:
+                await state.guarded(follower, write(data))
+                last_write = time.monotonic()
+                stats.events_sent += len(events)
+                stats.bytes_sent += len(data)
+            if events[-1].type is EventType.COMPLETE:
+                return True
+            continue
+        if state.closing or store.closed:
+            return False
+        job = await store.get_job(job_id)
+        if job.status.is_final and after >= job.last_seq:
+            return True  # resumed past the `complete` event
+        if heartbeat is not None and time.monotonic() - last_write >= interval:
+            await state.guarded(follower, write(heartbeat))
+            last_write = time.monotonic()
+        await store.wait(job_id, after)
+
+
+async def follow_firehose(
+    state: State,
+    follower: Follower,
+    after: int,
+    output: bool,
+    frame: Frame,
+    write: Writer,
+    heartbeat: bytes,
+) -> None:
+    """Write events of every job past global position `after` until the server closes."""
+    store, stats = state.store, state.stats
+    interval = state.settings.heartbeat_seconds
+    last_write = time.monotonic()
+    while not (state.closing or store.closed):
+        events = await store.read_all(after, output=output, max_bytes=BATCH_BYTES)
+        if events:
+            data = b"".join(frame(e) for e in events)
+            after = events[-1].gid
+            await state.guarded(follower, write(data))
+            last_write = time.monotonic()
+            stats.events_sent += len(events)
+            stats.bytes_sent += len(data)
+            continue
+        # Nothing of interest up to the newest event: skip past what was filtered out.
+        after = max(after, store.last_gid())
+        if time.monotonic() - last_write >= interval:
+            await state.guarded(follower, write(heartbeat))
+            last_write = time.monotonic()
+        await store.wait_all(after)

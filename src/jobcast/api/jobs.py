@@ -1,0 +1,108 @@
+"""The /jobs JSON endpoints: create, list, get, cancel, input, signal, resize, delete."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from aiohttp import web
+
+from ..errors import BadRequest
+from ..models import InputRequest, JobSpec, JobStatus, ResizeRequest, SignalRequest
+from .http import json_response, parse_body, query_int
+from .state import STATE
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/jobs")
+async def create_job(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    spec = await parse_body(request, JobSpec)
+    job = await state.store.create_job(spec)
+    await state.supervisor.submit(job, spec)
+    return json_response(await state.store.get_job(job.id), 201)
+
+
+@routes.get("/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    q = request.query
+    status = None
+    if q.get("status"):
+        try:
+            status = JobStatus(q["status"])
+        except ValueError:
+            valid = ", ".join(s.value for s in JobStatus)
+            raise BadRequest(f"unknown status {q['status']!r}; use one of {valid}") from None
+    labels = {}
+    for item in q.getall("label", []):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadRequest(f"label filter {item!r} must look like key=value")
+        labels[key] = value
+    limit = query_int(request, "limit", 50, minimum=1) or 50
+    page = await request.app[STATE].store.list_jobs(
+        status=status, label=labels, name=q.get("name") or None, limit=min(limit, 1000), cursor=q.get("cursor")
+    )
+    return json_response(page)
+
+
+@routes.get("/jobs/{ref}")
+async def get_job(request: web.Request) -> web.Response:
+    return json_response(await request.app[STATE].store.get_job(request.match_info["ref"]))
+
+
+@routes.delete("/jobs/{ref}")
+async def delete_job(request: web.Request) -> web.Response:
+    store = request.app[STATE].store
+    job = await store.get_job(request.match_info["ref"])
+    await store.delete_job(job.id)
+    return web.Response(status=204)
+
+
+@routes.post("/jobs/{ref}/cancel")
+async def cancel_job(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    job = await state.store.get_job(request.match_info["ref"])
+    await state.supervisor.cancel(job.id)
+    return json_response(await state.store.get_job(job.id))
+
+
+@routes.post("/jobs/{ref}/input")
+async def send_input(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    job = await state.store.get_job(request.match_info["ref"])
+    if request.content_type == "application/octet-stream":
+        data, eof = await request.read(), request.query.get("eof") in ("1", "true")
+    else:
+        body = await parse_body(request, InputRequest)
+        if body.b64 is not None:
+            try:
+                data = base64.b64decode(body.b64, validate=True)
+            except binascii.Error:
+                raise BadRequest("`b64` is not valid base64") from None
+        else:
+            data = (body.data or "").encode()
+        eof = body.eof
+    written = await state.supervisor.write_input(job.id, data, eof=eof)
+    return json_response({"written": written})
+
+
+@routes.post("/jobs/{ref}/signal")
+async def send_signal(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    job = await state.store.get_job(request.match_info["ref"])
+    body = await parse_body(request, SignalRequest)
+    name = await state.supervisor.signal(job.id, str(body.signal))
+    return json_response({"signal": name})
+
+
+@routes.post("/jobs/{ref}/resize")
+async def resize(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    job = await state.store.get_job(request.match_info["ref"])
+    body = await parse_body(request, ResizeRequest)
+    await state.supervisor.resize(job.id, body.cols, body.rows)
+    return json_response({"cols": body.cols, "rows": body.rows})

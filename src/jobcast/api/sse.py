@@ -1,0 +1,100 @@
+"""Server-Sent Events: /jobs/{id}/events (one job, ends after `complete`) and /stream (all jobs)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import BadRequest
+from ..models import Event
+from ..protocol import sse_comment, sse_frame
+from .follow import follow_firehose, follow_job
+from .http import query_int
+from .state import STATE, Follower
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+HEARTBEAT = sse_comment("ping")
+
+
+def _resume_point(request: web.Request) -> int | None:
+    """`Last-Event-ID` (sent by a reconnecting EventSource) wins over `after`."""
+    last = request.headers.get("Last-Event-ID", "").strip()
+    if last:
+        try:
+            return max(0, int(last))
+        except ValueError:
+            raise BadRequest(f"Last-Event-ID must be an event's seq (an integer), not {last!r}") from None
+    return query_int(request, "after")
+
+
+def _b64(request: web.Request) -> bool:
+    encoding = request.query.get("encoding", "text")
+    if encoding not in ("text", "base64"):
+        raise BadRequest(f"encoding must be `text` or `base64`, not {encoding!r}")
+    return encoding == "base64"
+
+
+async def _open(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await resp.prepare(request)
+    # Tell the client how soon to come back, and flush the headers so it knows it is connected.
+    await resp.write(b"retry: 1000\n: connected\n\n")
+    return resp
+
+
+@routes.get("/jobs/{ref}/events")
+async def job_events(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    job = await state.store.get_job(request.match_info["ref"])
+    after = _resume_point(request) or 0
+    b64 = _b64(request)
+
+    def frame(ev: Event) -> bytes:
+        return sse_frame(ev, b64=b64)
+
+    resp = await _open(request)
+    follower = Follower("sse", job.id, request.transport)
+    await _run(request, follower, follow_job(
+        state, follower, job.id, after, frame, "sse64" if b64 else "sse", resp.write, HEARTBEAT
+    ))
+    return resp
+
+
+@routes.get("/stream")
+async def firehose(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    after = _resume_point(request)
+    if after is None:
+        after = state.store.last_gid()
+    output = request.query.get("output") in ("1", "true", "yes")
+    b64 = _b64(request)
+
+    def frame(ev: Event) -> bytes:
+        return sse_frame(ev, b64=b64, firehose=True)
+
+    resp = await _open(request)
+    follower = Follower("stream", None, request.transport)
+    await _run(request, follower, follow_firehose(state, follower, after, output, frame, resp.write, HEARTBEAT))
+    return resp
+
+
+async def _run(request: web.Request, follower: Follower, loop: Any) -> None:
+    stats = request.app[STATE].stats
+    stats.add(follower)
+    try:
+        # A client that went away surfaces as a failed write; that ends only this stream.
+        with contextlib.suppress(ConnectionError):
+            await loop
+    finally:
+        stats.remove(follower)

@@ -1,0 +1,95 @@
+"""What the request handlers share: settings, store, supervisor, and the streaming statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ..config import Settings
+from ..store import Store
+
+if TYPE_CHECKING:
+    from ..runner.supervisor import Supervisor
+
+__all__ = ["STATE", "Follower", "State", "Stats"]
+
+
+@dataclass(eq=False, slots=True)
+class Follower:
+    """One streaming connection. `blocked_since` is set while a write waits for the client to read."""
+
+    kind: str
+    job: str | None
+    transport: asyncio.BaseTransport | None
+    blocked_since: float | None = None
+
+
+@dataclass
+class Stats:
+    followers: set[Follower] = field(default_factory=set)
+    per_job: Counter[str] = field(default_factory=Counter)
+    events_sent: int = 0
+    bytes_sent: int = 0
+    stalled_disconnects: int = 0
+
+    def add(self, f: Follower) -> None:
+        self.followers.add(f)
+        if f.job is not None:
+            self.per_job[f.job] += 1
+
+    def remove(self, f: Follower) -> None:
+        self.followers.discard(f)
+        if f.job is not None:
+            self.per_job[f.job] -= 1
+            if self.per_job[f.job] <= 0:
+                del self.per_job[f.job]
+
+    def snapshot(self) -> dict[str, object]:
+        kinds = Counter(f.kind for f in self.followers)
+        return {
+            "clients": {"total": len(self.followers), **{k: kinds.get(k, 0) for k in ("sse", "ws", "log", "stream")}},
+            "per_job": dict(self.per_job),
+            "events_sent": self.events_sent,
+            "bytes_sent": self.bytes_sent,
+            "stalled_disconnects": self.stalled_disconnects,
+        }
+
+
+@dataclass
+class State:
+    settings: Settings
+    store: Store
+    supervisor: Supervisor
+    stats: Stats = field(default_factory=Stats)
+    started: float = field(default_factory=time.time)
+    closing: bool = False
+
+    async def guarded(self, follower: Follower, write: Awaitable[None]) -> None:
+        """Await a write, marking the follower blocked meanwhile so the stall sweeper can see it."""
+        follower.blocked_since = time.monotonic()
+        try:
+            await write
+        finally:
+            follower.blocked_since = None
+
+    def sweep_stalled(self) -> int:
+        """Disconnect followers whose write has waited longer than `stall_timeout_seconds`."""
+        limit = time.monotonic() - self.settings.stall_timeout_seconds
+        stalled = [f for f in self.stats.followers if f.blocked_since is not None and f.blocked_since < limit]
+        for f in stalled:
+            if f.transport is not None:
+                f.transport.abort() if hasattr(f.transport, "abort") else f.transport.close()
+            f.blocked_since = None
+        self.stats.stalled_disconnects += len(stalled)
+        return len(stalled)
+
+
+STATE = web.AppKey("jobcast_state", State)
+
+Writer = Callable[[bytes], Awaitable[None]]

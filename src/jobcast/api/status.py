@@ -1,0 +1,36 @@
+"""/status (health, version, job counts) and /stats (streaming clients, events and bytes sent)."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from .. import __version__
+from ..protocol import PROTOCOL_VERSION
+from .http import json_response
+from .state import STATE
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/status")
+async def status(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    sup = state.supervisor
+    return json_response(
+        {
+            "version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "uptime": round(time.time() - state.started, 3),
+            "store": state.settings.store,
+            "jobs": {"queued": sup.queued(), "running": sup.running()},
+        }
+    )
+
+
+@routes.get("/stats")
+async def stats(request: web.Request) -> web.Response:
+    return json_response(request.app[STATE].stats.snapshot())

@@ -1,0 +1,67 @@
+"""`jobcast serve`: settings from flags, environment and config file, then the server (imported lazily)."""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["serve"]
+
+
+def _flag_type(annotation: Any) -> tuple[Any, bool]:
+    """(click type, multiple) for a Settings field's annotation."""
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin is list:
+        return str, True
+    if origin in (types.UnionType, typing.Union) and args:
+        return _flag_type(args[0])
+    if annotation is Path:
+        return click.Path(path_type=Path), False
+    return {int: int, float: float, bool: bool}.get(annotation, str), False
+
+
+def _settings_options(func: Any) -> Any:
+    """One flag per setting, named like the setting (`max_output_bytes` -> `--max-output-bytes`)."""
+    from ..config import Settings
+
+    for name, field in reversed(Settings.model_fields.items()):
+        kind, multiple = _flag_type(field.annotation)
+        helptext = field.description or ""
+        env = f"JOBCAST_{name.upper()}"
+        func = click.option(
+            "--" + name.replace("_", "-"),
+            name,
+            type=kind,
+            multiple=multiple,
+            default=None,
+            help=f"{helptext} [env {env}; default {field.get_default(call_default_factory=True)!r}]".strip(),
+        )(func)
+    return func
+
+
+@click.command()
+@_settings_options
+def serve(**flags: Any) -> None:
+    """Run the jobcast server (Ctrl-C or SIGTERM stops it gracefully).
+
+    Every setting comes from a flag, else JOBCAST_<NAME> in the environment, else the TOML file
+    given by --config, else its default.
+    """
+    from pydantic import ValidationError
+
+    from ..config import load_settings
+
+    try:
+        settings = load_settings(flags.pop("config"), **flags)
+    except (FileNotFoundError, ValidationError) as e:
+        click.echo(f"jobcast serve: {e}", err=True)
+        sys.exit(2)
+    from ..api.app import run_server
+
+    run_server(settings)
