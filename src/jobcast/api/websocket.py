@@ -107,4 +107,4 @@ async def _command(state: State, job_id: str, text: str) -> None:
     elif cmd.type == "signal":
         await sup.signal(job_id, cmd.signal)
     else:
-        await sup.cancel(job_id)
+        await sup.cancel(job_id, wait=False)

@@ -1,0 +1,76 @@
+"""The server's lifespan: restart after SIGKILL (durable output, lost jobs), graceful SIGTERM."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import signal
+import subprocess
+
+import httpx
+
+from tests.conftest import wait_job
+from tests.helpers import wait_for
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_sigkilled_server_restarts_with_output_intact_and_running_job_lost(server_factory, data_dir):
+    srv = server_factory(data_dir).start()
+    random.seed(11)
+    blob = random.randbytes(3_000_000)
+    (data_dir.parent / "blob").write_bytes(blob)
+    with httpx.Client(base_url=srv.url, timeout=30) as api:
+        done = api.post("/jobs", json={"command": f"cat {data_dir.parent / 'blob'}; echo err >&2"}).json()
+        wait_job(api, done["id"])
+        before = api.get(f"/jobs/{done['id']}/events").content
+        running = api.post("/jobs", json={"command": "echo started; exec sleep 300"}).json()
+        wait_for(lambda: api.get(f"/jobs/{running['id']}/log").content == b"started\n")
+        pid = api.get(f"/jobs/{running['id']}").json()["pid"]
+    srv.kill()
+    assert _alive(pid)  # the job outlived the server, in its own process group
+
+    again = server_factory(data_dir).start()
+    with httpx.Client(base_url=again.url, timeout=30) as api:
+        log = api.get(f"/jobs/{done['id']}/log", params={"stream": "stdout"}).content
+        assert hashlib.sha256(log).digest() == hashlib.sha256(blob).digest()
+        assert api.get(f"/jobs/{done['id']}/events").content == before
+        lost = wait_job(api, running["id"])
+        assert lost["status"] == "lost" and "server" in lost["reason"]
+        events = api.get(f"/jobs/{running['id']}/events").text
+        assert "event: error" in events and events.rstrip().splitlines()[-2] == "event: complete"
+        assert api.get(f"/jobs/{running['id']}/log").content == b"started\n"
+        wait_for(lambda: not _alive(pid))  # its process group was ended
+
+
+def test_sigterm_ends_jobs_cancelled_and_closes_streams(server_factory, data_dir):
+    srv = server_factory(data_dir, extra=["--kill-grace-seconds", "1"]).start()
+    with httpx.Client(base_url=srv.url, timeout=30) as api:
+        job = api.post("/jobs", json={"command": "trap '' TERM; echo up; sleep 300"}).json()
+        wait_for(lambda: api.get(f"/jobs/{job['id']}/log").content == b"up\n")
+        pid = api.get(f"/jobs/{job['id']}").json()["pid"]
+        with api.stream("GET", f"/jobs/{job['id']}/events") as stream:
+            srv.proc.send_signal(signal.SIGTERM)
+            body = b"".join(stream.iter_raw())  # ends cleanly, after `complete`
+    assert srv.proc.wait(30) == 0
+    assert b"event: complete" in body and b'"status":"cancelled"' in body
+    assert not _alive(pid)
+    again = server_factory(data_dir).start()
+    with httpx.Client(base_url=again.url, timeout=30) as api:
+        ended = api.get(f"/jobs/{job['id']}").json()
+    assert ended["status"] == "cancelled" and "shut down" in ended["reason"]
+
+
+def test_no_orphans_or_zombies_after_many_jobs(server):
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        ids = [api.post("/jobs", json={"command": "sleep 0.05 & echo $!"}).json()["id"] for _ in range(20)]
+        for i in ids:
+            wait_job(api, i)
+    ps = subprocess.run(["ps", "--ppid", str(server.proc.pid), "-o", "stat=,pid="], capture_output=True, text=True)
+    assert not [c for c in ps.stdout.splitlines() if c.strip().startswith("Z")]

@@ -1,0 +1,72 @@
+"""WS /jobs/{id}/ws: JSON events, raw binary output, and input/signal/cancel messages."""
+
+from __future__ import annotations
+
+import orjson
+import websockets
+
+from tests.conftest import wait_job
+from tests.helpers import wait_for
+
+
+def ws_url(server, path: str) -> str:
+    return server.url.replace("http://", "ws://") + path
+
+
+async def test_json_events_then_close_after_complete(server, api):
+    job = api.post("/jobs", json={"command": "echo one; echo two >&2"}).json()
+    async with websockets.connect(ws_url(server, f"/jobs/{job['id']}/ws")) as ws:
+        events = [orjson.loads(m) async for m in ws]
+        assert ws.close_code == 1000
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["type"] == "complete"
+    assert "".join(e["data"]["text"] for e in events if e["type"] == "stdout") == "one\n"
+    async with websockets.connect(ws_url(server, f"/jobs/{job['id']}/ws?after={events[-2]['seq']}")) as ws:
+        assert [orjson.loads(m)["seq"] async for m in ws] == [events[-1]["seq"]]
+
+
+async def test_raw_format_sends_output_bytes_only(server, api):
+    job = api.post("/jobs", json={"command": "printf '\\001\\002\\377'; printf x >&2"}).json()
+    async with websockets.connect(ws_url(server, f"/jobs/{job['id']}/ws?format=raw")) as ws:
+        frames = [m async for m in ws]
+    assert all(isinstance(f, bytes) for f in frames)
+    assert sorted(b"".join(frames)) == sorted(b"\x01\x02\xffx")
+
+
+async def test_input_and_cancel_messages(server, api):
+    job = api.post("/jobs", json={"argv": ["cat"], "stdin": True}).json()
+    async with websockets.connect(ws_url(server, f"/jobs/{job['id']}/ws")) as ws:
+        await ws.send(orjson.dumps({"type": "input", "data": "ping\n"}).decode())
+        text = ""
+        while "ping\n" not in text:
+            ev = orjson.loads(await ws.recv())
+            if ev["type"] == "stdout":
+                text += ev["data"]["text"]
+        await ws.send('{"type": "bogus"}')
+        while (ev := orjson.loads(await ws.recv())).get("type") != "error":
+            pass
+        assert ev["error"]["code"] == "bad_request" and "bogus" in ev["error"]["message"]
+        await ws.send('{"type": "cancel"}')
+        events = [orjson.loads(m) async for m in ws]
+    assert events[-1]["type"] == "complete" and events[-1]["data"]["status"] == "cancelled"
+
+
+async def test_raw_binary_frames_are_input(server, api):
+    job = api.post("/jobs", json={"argv": ["cat"], "stdin": True}).json()
+    async with websockets.connect(ws_url(server, f"/jobs/{job['id']}/ws?format=raw")) as ws:
+        await ws.send(b"\x00bin\n")
+        got = b""
+        while b"bin\n" not in got:
+            got += await ws.recv()
+        assert got == b"\x00bin\n"
+        await ws.send('{"type": "signal", "signal": "TERM"}')
+        wait_for(lambda: wait_job(api, job["id"])["signal"] == "SIGTERM")
+
+
+async def test_unknown_job_is_refused_before_upgrade(server):
+    import pytest
+
+    with pytest.raises(websockets.exceptions.InvalidStatus) as e:
+        async with websockets.connect(ws_url(server, "/jobs/nope/ws")):
+            pass
+    assert e.value.response.status_code == 404
