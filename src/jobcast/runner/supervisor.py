@@ -1,0 +1,455 @@
+"""The supervisor: FIFO queue, max running, timeouts, cancel, recovery; the only status writer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from ..config import Settings
+from ..errors import BadRequest, Conflict, JobFinished, NoStdin, ServerShuttingDown
+from ..models import EventType, Job, JobSpec, JobStatus
+from ..store.base import ProcessInfo, Store
+from .limits import Outcome, OutputCap, batch_window, outcome, parse_signal
+from .process import (
+    Backend,
+    Process,
+    SpawnError,
+    SpawnRequest,
+    end_group,
+    read_starttime,
+    spawn_pipes,
+)
+from .pty import spawn_pty
+
+__all__ = ["LocalBackend", "Supervisor"]
+
+logger = logging.getLogger("jobcast.runner")
+
+LOST_RUNNING = "the server stopped while the job ran"
+LOST_QUEUED = "the server stopped before the job started; run it again"
+
+
+class LocalBackend:
+    """Processes as children of this server: the one place that picks pipes or a PTY."""
+
+    async def spawn(self, request: SpawnRequest) -> Process:
+        return spawn_pty(request) if request.pty else spawn_pipes(request)
+
+
+class _Output:
+    """A job's output sink: applies the output cap, then appends to the store."""
+
+    def __init__(self, store: Store, job_id: str, limit: int) -> None:
+        self._store, self._job_id = store, job_id
+        self.cap = OutputCap(limit)
+
+    async def __call__(self, stream: EventType, data: bytes) -> None:
+        keep, crossed = self.cap.take(len(data))
+        if keep:
+            await self._store.append(
+                self._job_id, stream, raw=data if keep == len(data) else data[:keep]
+            )
+        if crossed:
+            notice = {"message": self.cap.notice(), "code": "output_limit"}
+            await self._store.append(self._job_id, EventType.ERROR, notice)
+
+
+async def _discard(stream: EventType, data: bytes) -> None:
+    """Sink for a process reaped without its output being recorded."""
+
+
+@dataclass(eq=False)
+class _Run:
+    job: Job
+    spec: JobSpec
+    proc: Process | None = None
+    #: the process's `run()`: pumping, reaping, draining
+    task: asyncio.Task[int] | None = None
+    killer: asyncio.Task[None] | None = None
+    #: the final status the runner chose when it ended the process itself
+    ended_by: JobStatus | None = None
+    reason: str | None = None
+    #: set once the end is being recorded: from then on, nothing else may append for the job
+    ending: bool = False
+    holds: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """Keep the `complete` event from being appended before an input/resize event in flight."""
+        if self.ending:
+            raise JobFinished(f"job {self.job.id} has just finished")
+        self.holds += 1
+        self.idle.clear()
+        try:
+            yield
+        finally:
+            self.holds -= 1
+            if not self.holds:
+                self.idle.set()
+
+
+def _same_process(info: ProcessInfo) -> bool:
+    pid, _, starttime = info
+    return starttime != 0 and read_starttime(pid) == starttime
+
+
+class Supervisor:
+    """Runs jobs: at most `settings.max_running_jobs` at once, the rest FIFO.
+
+    Status changes go through here only; each job's log ends with one `complete` event.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        followers: Callable[[str], int] | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._followers = followers
+        self._backend: Backend = backend or LocalBackend()
+        self._waiting: dict[str, _Run] = {}
+        self._runs: dict[str, _Run] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started = False
+        self._closing = False
+
+    def running(self) -> int:
+        return len(self._runs)
+
+    def queued(self) -> int:
+        return len(self._waiting)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """End what a previous server left unfinished (recorded `lost`), then start queued jobs."""
+        known = self._runs.keys() | self._waiting.keys()
+        left = [
+            (job, info) for job, info in await self._store.unfinished_jobs() if job.id not in known
+        ]
+        results = await asyncio.gather(
+            *(self._recover(job, info) for job, info in left), return_exceptions=True
+        )
+        for (job, _), result in zip(left, results, strict=True):
+            if isinstance(result, Exception):
+                logger.error("job %s: could not record it lost: %s", job.id, result)
+        self._started = True
+        self._start_waiting()
+
+    async def _recover(self, job: Job, info: ProcessInfo | None) -> None:
+        reason = LOST_QUEUED
+        if job.status is JobStatus.RUNNING:
+            reason = LOST_RUNNING
+            # Only a process with the recorded start time is ours: its pid may have been reused.
+            if info is not None and _same_process(info):
+                logger.warning(
+                    "job %s: ending process group %d left by a previous server", job.id, info[1]
+                )
+                await end_group(info[1], self._settings.kill_grace_seconds)
+        await self._store.append(job.id, EventType.ERROR, {"message": reason, "code": "lost"})
+        await self._record_end(
+            job.id, Outcome(JobStatus.LOST, None, None, reason), job.dropped_bytes
+        )
+
+    async def shutdown(self, reason: str = "server shutting down") -> None:
+        """End every job `cancelled`; return once all are reaped and recorded."""
+        self._closing = True
+        while self._waiting:
+            await self._cancel_waiting(next(iter(self._waiting.values())), reason)
+        for run in list(self._runs.values()):
+            self._end(run, JobStatus.CANCELLED, reason)
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- requests -------------------------------------------------------------------------------
+
+    async def submit(self, job: Job, spec: JobSpec) -> None:
+        """Run `job` (just created `queued`) now if a slot is free, else when one frees up (FIFO).
+
+        Returns at once. Before `start()` the job only waits; `start()` runs it after recovery.
+
+        Raises:
+            ServerShuttingDown: the server is shutting down; the job is recorded cancelled.
+        """
+        run = _Run(job, spec)
+        self._waiting[job.id] = run
+        if self._closing:
+            await self._cancel_waiting(run, "server shutting down")
+            raise ServerShuttingDown(f"the server is shutting down; job {job.id} was not started")
+        self._start_waiting()
+
+    async def cancel(
+        self, job_id: str, reason: str = "cancelled by request", *, wait: bool = True
+    ) -> None:
+        """Cancel a queued job at once, or end a running one (SIGTERM, SIGKILL after the grace).
+
+        Idempotent while the job ends. With `wait`, returns once its end is recorded.
+
+        Raises:
+            JobNotFound: no such job.
+            JobFinished: the job had already finished.
+        """
+        run = await self._lookup(job_id, "cancel")
+        if run.job.id in self._waiting:
+            await self._cancel_waiting(run, reason)
+            return
+        self._end(run, JobStatus.CANCELLED, reason)
+        if wait:
+            await run.done.wait()
+
+    async def signal(self, job_id: str, sig: str | int) -> str:
+        """Send a signal ("INT", "SIGINT", "int" or a number) to the job's whole process group.
+
+        Returns:
+            The signal's canonical name, such as "SIGINT".
+
+        Raises:
+            BadRequest: not a signal. JobFinished: the job has ended. Conflict: it is still queued.
+        """
+        number, name = parse_signal(sig)
+        run = await self._lookup(job_id, "signal")
+        proc = self._started_process(run, f"send it {name}")
+        proc.signal(number)
+        logger.info("job %s: sent %s", run.job.id, name)
+        return name
+
+    async def write_input(self, job_id: str, data: bytes, eof: bool = False) -> int:
+        """Write `data` to the job's stdin or terminal without blocking; `eof` ends the input.
+
+        Returns:
+            The number of bytes accepted. An `input` event records the length, not the content.
+
+        Raises:
+            NoStdin: the job has neither stdin nor a terminal. JobFinished: it has ended.
+            Conflict: it is queued, or has not read what it was sent before.
+        """
+        run = await self._lookup(job_id, "write to")
+        if not (run.spec.stdin or run.spec.pty):
+            raise NoStdin(
+                f"job {run.job.id} was started without stdin; start it with stdin=true "
+                "(or pty=true for a terminal) to send it input"
+            )
+        proc = self._started_process(run, "send it input")
+        async with run.hold():
+            try:
+                n = await proc.write(data, eof)
+            except Conflict as e:
+                raise type(e)(f"cannot write to job {run.job.id}: {e.message}") from None
+            info = {"length": n, "eof": True} if eof else {"length": n}
+            await self._store.append(run.job.id, EventType.INPUT, info)
+        return n
+
+    async def resize(self, job_id: str, cols: int, rows: int) -> None:
+        """Set a PTY job's window size (a queued one starts with it) and record a `resize` event.
+
+        Raises:
+            BadRequest: size out of range. Conflict: not a PTY job. JobFinished: it has ended.
+        """
+        if not (0 < cols <= 1000 and 0 < rows <= 1000):
+            raise BadRequest("cols and rows must be between 1 and 1000")
+        run = await self._lookup(job_id, "resize")
+        if not run.spec.pty:
+            raise Conflict(
+                f"job {run.job.id} does not run in a terminal; only pty=true jobs resize"
+            )
+        async with run.hold():
+            run.spec = run.spec.model_copy(update={"cols": cols, "rows": rows})
+            if run.proc is not None:
+                run.proc.resize(cols, rows)
+            await self._store.append(run.job.id, EventType.RESIZE, {"cols": cols, "rows": rows})
+
+    async def _lookup(self, ref: str, action: str) -> _Run:
+        run = self._runs.get(ref) or self._waiting.get(ref)
+        if run is not None:
+            return run
+        job = await self._store.get_job(ref)
+        run = self._runs.get(job.id) or self._waiting.get(job.id)
+        if run is not None:
+            return run
+        if job.status.is_final:
+            raise JobFinished(
+                f"job {job.id} has already finished ({job.status}); cannot {action} it"
+            )
+        raise Conflict(
+            f"job {job.id} is {job.status} but not run by this server; cannot {action} it"
+        )
+
+    def _started_process(self, run: _Run, action: str) -> Process:
+        if run.job.id in self._waiting or run.proc is None:
+            raise Conflict(
+                f"job {run.job.id} is queued and has not started; wait until it runs to {action}, "
+                "or cancel it"
+            )
+        if run.proc.exited or run.ending:
+            raise JobFinished(f"job {run.job.id} has already finished; cannot {action}")
+        return run.proc
+
+    # -- running --------------------------------------------------------------------------------
+
+    def _start_waiting(self) -> None:
+        if not self._started or self._closing:
+            return
+        while self._waiting and len(self._runs) < self._settings.max_running_jobs:
+            run = self._waiting.pop(next(iter(self._waiting)))
+            self._runs[run.job.id] = run
+            task = asyncio.create_task(self._supervise(run), name=f"jobcast-job-{run.job.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _supervise(self, run: _Run) -> None:
+        try:
+            await self._execute(run)
+        except Exception as e:
+            logger.exception("job %s: the runner failed", run.job.id)
+            await self._record_failure(run, e)
+        finally:
+            run.done.set()
+            del self._runs[run.job.id]
+            self._start_waiting()
+
+    async def _execute(self, run: _Run) -> None:
+        if run.ended_by is not None:
+            await self._record_end(run.job.id, Outcome(run.ended_by, None, None, run.reason))
+            return
+        proc = await self._spawn(run)
+        if proc is None:
+            return
+        sink = _Output(self._store, run.job.id, self._settings.max_output_bytes)
+        run.task = task = asyncio.create_task(proc.run(sink, self._window(run.job.id)))
+        try:
+            if run.ended_by is not None:
+                self._end(run, run.ended_by, run.reason or "")
+            await asyncio.wait({task}, timeout=run.spec.timeout)
+            if not task.done():
+                reason = f"ran past its timeout of {run.spec.timeout:g}s"
+                self._end(run, JobStatus.TIMED_OUT, reason)
+            returncode = await task
+        except BaseException:
+            task.cancel()
+            raise
+        if run.killer is not None:
+            await run.killer
+        await self._quiesce(run)
+        result = outcome(returncode, run.ended_by, run.reason)
+        await self._record_end(run.job.id, result, sink.cap.dropped)
+
+    async def _spawn(self, run: _Run) -> Process | None:
+        """Start the process and record it running; None if it could not start (recorded so)."""
+        request = self._request(run)
+        try:
+            proc = await self._backend.spawn(request)
+        except SpawnError as e:
+            error = {"message": str(e), "code": "spawn_failed"}
+            await self._store.append(run.job.id, EventType.ERROR, error)
+            await self._record_end(run.job.id, Outcome(JobStatus.FAILED, None, None, str(e)))
+            return None
+        run.proc = proc
+        try:
+            await self._store.set_process(run.job.id, proc.info)
+            started = {"started_at": time.time(), "pid": proc.info[0]}
+            await self._store.set_status(run.job.id, JobStatus.RUNNING, **started)
+            command = {"argv": request.argv, "cwd": request.cwd, "pty": request.pty}
+            await self._store.append(run.job.id, EventType.COMMAND, command)
+        except BaseException:
+            proc.signal(signal.SIGKILL)
+            await proc.run(_discard, lambda: 0.0)
+            raise
+        return proc
+
+    def _request(self, run: _Run) -> SpawnRequest:
+        spec = run.spec
+        cwd = os.path.abspath(os.path.expanduser(spec.cwd)) if spec.cwd else os.getcwd()
+        env = {**os.environ, **spec.env, "JOBCAST_JOB_ID": run.job.id}
+        return SpawnRequest(
+            argv=list(run.job.argv),
+            cwd=cwd,
+            env=env,
+            stdin=spec.stdin,
+            pty=spec.pty,
+            cols=spec.cols,
+            rows=spec.rows,
+            kill_grace=self._settings.kill_grace_seconds,
+        )
+
+    def _window(self, job_id: str) -> Callable[[], float]:
+        base, followers = self._settings.batch_window_ms, self._followers
+        failed = False
+
+        def window() -> float:
+            nonlocal failed
+            try:
+                n = followers(job_id) if followers is not None and not failed else 1
+            except Exception:
+                # A failing count must not stop the pump (and block the job on a full pipe).
+                logger.exception("job %s: counting followers failed; using 1", job_id)
+                failed, n = True, 1
+            return batch_window(base, n)
+
+        return window
+
+    def _end(self, run: _Run, status: JobStatus, reason: str) -> None:
+        """End a run's process, once: SIGTERM to its group, SIGKILL after the grace."""
+        if run.ended_by is None and not (run.proc is not None and run.proc.exited):
+            run.ended_by, run.reason = status, reason
+        if run.task is not None and run.killer is None:
+            run.killer = asyncio.create_task(self._kill(run.proc, run.task))
+
+    async def _kill(self, proc: Process | None, task: asyncio.Task[int]) -> None:
+        if proc is None:
+            return
+        proc.signal(signal.SIGTERM)
+        proc.signal(signal.SIGCONT)
+        await asyncio.wait({task}, timeout=self._settings.kill_grace_seconds)
+        if not task.done():
+            logger.info("pid %d outlived SIGTERM; sending SIGKILL to its group", proc.info[0])
+            proc.signal(signal.SIGKILL)
+
+    # -- recording the end ----------------------------------------------------------------------
+
+    async def _cancel_waiting(self, run: _Run, reason: str) -> None:
+        del self._waiting[run.job.id]
+        try:
+            await self._record_end(run.job.id, Outcome(JobStatus.CANCELLED, None, None, reason))
+        except Exception:
+            logger.exception("job %s: could not record it cancelled", run.job.id)
+        finally:
+            run.done.set()
+
+    async def _quiesce(self, run: _Run) -> None:
+        """Refuse new input/resize events for the run and let those in flight land first."""
+        run.ending = True
+        if run.holds:
+            await run.idle.wait()
+
+    async def _record_end(self, job_id: str, result: Outcome, dropped: int = 0) -> None:
+        """Record the final status; the store appends the `complete` event in the same step."""
+        await self._store.set_status(
+            job_id,
+            result.status,
+            finished_at=time.time(),
+            exit_code=result.exit_code,
+            signal=result.signal,
+            reason=result.reason,
+            dropped_bytes=dropped,
+        )
+
+    async def _record_failure(self, run: _Run, exc: Exception) -> None:
+        message = f"the runner failed: {exc}"
+        try:
+            await self._quiesce(run)
+            error = {"message": message, "code": "runner_failed"}
+            await self._store.append(run.job.id, EventType.ERROR, error)
+            await self._record_end(run.job.id, Outcome(JobStatus.FAILED, None, None, message))
+        except Exception:
+            logger.exception("job %s: could not record that the runner failed", run.job.id)

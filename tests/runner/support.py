@@ -1,0 +1,82 @@
+"""Helpers for the runner's tests: submit jobs, wait on them and on processes, with deadlines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobcast.models import Event, EventType, Job, JobSpec, JobStatus
+from jobcast.runner import Supervisor
+from tests.helpers import async_wait_for
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (dead, not yet reaped by init) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 :].split()[0] not in (b"Z", b"X")
+
+
+async def submit(store: Any, sup: Supervisor, **spec: Any) -> Job:
+    job_spec = JobSpec(**spec)
+    job: Job = await store.create_job(job_spec)
+    await sup.submit(job, job_spec)
+    return job
+
+
+async def wait_final(store: Any, job_id: str, within: float = 30.0) -> Job:
+    async def final() -> Job | None:
+        job: Job = await store.get_job(job_id)
+        return job if job.status.is_final else None
+
+    job = await async_wait_for(final, within)
+    assert job is not None
+    return job
+
+
+async def wait_output(
+    store: Any, job_id: str, want: bytes, stream: str = "all", within: float = 10.0
+) -> bytes:
+    async def seen() -> bytes | None:
+        out: bytes = await store.read_output(job_id, stream)
+        return out if want in out else None
+
+    out = await async_wait_for(seen, within)
+    assert out is not None
+    return out
+
+
+async def events(store: Any, job_id: str) -> list[Event]:
+    """The job's whole event log, read page by page."""
+    out: list[Event] = []
+    while page := await store.read(job_id, out[-1].seq if out else 0, max_bytes=1 << 30):
+        out += page
+    return out
+
+
+async def run(store: Any, sup: Supervisor, **spec: Any) -> tuple[Job, list[Event]]:
+    """Submit a job, wait for its end; return it with its whole event log."""
+    job = await submit(store, sup, **spec)
+    job = await wait_final(store, job.id)
+    return job, await events(store, job.id)
+
+
+def of_type(evs: list[Event], type: EventType) -> list[Event]:
+    return [e for e in evs if e.type is type]
+
+
+async def wait_gone(pids: list[int], within: float = 10.0) -> None:
+    async def gone() -> bool:
+        return not any(process_alive(p) for p in pids)
+
+    await async_wait_for(gone, within)
+
+
+async def wait_status(store: Any, job_id: str, status: JobStatus, within: float = 10.0) -> None:
+    async def reached() -> bool:
+        job: Job = await store.get_job(job_id)
+        return job.status is status
+
+    await async_wait_for(reached, within)

@@ -1,0 +1,231 @@
+"""Local processes on their own: spawn, batched pumping, input, ending the group, reaping."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from jobcast.errors import Conflict
+from jobcast.models import EventType
+from jobcast.runner.process import (
+    INPUT_LIMIT,
+    LocalProcess,
+    SpawnError,
+    SpawnRequest,
+    group_alive,
+    read_starttime,
+    spawn_pipes,
+)
+from tests.helpers import async_wait_for
+from tests.runner.support import process_alive, wait_gone
+
+
+class Sink:
+    """Collects what a process writes, batch by batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[EventType, bytes]] = []
+
+    async def __call__(self, stream: EventType, data: bytes) -> None:
+        self.batches.append((stream, data))
+
+    def data(self, stream: EventType = EventType.STDOUT) -> bytes:
+        return b"".join(d for s, d in self.batches if s is stream)
+
+
+def spawn(
+    *argv: str, stdin: bool = False, grace: float = 2.0, cwd: str | None = None
+) -> LocalProcess:
+    request = SpawnRequest(
+        argv=list(argv),
+        cwd=cwd or os.getcwd(),
+        env=dict(os.environ),
+        stdin=stdin,
+        kill_grace=grace,
+    )
+    return spawn_pipes(request)
+
+
+def sh(script: str, stdin: bool = False, grace: float = 2.0) -> LocalProcess:
+    return spawn("/bin/sh", "-c", script, stdin=stdin, grace=grace)
+
+
+async def run(proc: LocalProcess, sink: Sink | None = None, window: float = 0.01) -> int:
+    return await proc.run(sink or Sink(), lambda: window)
+
+
+def test_read_starttime():
+    assert isinstance(read_starttime(os.getpid()), int)
+    assert read_starttime(os.getpid()) == read_starttime(os.getpid())
+    assert read_starttime(2**22 + 12345) is None
+
+
+async def test_identity_is_recorded_at_spawn():
+    proc = spawn("true")
+    pid, pgid, start = proc.info
+    assert pid == pgid  # a new session, so its own process group
+    assert start == read_starttime(pid)
+    assert await run(proc) == 0
+
+
+async def test_exit_codes_and_signals():
+    assert await run(sh("exit 0")) == 0
+    assert await run(sh("exit 3")) == 3
+    assert await run(sh("kill -KILL $$")) == -signal.SIGKILL
+
+
+async def test_stdout_and_stderr_are_separate_and_complete():
+    sink = Sink()
+    script = "for i in $(seq 1 2000); do echo out$i; echo err$i >&2; done"
+    assert await run(sh(script), sink) == 0
+    assert sink.data(EventType.STDOUT) == b"".join(b"out%d\n" % i for i in range(1, 2001))
+    assert sink.data(EventType.STDERR) == b"".join(b"err%d\n" % i for i in range(1, 2001))
+
+
+async def test_a_trickle_is_batched_by_the_window():
+    # 300 lines, about one a millisecond: one read and one batch per window, not one per line.
+    script = "import time\nfor i in range(300):\n    print(i, flush=True)\n    time.sleep(0.001)"
+    sink = Sink()
+    assert await run(spawn(sys.executable, "-c", script), sink, window=0.05) == 0
+    assert sink.data() == b"".join(b"%d\n" % i for i in range(300))
+    assert len(sink.batches) < 100
+
+
+async def test_a_chunk_without_newline_arrives_while_the_process_runs():
+    sink = Sink()
+    proc = sh("printf abc; sleep 30")
+    task = asyncio.create_task(run(proc, sink))
+    start = time.monotonic()
+
+    async def seen() -> bool:
+        return sink.data() == b"abc"
+
+    try:
+        await async_wait_for(seen, 5)
+        assert time.monotonic() - start < 1.0
+        assert not proc.exited
+    finally:
+        proc.signal(signal.SIGKILL)
+        assert await task == -signal.SIGKILL
+
+
+async def test_utf8_characters_are_not_split_across_batches():
+    sink = Sink()
+    script = r"printf 'a\303'; sleep 0.3; printf '\251b\342\202'; sleep 0.3; printf '\254'"
+    assert await run(sh(script), sink) == 0
+    assert sink.data() == "aéb€".encode()
+    assert len(sink.batches) >= 2
+    for _, data in sink.batches:
+        data.decode("utf-8")  # each batch ends on a character boundary
+
+
+async def test_binary_output_is_byte_exact():
+    blob = os.urandom(3 << 20)
+    code = "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"
+    proc = spawn(sys.executable, "-c", code, stdin=True)
+    sink = Sink()
+    task = asyncio.create_task(run(proc, sink))
+    await proc.write(blob, eof=True)
+    assert await task == 0
+    assert sink.data() == blob
+
+
+async def test_input_is_written_without_blocking_and_eof_closes_it():
+    sink = Sink()
+    proc = spawn("cat", stdin=True)
+    task = asyncio.create_task(run(proc, sink))
+    assert await proc.write(b"hello\n") == 6
+    assert await proc.write(b"world\n", eof=True) == 6
+    with pytest.raises(Conflict):
+        await proc.write(b"late")
+    assert await task == 0
+    assert sink.data() == b"hello\nworld\n"
+
+
+async def test_input_to_a_process_that_does_not_read_is_bounded():
+    proc = sh("sleep 30", stdin=True)
+    task = asyncio.create_task(run(proc))
+    try:
+        chunk = b"x" * (64 << 10)
+        with pytest.raises(Conflict, match="not reading its input"):
+            for _ in range(2 * INPUT_LIMIT // len(chunk) + 64):
+                await proc.write(chunk)
+        # The event loop stayed free all along.
+        await asyncio.wait_for(asyncio.sleep(0), 1)
+    finally:
+        proc.signal(signal.SIGKILL)
+        await task
+
+
+async def test_no_stdin():
+    proc = spawn("true")
+    with pytest.raises(Conflict, match="without stdin"):
+        await proc.write(b"x")
+    assert await run(proc) == 0
+
+
+async def test_what_the_process_leaves_in_its_group_is_ended():
+    sink = Sink()
+    proc = sh("sleep 300 & echo $!", grace=0.5)
+    assert await run(proc, sink) == 0
+    child = int(sink.data())
+    await wait_gone([child])
+    assert not group_alive(proc.info[1])
+
+
+async def test_an_escaped_descendant_holding_the_pipe_does_not_hold_the_job():
+    # `setsid` takes the sleep out of the job's group; it keeps stdout open for 300 s.
+    sink = Sink()
+    proc = sh("setsid sh -c 'echo $$; exec sleep 300' & sleep 0.2")
+    start = time.monotonic()
+    assert await run(proc, sink) == 0
+    assert time.monotonic() - start < 10
+    escaped = int(sink.data())
+    try:
+        assert process_alive(escaped)
+    finally:
+        os.kill(escaped, signal.SIGKILL)
+
+
+async def test_signal_reaches_the_group_and_not_after_reaping():
+    sink = Sink()
+    proc = sh("sleep 300 & echo $!; wait")
+    task = asyncio.create_task(run(proc, sink))
+
+    async def child() -> bytes:
+        return sink.data()
+
+    pid = int(await async_wait_for(child, 5))
+    proc.signal(signal.SIGTERM)
+    assert await task == -signal.SIGTERM
+    await wait_gone([pid])
+    proc.signal(signal.SIGTERM)  # a no-op once reaped
+
+
+async def test_cancelling_run_kills_and_reaps():
+    proc = sh("sleep 300")
+    task = asyncio.create_task(run(proc))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert proc.exited
+    await wait_gone([proc.info[0]])
+
+
+def test_spawn_errors_say_what_to_fix(tmp_path):
+    with pytest.raises(SpawnError, match="'no-such-program' was not found on PATH"):
+        spawn("no-such-program")
+    with pytest.raises(SpawnError, match="was not found; check the spelling"):
+        spawn(str(tmp_path / "nope"))
+    script = tmp_path / "script"
+    script.write_text("#!/bin/sh\n")
+    with pytest.raises(SpawnError, match="permission denied"):
+        spawn(str(script))
+    with pytest.raises(SpawnError, match="working directory .* does not exist"):
+        spawn("true", cwd=str(tmp_path / "missing"))
