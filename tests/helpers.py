@@ -22,15 +22,15 @@ def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float 
 
 
 async def async_wait_for(
-    condition: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.02
+    condition: Callable[[], Awaitable[T]], within: float = 10.0, interval: float = 0.02
 ) -> T:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = await condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
 
 
@@ -43,7 +43,9 @@ def read_sse(resp_lines_bytes: bytes) -> list[dict]:
     return [orjson.loads(m.data) for m in SSEParser().feed(resp_lines_bytes) if m.data]
 
 
-async def collect_sse(client, url: str, headers: dict | None = None, limit: int | None = None) -> list[dict]:
+async def collect_sse(
+    client, url: str, headers: dict | None = None, limit: int | None = None
+) -> list[dict]:
     """Read an SSE stream with an httpx.AsyncClient until it ends (or `limit` events)."""
     import orjson
 

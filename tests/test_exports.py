@@ -16,13 +16,21 @@ def test_all_is_sorted_and_importable():
 
 def _loaded_after(stmt: str) -> set[str]:
     code = f"import sys; {stmt}; print(' '.join(sorted(sys.modules)))"
-    return set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    return set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
 
 
 def test_clients_load_neither_server_nor_storage():
     for stmt in ("import jobcast", "import jobcast.client", "import jobcast.cli"):
         loaded = _loaded_after(stmt)
-        assert not {m for m in loaded if m.startswith(("aiohttp", "sqlite3", "jobcast.api", "jobcast.store"))}, stmt
+        assert not {
+            m
+            for m in loaded
+            if m.startswith(("aiohttp", "sqlite3", "jobcast.api", "jobcast.store"))
+        }, stmt
 
 
 def _imports(module: str) -> set[str]:
@@ -50,5 +58,7 @@ def test_only_the_runner_writes_status():
     import pathlib
 
     src = pathlib.Path(jobcast.__file__).parent
-    writers = {p.relative_to(src).as_posix() for p in src.rglob("*.py") if "set_status(" in p.read_text()}
+    writers = {
+        p.relative_to(src).as_posix() for p in src.rglob("*.py") if "set_status(" in p.read_text()
+    }
     assert writers <= {"runner/supervisor.py", "store/base.py", "store/sqlite.py"}, writers

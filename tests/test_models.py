@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from jobcast.models import FINAL_STATUSES, TRANSITIONS, JobSpec, JobStatus, can_transition, new_job_id
+from jobcast.models import (
+    FINAL_STATUSES,
+    TRANSITIONS,
+    JobSpec,
+    JobStatus,
+    can_transition,
+    new_job_id,
+)
 
 
 def test_final_statuses_never_change():
@@ -19,8 +26,14 @@ def test_final_statuses_never_change():
 def test_spec_needs_exactly_one_command():
     assert JobSpec(command="echo hi").resolved_argv() == ["/bin/sh", "-c", "echo hi"]
     assert JobSpec(argv=["ls", "-l"]).resolved_argv() == ["ls", "-l"]
-    for bad in ({}, {"command": "x", "argv": ["y"]}, {"command": "  "}, {"argv": []},
-                {"command": "x", "name": "has space"}, {"command": "x", "extra": 1}):
+    for bad in (
+        {},
+        {"command": "x", "argv": ["y"]},
+        {"command": "  "},
+        {"argv": []},
+        {"command": "x", "name": "has space"},
+        {"command": "x", "extra": 1},
+    ):
         with pytest.raises(ValidationError):
             JobSpec.model_validate(bad)
 

@@ -9,7 +9,14 @@ import pytest
 
 from jobcast.errors import BadRequest
 from jobcast.models import Event, EventType
-from jobcast.protocol import SSEParser, event_json, parse_ws_command, sse_comment, sse_frame, ws_frame
+from jobcast.protocol import (
+    SSEParser,
+    event_json,
+    parse_ws_command,
+    sse_comment,
+    sse_frame,
+    ws_frame,
+)
 
 
 def _out(raw: bytes) -> Event:
@@ -19,15 +26,23 @@ def _out(raw: bytes) -> Event:
 def test_event_json_decodes_output_with_replacement_and_caches():
     ev = _out(b"ok\xff\n")
     data = orjson.loads(event_json(ev))
-    assert data == {"seq": 5, "job": "j1", "type": "stdout", "ts": 1.5,
-                    "data": {"offset": 10, "length": 4, "text": "ok\ufffd\n"}}
+    assert data == {
+        "seq": 5,
+        "job": "j1",
+        "type": "stdout",
+        "ts": 1.5,
+        "data": {"offset": 10, "length": 4, "text": "ok\ufffd\n"},
+    }
     assert event_json(ev) is event_json(ev)  # encoded once
     b64 = orjson.loads(event_json(ev, b64=True))["data"]["b64"]
     assert base64.b64decode(b64) == b"ok\xff\n"
 
 
 def test_sse_frame_round_trips_through_the_parser_in_any_split():
-    events = [_out(b"line one\nline two\r\n"), Event(6, "j1", EventType.COMPLETE, 2.0, {"status": "succeeded"})]
+    events = [
+        _out(b"line one\nline two\r\n"),
+        Event(6, "j1", EventType.COMPLETE, 2.0, {"status": "succeeded"}),
+    ]
     wire = b": comment\n\n" + b"".join(sse_frame(e) for e in events) + sse_comment("ping")
     for step in (1, 3, 7, len(wire)):
         parser = SSEParser()
@@ -55,8 +70,13 @@ def test_ws_commands_parse_or_say_what_is_wrong():
     assert parse_ws_command('{"type": "resize", "cols": 100, "rows": 30}').cols == 100
     assert parse_ws_command('{"type": "signal", "signal": "INT"}').signal == "INT"
     assert parse_ws_command('{"type": "cancel"}').type == "cancel"
-    for bad, words in [("nope", "JSON"), ("[1]", "object"), ('{"type": "x"}', "unknown"),
-                       ('{"type": "resize", "cols": 0, "rows": 1}', "between"),
-                       ('{"type": "input"}', "data"), ('{"type": "input", "b64": "!!"}', "base64")]:
+    for bad, words in [
+        ("nope", "JSON"),
+        ("[1]", "object"),
+        ('{"type": "x"}', "unknown"),
+        ('{"type": "resize", "cols": 0, "rows": 1}', "between"),
+        ('{"type": "input"}', "data"),
+        ('{"type": "input", "b64": "!!"}', "base64"),
+    ]:
         with pytest.raises(BadRequest, match=words):
             parse_ws_command(bad)

@@ -67,7 +67,9 @@ def load_settings(config: Path | str | None = None, **flags: Any) -> Settings:
         config = Settings().config
     path = Path(config) if config is not None else None
     if path is not None and not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist (from --config or JOBCAST_CONFIG)")
+        raise FileNotFoundError(
+            f"config file {str(path)!r} does not exist (from --config or JOBCAST_CONFIG)"
+        )
     token = _config_file.set(path)
     try:
         return Settings(config=path, **given)

@@ -158,9 +158,13 @@ def error_from_payload(status: int, payload: object) -> JobcastError:
         message = str(payload["error"].get("message", message))
     cls = _BY_CODE.get(code)
     if cls is None:
-        cls = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict}.get(
-            status, JobcastError
-        )
+        cls = {
+            400: BadRequest,
+            401: Unauthorized,
+            403: Forbidden,
+            404: NotFound,
+            409: Conflict,
+        }.get(status, JobcastError)
     err = cls(message)
     err.status = status
     return err

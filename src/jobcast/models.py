@@ -54,12 +54,20 @@ class JobStatus(StrEnum):
 
 
 FINAL_STATUSES = frozenset(
-    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT, JobStatus.LOST}
+    {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.TIMED_OUT,
+        JobStatus.LOST,
+    }
 )
 
 #: The only changes of status there are; a finished job never changes again.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.LOST}),
+    JobStatus.QUEUED: frozenset(
+        {JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.LOST}
+    ),
     JobStatus.RUNNING: FINAL_STATUSES,
     **{s: frozenset() for s in FINAL_STATUSES},
 }
@@ -83,7 +91,9 @@ class EventType(StrEnum):
 
 OUTPUT_EVENTS = frozenset({EventType.STDOUT, EventType.STDERR})
 #: What the firehose carries without `?output=1`.
-LIFECYCLE_EVENTS = frozenset({EventType.STATUS, EventType.COMMAND, EventType.COMPLETE, EventType.ERROR})
+LIFECYCLE_EVENTS = frozenset(
+    {EventType.STATUS, EventType.COMMAND, EventType.COMPLETE, EventType.ERROR}
+)
 
 
 class JobSpec(BaseModel):
@@ -92,14 +102,20 @@ class JobSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     command: str | None = Field(None, description="A shell command line, run by /bin/sh -c.")
-    argv: list[str] | None = Field(None, min_length=1, description="Program and arguments, no shell.")
+    argv: list[str] | None = Field(
+        None, min_length=1, description="Program and arguments, no shell."
+    )
     cwd: str | None = Field(None, description="Working directory; the server's own if unset.")
-    env: dict[str, str] = Field(default_factory=dict, description="Added to the server's environment.")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Added to the server's environment."
+    )
     pty: bool = Field(False, description="Run in a pseudo-terminal (stdout and stderr merge).")
     cols: int = Field(80, ge=1, le=1000)
     rows: int = Field(24, ge=1, le=1000)
     stdin: bool = Field(False, description="Keep stdin open for POST /jobs/{id}/input.")
-    timeout: float | None = Field(None, gt=0, description="Seconds before the job is ended timed_out.")
+    timeout: float | None = Field(
+        None, gt=0, description="Seconds before the job is ended timed_out."
+    )
     name: str | None = Field(None, pattern=NAME_PATTERN, description="Unique among active jobs.")
     labels: dict[str, str] = Field(default_factory=dict)
 
@@ -112,7 +128,9 @@ class JobSpec(BaseModel):
         return self
 
     def resolved_argv(self) -> list[str]:
-        return ["/bin/sh", "-c", self.command] if self.command is not None else list(self.argv or [])
+        return (
+            ["/bin/sh", "-c", self.command] if self.command is not None else list(self.argv or [])
+        )
 
 
 class Job(BaseModel):
@@ -132,9 +150,13 @@ class Job(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     exit_code: int | None = None
-    signal: str | None = Field(None, description="Name of the signal that ended the process, if any.")
+    signal: str | None = Field(
+        None, description="Name of the signal that ended the process, if any."
+    )
     pid: int | None = None
-    reason: str | None = Field(None, description="Why the job ended as it did, when it is not obvious.")
+    reason: str | None = Field(
+        None, description="Why the job ended as it did, when it is not obvious."
+    )
     stdout_bytes: int = 0
     stderr_bytes: int = 0
     dropped_bytes: int = Field(0, description="Output dropped past max_output_bytes.")
@@ -164,8 +186,6 @@ def complete_data(job: Job) -> dict[str, Any]:
 class JobList(BaseModel):
     jobs: list[Job]
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next (older) page.")
-
-
 
 
 @dataclass(slots=True, eq=False)

@@ -191,12 +191,17 @@ def parse_ws_command(raw: str | bytes) -> WSCommand:
         return WSCommand("input", data=msg["data"].encode())
     if kind == "resize":
         cols, rows = msg.get("cols"), msg.get("rows")
-        if not (isinstance(cols, int) and isinstance(rows, int) and 0 < cols <= 1000 and 0 < rows <= 1000):
+        if not (
+            isinstance(cols, int)
+            and isinstance(rows, int)
+            and 0 < cols <= 1000
+            and 0 < rows <= 1000
+        ):
             raise BadRequest("a resize message needs integer `cols` and `rows` between 1 and 1000")
         return WSCommand("resize", cols=cols, rows=rows)
     if kind == "signal":
         if not isinstance(msg.get("signal"), str):
-            raise BadRequest("a signal message needs `signal`, such as \"INT\" or \"TERM\"")
+            raise BadRequest('a signal message needs `signal`, such as "INT" or "TERM"')
         return WSCommand("signal", signal=msg["signal"])
     if kind == "cancel":
         return WSCommand("cancel")

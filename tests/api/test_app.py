@@ -21,13 +21,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_sigkilled_server_restarts_with_output_intact_and_running_job_lost(server_factory, data_dir):
+def test_sigkilled_server_restarts_with_output_intact_and_running_job_lost(
+    server_factory, data_dir
+):
     srv = server_factory(data_dir).start()
     random.seed(11)
     blob = random.randbytes(3_000_000)
     (data_dir.parent / "blob").write_bytes(blob)
     with httpx.Client(base_url=srv.url, timeout=30) as api:
-        done = api.post("/jobs", json={"command": f"cat {data_dir.parent / 'blob'}; echo err >&2"}).json()
+        done = api.post(
+            "/jobs", json={"command": f"cat {data_dir.parent / 'blob'}; echo err >&2"}
+        ).json()
         wait_job(api, done["id"])
         before = api.get(f"/jobs/{done['id']}/events").content
         running = api.post("/jobs", json={"command": "echo started; exec sleep 300"}).json()
@@ -69,8 +73,13 @@ def test_sigterm_ends_jobs_cancelled_and_closes_streams(server_factory, data_dir
 
 def test_no_orphans_or_zombies_after_many_jobs(server):
     with httpx.Client(base_url=server.url, timeout=30) as api:
-        ids = [api.post("/jobs", json={"command": "sleep 0.05 & echo $!"}).json()["id"] for _ in range(20)]
+        ids = [
+            api.post("/jobs", json={"command": "sleep 0.05 & echo $!"}).json()["id"]
+            for _ in range(20)
+        ]
         for i in ids:
             wait_job(api, i)
-    ps = subprocess.run(["ps", "--ppid", str(server.proc.pid), "-o", "stat=,pid="], capture_output=True, text=True)
+    ps = subprocess.run(
+        ["ps", "--ppid", str(server.proc.pid), "-o", "stat=,pid="], capture_output=True, text=True
+    )
     assert not [c for c in ps.stdout.splitlines() if c.strip().startswith("Z")]

@@ -9,7 +9,9 @@ from tests.helpers import wait_for
 
 
 def test_create_and_finish_with_exit_code(api):
-    r = api.post("/jobs", json={"command": "echo hello; exit 3", "name": "hello", "labels": {"k": "v"}})
+    r = api.post(
+        "/jobs", json={"command": "echo hello; exit 3", "name": "hello", "labels": {"k": "v"}}
+    )
     assert r.status_code == 201, r.text
     job = r.json()
     assert job["status"] in ("queued", "running") and job["name"] == "hello"
@@ -26,7 +28,10 @@ def test_argv_runs_without_a_shell(api):
 
 
 def test_cwd_and_env(api, tmp_path):
-    job = api.post("/jobs", json={"command": "pwd; echo $GREETING", "cwd": str(tmp_path), "env": {"GREETING": "hi"}}).json()
+    job = api.post(
+        "/jobs",
+        json={"command": "pwd; echo $GREETING", "cwd": str(tmp_path), "env": {"GREETING": "hi"}},
+    ).json()
     assert wait_job(api, job["id"])["status"] == "succeeded"
     assert api.get(f"/jobs/{job['id']}/log").text == f"{tmp_path}\nhi\n"
 
@@ -41,7 +46,11 @@ def test_a_job_that_cannot_start_says_why(api, tmp_path):
 
 def test_bad_input_gets_clear_errors(api):
     cases = [
-        (api.post("/jobs", content=b"{not json", headers={"Content-Type": "application/json"}), 400, "invalid_json"),
+        (
+            api.post("/jobs", content=b"{not json", headers={"Content-Type": "application/json"}),
+            400,
+            "invalid_json",
+        ),
         (api.post("/jobs", json=["echo"]), 400, "invalid_json"),
         (api.post("/jobs", json={}), 422, "validation_failed"),
         (api.post("/jobs", json={"command": "a", "argv": ["b"]}), 422, "validation_failed"),
@@ -60,14 +69,24 @@ def test_bad_input_gets_clear_errors(api):
 
 
 def test_list_filters_and_pagination(api):
-    ids = [api.post("/jobs", json={"argv": ["true"], "labels": {"batch": "b1", "i": str(i)}}).json()["id"] for i in range(4)]
+    ids = [
+        api.post("/jobs", json={"argv": ["true"], "labels": {"batch": "b1", "i": str(i)}}).json()[
+            "id"
+        ]
+        for i in range(4)
+    ]
     page = api.get("/jobs", params={"label": "batch=b1", "limit": 3}).json()
     assert [j["id"] for j in page["jobs"]] == ids[::-1][:3]
-    rest = api.get("/jobs", params={"label": "batch=b1", "limit": 3, "cursor": page["next_cursor"]}).json()
+    rest = api.get(
+        "/jobs", params={"label": "batch=b1", "limit": 3, "cursor": page["next_cursor"]}
+    ).json()
     assert [j["id"] for j in rest["jobs"]] == ids[:1] and rest["next_cursor"] is None
     for i in ids:
         wait_job(api, i)
-    assert all(j["status"] == "succeeded" for j in api.get("/jobs", params={"status": "succeeded"}).json()["jobs"])
+    assert all(
+        j["status"] == "succeeded"
+        for j in api.get("/jobs", params={"status": "succeeded"}).json()["jobs"]
+    )
 
 
 def test_cancel_is_idempotent_and_finished_jobs_refuse(api):
@@ -89,16 +108,22 @@ def test_input_needs_stdin_and_reaches_the_process(api):
     api.post(f"/jobs/{plain['id']}/cancel")
     job = api.post("/jobs", json={"argv": ["cat"], "stdin": True}).json()
     assert api.post(f"/jobs/{job['id']}/input", json={"data": "one\n"}).json() == {"written": 4}
-    assert api.post(f"/jobs/{job['id']}/input", json={"b64": "dHdvCg==", "eof": True}).json() == {"written": 4}
+    assert api.post(f"/jobs/{job['id']}/input", json={"b64": "dHdvCg==", "eof": True}).json() == {
+        "written": 4
+    }
     assert wait_job(api, job["id"])["status"] == "succeeded"
     assert api.get(f"/jobs/{job['id']}/log").content == b"one\ntwo\n"
 
 
 def test_signal_reaches_the_group(api):
-    job = api.post("/jobs", json={"command": "trap 'echo got INT; exit 7' INT; while :; do sleep 0.05; done"}).json()
+    job = api.post(
+        "/jobs", json={"command": "trap 'echo got INT; exit 7' INT; while :; do sleep 0.05; done"}
+    ).json()
     wait_for(lambda: api.get(f"/jobs/{job['id']}").json()["status"] == "running")
     time.sleep(0.2)  # let the shell install its trap; nothing observable to wait on
-    assert api.post(f"/jobs/{job['id']}/signal", json={"signal": "INT"}).json() == {"signal": "SIGINT"}
+    assert api.post(f"/jobs/{job['id']}/signal", json={"signal": "INT"}).json() == {
+        "signal": "SIGINT"
+    }
     done = wait_job(api, job["id"])
     assert done["exit_code"] == 7
     bad = api.post(f"/jobs/{job['id']}/signal", json={"signal": "NOPE"})

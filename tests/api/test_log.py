@@ -10,7 +10,7 @@ from tests.conftest import wait_job
 
 
 def test_10_mb_of_random_binary_round_trips_byte_exact(api):
-    cmd = "python3 -c \"import os,sys,random; random.seed(7); sys.stdout.buffer.write(random.randbytes(10_000_000))\""
+    cmd = 'python3 -c "import os,sys,random; random.seed(7); sys.stdout.buffer.write(random.randbytes(10_000_000))"'
     job = api.post("/jobs", json={"command": cmd}).json()
     assert wait_job(api, job["id"])["stdout_bytes"] == 10_000_000
     import random
@@ -22,7 +22,9 @@ def test_10_mb_of_random_binary_round_trips_byte_exact(api):
 
 
 def test_ranges_offsets_and_streams(api):
-    job = api.post("/jobs", json={"command": "printf 0123456789; printf ERR >&2; printf abc"}).json()
+    job = api.post(
+        "/jobs", json={"command": "printf 0123456789; printf ERR >&2; printf abc"}
+    ).json()
     wait_job(api, job["id"])
     url = f"/jobs/{job['id']}/log"
     assert api.get(url, params={"stream": "stdout"}).content == b"0123456789abc"
@@ -30,8 +32,12 @@ def test_ranges_offsets_and_streams(api):
     assert sorted(api.get(url).content) == sorted(b"0123456789abcERR")
     r = api.get(url, params={"stream": "stdout"}, headers={"Range": "bytes=2-4"})
     assert (r.status_code, r.content, r.headers["Content-Range"]) == (206, b"234", "bytes 2-4/13")
-    assert api.get(url, params={"stream": "stdout"}, headers={"Range": "bytes=-3"}).content == b"abc"
-    assert api.get(url, params={"stream": "stdout"}, headers={"Range": "bytes=10-"}).content == b"abc"
+    assert (
+        api.get(url, params={"stream": "stdout"}, headers={"Range": "bytes=-3"}).content == b"abc"
+    )
+    assert (
+        api.get(url, params={"stream": "stdout"}, headers={"Range": "bytes=10-"}).content == b"abc"
+    )
     assert api.get(url, params={"stream": "stdout", "offset": 7}).content == b"789abc"
     r = api.get(url, params={"stream": "stdout"}, headers={"Range": "bytes=99-"})
     assert r.status_code == 416 and r.json()["error"]["code"] == "range_not_satisfiable"
@@ -40,8 +46,12 @@ def test_ranges_offsets_and_streams(api):
 
 
 def test_follow_streams_until_the_job_ends(api, server):
-    job = api.post("/jobs", json={"command": "for i in 1 2 3 4 5; do echo $i; sleep 0.05; done"}).json()
-    with httpx.stream("GET", f"{server.url}/jobs/{job['id']}/log", params={"follow": 1}, timeout=30) as r:
+    job = api.post(
+        "/jobs", json={"command": "for i in 1 2 3 4 5; do echo $i; sleep 0.05; done"}
+    ).json()
+    with httpx.stream(
+        "GET", f"{server.url}/jobs/{job['id']}/log", params={"follow": 1}, timeout=30
+    ) as r:
         chunks = r.iter_raw()
         first = next(chunks)
         assert first.startswith(b"1\n")

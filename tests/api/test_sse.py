@@ -78,21 +78,29 @@ async def test_base64_encoding_carries_exact_bytes(aapi):
 
 
 async def test_100_clients_each_get_100000_lines_in_order_once(server):
-    async with httpx.AsyncClient(base_url=server.url, timeout=120, limits=httpx.Limits(max_connections=200)) as c:
+    async with httpx.AsyncClient(
+        base_url=server.url, timeout=120, limits=httpx.Limits(max_connections=200)
+    ) as c:
         job = (await c.post("/jobs", json={"command": "sleep 0.5; seq 1 100000"})).json()
-        results = await asyncio.gather(*(collect_sse(c, f"/jobs/{job['id']}/events") for _ in range(100)))
+        results = await asyncio.gather(
+            *(collect_sse(c, f"/jobs/{job['id']}/events") for _ in range(100))
+        )
     for events in results:
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         assert output_of(events) == NUMBERS
         assert events[-1]["type"] == "complete"
 
 
-async def _raw_sse_request(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _raw_sse_request(
+    port: int, path: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
     sock.connect(("127.0.0.1", port))
     reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n".encode())
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n".encode()
+    )
     await writer.drain()
     return reader, writer
 
@@ -111,18 +119,24 @@ def _dechunk(body: bytes) -> bytes:
 async def test_a_stalled_client_slows_nobody_and_catches_up(server, aapi):
     cmd = "python3 -c \"import sys\nfor i in range(300000): sys.stdout.write('%099d\\n' % i)\""
     job = (await aapi.post("/jobs", json={"command": "sleep 0.3; " + cmd})).json()
-    expected = "".join("%099d\n" % i for i in range(300000))
+    expected = "".join(f"{i:099d}\n" for i in range(300000))
     rss_before = rss_kib(server.proc.pid)
     reader, writer = await _raw_sse_request(server.port, f"/jobs/{job['id']}/events")
     # The stalled client reads nothing while three others follow the whole job to its end.
-    others = await asyncio.gather(*(collect_sse(aapi, f"/jobs/{job['id']}/events") for _ in range(3)))
+    others = await asyncio.gather(
+        *(collect_sse(aapi, f"/jobs/{job['id']}/events") for _ in range(3))
+    )
     for events in others:
         assert output_of(events) == expected
     stats = (await aapi.get("/stats")).json()
     assert stats["per_job"].get(job["id"]) == 1  # only the stalled one is still connected
     rss_growth_mib = (rss_kib(server.proc.pid) - rss_before) / 1024
-    assert rss_growth_mib < 24, f"server grew by {rss_growth_mib:.1f} MiB while one client stalled on 30 MB"
-    body = await asyncio.wait_for(reader.read(-1), 60)  # the server ends the stream after `complete`
+    assert rss_growth_mib < 24, (
+        f"server grew by {rss_growth_mib:.1f} MiB while one client stalled on 30 MB"
+    )
+    body = await asyncio.wait_for(
+        reader.read(-1), 60
+    )  # the server ends the stream after `complete`
     writer.close()
     await writer.wait_closed()
     head, _, chunked = body.partition(b"\r\n\r\n")
@@ -142,7 +156,7 @@ async def test_a_client_that_stops_reading_is_disconnected_and_counted(server_fa
         async def counted() -> bool:
             return (await c.get("/stats")).json()["stalled_disconnects"] >= 1
 
-        await async_wait_for(counted, timeout=60, interval=0.2)
+        await async_wait_for(counted, within=60, interval=0.2)
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()

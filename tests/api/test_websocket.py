@@ -21,7 +21,9 @@ async def test_json_events_then_close_after_complete(server, api):
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["type"] == "complete"
     assert "".join(e["data"]["text"] for e in events if e["type"] == "stdout") == "one\n"
-    async with websockets.connect(ws_url(server, f"/jobs/{job['id']}/ws?after={events[-2]['seq']}")) as ws:
+    async with websockets.connect(
+        ws_url(server, f"/jobs/{job['id']}/ws?after={events[-2]['seq']}")
+    ) as ws:
         assert [orjson.loads(m)["seq"] async for m in ws] == [events[-1]["seq"]]
 
 

@@ -18,7 +18,9 @@ async def test_create_get_and_first_event(store):
     assert (await store.get_job(job.id)).id == job.id
     assert (await store.get_job("BUILD")).id == job.id
     events = await store.read(job.id, 0)
-    assert [(e.seq, e.type, e.data) for e in events] == [(1, EventType.STATUS, {"status": "queued"})]
+    assert [(e.seq, e.type, e.data) for e in events] == [
+        (1, EventType.STATUS, {"status": "queued"})
+    ]
 
 
 async def test_unknown_job(store):
@@ -116,7 +118,10 @@ async def test_firehose_lifecycle_and_output(store):
 
 
 async def test_list_filters_and_pagination(store):
-    ids = [(await store.create_job(JobSpec(argv=["true"], labels={"n": str(i % 2)}))).id for i in range(5)]
+    ids = [
+        (await store.create_job(JobSpec(argv=["true"], labels={"n": str(i % 2)}))).id
+        for i in range(5)
+    ]
     page = await store.list_jobs(limit=2)
     assert [j.id for j in page.jobs] == ids[::-1][:2]
     page2 = await store.list_jobs(limit=2, cursor=page.next_cursor)

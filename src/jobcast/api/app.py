@@ -61,8 +61,11 @@ async def _sweep(state: State) -> None:
     while True:
         await asyncio.sleep(1.0)
         if n := state.sweep_stalled():
-            logger.warning("disconnected %d client(s) that read nothing for %.0fs", n,
-                           state.settings.stall_timeout_seconds)
+            logger.warning(
+                "disconnected %d client(s) that read nothing for %.0fs",
+                n,
+                state.settings.stall_timeout_seconds,
+            )
 
 
 async def _shutdown(app: web.Application) -> None:

@@ -48,7 +48,9 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         raise ValidationFailed(_describe(e)) from None
 
 
-def query_int(request: web.Request, name: str, default: int | None = None, minimum: int = 0) -> int | None:
+def query_int(
+    request: web.Request, name: str, default: int | None = None, minimum: int = 0
+) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
@@ -77,10 +79,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         msg = f"{request.method} is not allowed on {request.path}; use {', '.join(sorted(e.allowed_methods))}"
         return json_response({"error": {"code": "method_not_allowed", "message": msg}}, 405)
     except web.HTTPRequestEntityTooLarge as e:
-        return json_response({"error": {"code": "too_large", "message": e.text or "body too large"}}, 413)
+        return json_response(
+            {"error": {"code": "too_large", "message": e.text or "body too large"}}, 413
+        )
     except web.HTTPException:
         raise
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        payload = {"error": {"code": "internal", "message": "internal server error; see the server log"}}
+        payload = {
+            "error": {"code": "internal", "message": "internal server error; see the server log"}
+        }
         return json_response(payload, 500)

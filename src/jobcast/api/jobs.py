@@ -44,7 +44,11 @@ async def list_jobs(request: web.Request) -> web.Response:
         labels[key] = value
     limit = query_int(request, "limit", 50, minimum=1) or 50
     page = await request.app[STATE].store.list_jobs(
-        status=status, label=labels, name=q.get("name") or None, limit=min(limit, 1000), cursor=q.get("cursor")
+        status=status,
+        label=labels,
+        name=q.get("name") or None,
+        limit=min(limit, 1000),
+        cursor=q.get("cursor"),
     )
     return json_response(page)
 

@@ -25,7 +25,9 @@ def _range(header: str, size: int) -> tuple[int, int]:
     """`Range: bytes=a-b | a- | -n` -> [start, end) within `size`."""
     m = _RANGE.match(header.strip())
     if m is None or m.group(1) == m.group(2) == "":
-        raise BadRequest(f"Range {header!r} is not understood; use bytes=START-END, bytes=START- or bytes=-N")
+        raise BadRequest(
+            f"Range {header!r} is not understood; use bytes=START-END, bytes=START- or bytes=-N"
+        )
     first, last = m.group(1), m.group(2)
     if first == "":
         start, end = max(0, size - int(last)), size
@@ -33,7 +35,9 @@ def _range(header: str, size: int) -> tuple[int, int]:
         start = int(first)
         end = min(size, int(last) + 1) if last else size
     if start >= size or end <= start:
-        raise RangeNotSatisfiable(f"the range starts past the end of the output ({size} bytes so far)")
+        raise RangeNotSatisfiable(
+            f"the range starts past the end of the output ({size} bytes so far)"
+        )
     return start, end
 
 

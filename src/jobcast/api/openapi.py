@@ -32,17 +32,39 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _op(summary: str, *, body: str | None = None, ok: str | None = None, status: str = "200",
-        params: list[tuple[str, str, str]] | None = None, media: str = "application/json") -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {
-        status: {"description": "OK", "content": {media: {"schema": _ref(ok) if ok else {}}}},
-        "default": {"description": "Error", "content": {"application/json": {"schema": _ref("Error")}}},
-    }}
+def _op(
+    summary: str,
+    *,
+    body: str | None = None,
+    ok: str | None = None,
+    status: str = "200",
+    params: list[tuple[str, str, str]] | None = None,
+    media: str = "application/json",
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {
+            status: {"description": "OK", "content": {media: {"schema": _ref(ok) if ok else {}}}},
+            "default": {
+                "description": "Error",
+                "content": {"application/json": {"schema": _ref("Error")}},
+            },
+        },
+    }
     if body:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
     if params:
         op["parameters"] = [
-            {"name": n, "in": where, "required": where == "path", "description": d, "schema": {"type": "string"}}
+            {
+                "name": n,
+                "in": where,
+                "required": where == "path",
+                "description": d,
+                "schema": {"type": "string"},
+            }
             for n, where, d in params
         ]
     return op
@@ -60,37 +82,77 @@ def spec() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/jobs": {
             "post": _op("Start a job", body="JobSpec", ok="Job", status="201"),
-            "get": _op("List jobs, newest first", ok="JobList", params=[
-                ("status", "query", "Only jobs with this status"),
-                ("label", "query", "key=value; repeatable"),
-                ("name", "query", "Only jobs with this name"),
-                ("limit", "query", "Page size (default 50)"),
-                ("cursor", "query", "next_cursor of the previous page"),
-            ]),
+            "get": _op(
+                "List jobs, newest first",
+                ok="JobList",
+                params=[
+                    ("status", "query", "Only jobs with this status"),
+                    ("label", "query", "key=value; repeatable"),
+                    ("name", "query", "Only jobs with this name"),
+                    ("limit", "query", "Page size (default 50)"),
+                    ("cursor", "query", "next_cursor of the previous page"),
+                ],
+            ),
         },
         "/jobs/{ref}": {
             "get": _op("A job", ok="Job", params=[REF]),
             "delete": _op("Forget a finished job and its output", status="204", params=[REF]),
         },
-        "/jobs/{ref}/cancel": {"post": _op("SIGTERM the process group, SIGKILL after a grace", ok="Job", params=[REF])},
-        "/jobs/{ref}/input": {"post": _op("Write to stdin or the PTY", body="InputRequest", params=[REF])},
-        "/jobs/{ref}/signal": {"post": _op("Signal the process group", body="SignalRequest", params=[REF])},
-        "/jobs/{ref}/resize": {"post": _op("Set the PTY window size", body="ResizeRequest", params=[REF])},
-        "/jobs/{ref}/log": {"get": _op("Raw output bytes (Range supported)", media="application/octet-stream", params=[
-            REF, ("stream", "query", "stdout, stderr or all (default)"), ("offset", "query", "Start at this byte"),
-            ("follow", "query", "1: keep the response open like tail -f"),
-        ])},
-        "/jobs/{ref}/events": {"get": _op("Server-Sent Events of the job; ends after `complete`",
-                                          media="text/event-stream", params=[
-            REF, ("after", "query", "Resume after this seq (or send Last-Event-ID)"),
-            ("encoding", "query", "base64: output events also carry `b64`"),
-        ])},
-        "/jobs/{ref}/ws": {"get": _op("WebSocket: events as JSON frames (format=raw: output as binary frames)",
-                                      params=[REF, ("after", "query", "Resume after this seq"),
-                                              ("format", "query", "json (default) or raw")])},
-        "/stream": {"get": _op("Firehose of all jobs' lifecycle events (output=1: output too)",
-                               media="text/event-stream", params=[("output", "query", "1 to include output"),
-                                                                  ("after", "query", "Resume after this id")])},
+        "/jobs/{ref}/cancel": {
+            "post": _op("SIGTERM the process group, SIGKILL after a grace", ok="Job", params=[REF])
+        },
+        "/jobs/{ref}/input": {
+            "post": _op("Write to stdin or the PTY", body="InputRequest", params=[REF])
+        },
+        "/jobs/{ref}/signal": {
+            "post": _op("Signal the process group", body="SignalRequest", params=[REF])
+        },
+        "/jobs/{ref}/resize": {
+            "post": _op("Set the PTY window size", body="ResizeRequest", params=[REF])
+        },
+        "/jobs/{ref}/log": {
+            "get": _op(
+                "Raw output bytes (Range supported)",
+                media="application/octet-stream",
+                params=[
+                    REF,
+                    ("stream", "query", "stdout, stderr or all (default)"),
+                    ("offset", "query", "Start at this byte"),
+                    ("follow", "query", "1: keep the response open like tail -f"),
+                ],
+            )
+        },
+        "/jobs/{ref}/events": {
+            "get": _op(
+                "Server-Sent Events of the job; ends after `complete`",
+                media="text/event-stream",
+                params=[
+                    REF,
+                    ("after", "query", "Resume after this seq (or send Last-Event-ID)"),
+                    ("encoding", "query", "base64: output events also carry `b64`"),
+                ],
+            )
+        },
+        "/jobs/{ref}/ws": {
+            "get": _op(
+                "WebSocket: events as JSON frames (format=raw: output as binary frames)",
+                params=[
+                    REF,
+                    ("after", "query", "Resume after this seq"),
+                    ("format", "query", "json (default) or raw"),
+                ],
+            )
+        },
+        "/stream": {
+            "get": _op(
+                "Firehose of all jobs' lifecycle events (output=1: output too)",
+                media="text/event-stream",
+                params=[
+                    ("output", "query", "1 to include output"),
+                    ("after", "query", "Resume after this id"),
+                ],
+            )
+        },
         "/status": {"get": _op("Health, version, job counts")},
         "/stats": {"get": _op("Streaming clients, events and bytes sent")},
     }

@@ -28,7 +28,9 @@ def _resume_point(request: web.Request) -> int | None:
         try:
             return max(0, int(last))
         except ValueError:
-            raise BadRequest(f"Last-Event-ID must be an event's seq (an integer), not {last!r}") from None
+            raise BadRequest(
+                f"Last-Event-ID must be an event's seq (an integer), not {last!r}"
+            ) from None
     return query_int(request, "after")
 
 
@@ -65,9 +67,13 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 
     resp = await _open(request)
     follower = Follower("sse", job.id, request.transport)
-    await _run(request, follower, follow_job(
-        state, follower, job.id, after, frame, "sse64" if b64 else "sse", resp.write, HEARTBEAT
-    ))
+    await _run(
+        request,
+        follower,
+        follow_job(
+            state, follower, job.id, after, frame, "sse64" if b64 else "sse", resp.write, HEARTBEAT
+        ),
+    )
     return resp
 
 
@@ -85,7 +91,11 @@ async def firehose(request: web.Request) -> web.StreamResponse:
 
     resp = await _open(request)
     follower = Follower("stream", None, request.transport)
-    await _run(request, follower, follow_firehose(state, follower, after, output, frame, resp.write, HEARTBEAT))
+    await _run(
+        request,
+        follower,
+        follow_firehose(state, follower, after, output, frame, resp.write, HEARTBEAT),
+    )
     return resp
 
 

@@ -53,7 +53,10 @@ class Stats:
     def snapshot(self) -> dict[str, object]:
         kinds = Counter(f.kind for f in self.followers)
         return {
-            "clients": {"total": len(self.followers), **{k: kinds.get(k, 0) for k in ("sse", "ws", "log", "stream")}},
+            "clients": {
+                "total": len(self.followers),
+                **{k: kinds.get(k, 0) for k in ("sse", "ws", "log", "stream")},
+            },
             "per_job": dict(self.per_job),
             "events_sent": self.events_sent,
             "bytes_sent": self.bytes_sent,
@@ -81,7 +84,11 @@ class State:
     def sweep_stalled(self) -> int:
         """Disconnect followers whose write has waited longer than `stall_timeout_seconds`."""
         limit = time.monotonic() - self.settings.stall_timeout_seconds
-        stalled = [f for f in self.stats.followers if f.blocked_since is not None and f.blocked_since < limit]
+        stalled = [
+            f
+            for f in self.stats.followers
+            if f.blocked_since is not None and f.blocked_since < limit
+        ]
         for f in stalled:
             if f.transport is not None:
                 f.transport.abort() if hasattr(f.transport, "abort") else f.transport.close()

@@ -48,7 +48,9 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
     b64 = request.query.get("encoding") == "base64"
     after = query_int(request, "after", 0) or 0
 
-    ws = web.WebSocketResponse(compress=False, heartbeat=state.settings.heartbeat_seconds, max_msg_size=1 << 20)
+    ws = web.WebSocketResponse(
+        compress=False, heartbeat=state.settings.heartbeat_seconds, max_msg_size=1 << 20
+    )
     await ws.prepare(request)
     transport = request.transport
     assert transport is not None
@@ -80,11 +82,15 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
         if not ws.closed:
             code = 1000 if sender.done() and not sender.cancelled() else 1001
             with contextlib.suppress(ConnectionError):
-                await ws.close(code=code, message=b"job complete" if code == 1000 else b"going away")
+                await ws.close(
+                    code=code, message=b"job complete" if code == 1000 else b"going away"
+                )
     return ws
 
 
-async def _receive(state: State, ws: web.WebSocketResponse, job_id: str, *, binary_input: bool) -> None:
+async def _receive(
+    state: State, ws: web.WebSocketResponse, job_id: str, *, binary_input: bool
+) -> None:
     async for msg in ws:
         try:
             if msg.type is WSMsgType.BINARY and binary_input:
@@ -92,7 +98,9 @@ async def _receive(state: State, ws: web.WebSocketResponse, job_id: str, *, bina
             elif msg.type is WSMsgType.TEXT:
                 await _command(state, job_id, msg.data)
             elif msg.type is WSMsgType.BINARY:
-                raise BadRequest("binary frames are input only with ?format=raw; send JSON text frames")
+                raise BadRequest(
+                    "binary frames are input only with ?format=raw; send JSON text frames"
+                )
         except JobcastError as e:
             await ws.send_str(orjson.dumps({"type": "error", **e.to_payload()}).decode())
 

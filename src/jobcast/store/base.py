@@ -88,7 +88,11 @@ class Store(Protocol):
     # -- events ---------------------------------------------------------------------------------
 
     async def append(
-        self, job_id: str, type: EventType, data: dict[str, Any] | None = None, raw: bytes | None = None
+        self,
+        job_id: str,
+        type: EventType,
+        data: dict[str, Any] | None = None,
+        raw: bytes | None = None,
     ) -> Event:
         """Append one event and wake the readers waiting at the tail.
 

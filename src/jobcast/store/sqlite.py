@@ -74,6 +74,7 @@ CREATE INDEX IF NOT EXISTS events_job_pos ON events (job_id, pos) WHERE pos IS N
 
 _ALL = "*"  # the hub key of the firehose
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+_LIFECYCLE_SQL = ",".join(f"'{t.value}'" for t in sorted(LIFECYCLE_EVENTS))
 _EVENT_COLS = "gid, job_id, seq, type, ts, data, offset, length"
 _JOB_FIELDS = frozenset(
     {"started_at", "finished_at", "exit_code", "signal", "pid", "reason", "dropped_bytes"}
@@ -272,14 +273,20 @@ class SQLiteStore:
         ).fetchall()
         out: list[tuple[Job, ProcessInfo | None]] = []
         for job_id, pid, pgid, start in rows:
-            info = (pid, pgid, start) if pid is not None and pgid is not None and start is not None else None
+            info = (
+                (pid, pgid, start)
+                if pid is not None and pgid is not None and start is not None
+                else None
+            )
             out.append((await self.get_job(job_id), info))
         return out
 
     async def set_status(self, job_id: str, status: JobStatus, **fields: Any) -> Job:
         job = await self.get_job(job_id)
         if not can_transition(job.status, status):
-            raise JobFinished(f"job {job_id} is already {job.status.value}; it cannot become {status.value}")
+            raise JobFinished(
+                f"job {job_id} is already {job.status.value}; it cannot become {status.value}"
+            )
         unknown = set(fields) - _JOB_FIELDS
         if unknown:
             raise ValueError(f"set_status cannot change {sorted(unknown)}")
@@ -425,13 +432,13 @@ class SQLiteStore:
     ) -> list[Event]:
         if after + 1 >= self._global_first:
             start = after + 1 - self._global_first
-            events = self._global if output else [
-                e for e in self._global[start:] if e.type in LIFECYCLE_EVENTS
-            ]
+            events = (
+                self._global
+                if output
+                else [e for e in self._global[start:] if e.type in LIFECYCLE_EVENTS]
+            )
             return _take(events, start if output else 0, max_bytes)
-        types = "" if output else " AND type IN (%s)" % ",".join(
-            f"'{t.value}'" for t in LIFECYCLE_EVENTS
-        )
+        types = "" if output else f" AND type IN ({_LIFECYCLE_SQL})"
         rows = self.db.execute(
             f"SELECT {_EVENT_COLS} FROM events WHERE gid > ?{types} ORDER BY gid LIMIT 1000",
             (after,),
