@@ -30,7 +30,6 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".jobcast")
     config: Path | None = None
     store: str = Field("sqlite", description="`sqlite` (embedded) or a `redis://` URL")
-    watch: list[str] = Field(default_factory=list)
     #: beyond this many running jobs, new jobs wait `queued` (FIFO)
     max_running_jobs: int = Field(8, ge=1)
     #: per job, stdout and stderr together; past it output is dropped with an `error` notice
