@@ -78,14 +78,16 @@ async def test_base64_encoding_carries_exact_bytes(aapi):
 
 
 async def test_100_clients_each_get_100000_lines_in_order_once(server):
-    async with httpx.AsyncClient(
-        base_url=server.url, timeout=120, limits=httpx.Limits(max_connections=200)
-    ) as c:
+    limits = httpx.Limits(max_connections=200)
+    async with httpx.AsyncClient(base_url=server.url, timeout=120, limits=limits) as c:
         job = (await c.post("/jobs", json={"command": "sleep 0.5; seq 1 100000"})).json()
+        # one more client stops reading until the hundred others are done
+        reader, writer = await _raw_sse_request(server.port, f"/jobs/{job['id']}/events")
         results = await asyncio.gather(
             *(collect_sse(c, f"/jobs/{job['id']}/events") for _ in range(100))
         )
-    for events in results:
+        late = await _read_raw_sse(reader, writer)
+    for events in [*results, late]:
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         assert output_of(events) == NUMBERS
         assert events[-1]["type"] == "complete"
@@ -134,16 +136,19 @@ async def test_a_stalled_client_slows_nobody_and_catches_up(server, aapi):
     assert rss_growth_mib < 24, (
         f"server grew by {rss_growth_mib:.1f} MiB while one client stalled on 30 MB"
     )
-    body = await asyncio.wait_for(
-        reader.read(-1), 60
-    )  # the server ends the stream after `complete`
+    # the server ends the stream after `complete`
+    events = await _read_raw_sse(reader, writer)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert output_of(events) == expected
+
+
+async def _read_raw_sse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> list[dict]:
+    body = await asyncio.wait_for(reader.read(-1), 60)
     writer.close()
     await writer.wait_closed()
     head, _, chunked = body.partition(b"\r\n\r\n")
     assert b"200 OK" in head
-    events = [orjson.loads(m.data) for m in SSEParser().feed(_dechunk(chunked))]
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert output_of(events) == expected
+    return [orjson.loads(m.data) for m in SSEParser().feed(_dechunk(chunked))]
 
 
 async def test_a_client_that_stops_reading_is_disconnected_and_counted(server_factory, data_dir):
