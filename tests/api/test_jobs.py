@@ -159,3 +159,15 @@ def test_max_running_jobs_queues_fifo(server_factory, data_dir):
         assert api.get(f"/jobs/{second['id']}").json()["status"] == "queued"
         a, b = wait_job(api, first["id"]), wait_job(api, second["id"])
         assert b["started_at"] >= a["finished_at"]
+
+
+def test_deleting_a_followed_job_ends_its_streams(api, server):
+    import httpx
+
+    job = api.post("/jobs", json={"command": "echo x"}).json()
+    wait_job(api, job["id"])
+    with httpx.stream("GET", f"{server.url}/jobs/{job['id']}/log", params={"follow": 1}) as r:
+        assert api.delete(f"/jobs/{job['id']}").status_code == 204
+        assert b"".join(r.iter_raw()) in (b"", b"x\n")
+    assert api.get("/status").status_code == 200
+    assert "Traceback" not in server.output()

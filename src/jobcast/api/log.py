@@ -8,7 +8,7 @@ from typing import cast
 
 from aiohttp import web
 
-from ..errors import BadRequest, RangeNotSatisfiable
+from ..errors import BadRequest, JobNotFound, RangeNotSatisfiable
 from ..store import StreamName
 from .http import query_int
 from .state import STATE, Follower
@@ -69,7 +69,7 @@ async def job_log(request: web.Request) -> web.StreamResponse:
     follower = Follower("log", job.id, request.transport)
     state.stats.add(follower)
     try:
-        with contextlib.suppress(ConnectionError):
+        with contextlib.suppress(ConnectionError, JobNotFound):
             await _copy(request, resp, follower, job.id, name, start, end)
     finally:
         state.stats.remove(follower)

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import BadRequest
+from ..errors import BadRequest, JobNotFound
 from ..models import Event
 from ..protocol import sse_comment, sse_frame
 from .follow import follow_firehose, follow_job
@@ -103,8 +103,9 @@ async def _run(request: web.Request, follower: Follower, loop: Any) -> None:
     stats = request.app[STATE].stats
     stats.add(follower)
     try:
-        # A client that went away surfaces as a failed write; that ends only this stream.
-        with contextlib.suppress(ConnectionError):
+        # A client that went away surfaces as a failed write, a job deleted meanwhile as
+        # JobNotFound: either ends only this stream (its headers are long sent).
+        with contextlib.suppress(ConnectionError, JobNotFound):
             await loop
     finally:
         stats.remove(follower)

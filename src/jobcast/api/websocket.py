@@ -77,7 +77,7 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
         for task in (sender, receiver):
             task.cancel()
         for task in (sender, receiver):
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, JobcastError):
                 await task
         if not ws.closed:
             code = 1000 if sender.done() and not sender.cancelled() else 1001
