@@ -8,7 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .client import AsyncClient, Client
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     BadRequest,
     Conflict,
@@ -21,6 +22,19 @@ from .errors import (
     NotFound,
 )
 from .models import Event, EventType, Job, JobList, JobSpec, JobStatus
+
+if TYPE_CHECKING:
+    from .client import AsyncClient, Client
+
+
+def __getattr__(name: str) -> Any:
+    # The clients pull in httpx and websockets; the server, which imports this package too,
+    # starts faster without them.
+    if name in ("Client", "AsyncClient"):
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'jobcast' has no attribute {name!r}")
 
 __all__ = [
     "AsyncClient",
