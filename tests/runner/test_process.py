@@ -12,15 +12,9 @@ import pytest
 
 from jobcast.errors import Conflict
 from jobcast.models import EventType
-from jobcast.runner.process import (
-    INPUT_LIMIT,
-    LocalProcess,
-    SpawnError,
-    SpawnRequest,
-    group_alive,
-    read_starttime,
-    spawn_pipes,
-)
+from jobcast.runner.backend import SpawnError, SpawnRequest
+from jobcast.runner.group import group_alive, read_starttime
+from jobcast.runner.process import INPUT_LIMIT, LocalProcess, spawn_pipes
 from tests.helpers import async_wait_for
 from tests.runner.support import process_alive, wait_gone
 

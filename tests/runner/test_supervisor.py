@@ -12,7 +12,7 @@ import pytest
 
 from jobcast.errors import BadRequest, Conflict, JobFinished, NoStdin, ServerShuttingDown
 from jobcast.models import Event, EventType, JobSpec, JobStatus
-from jobcast.runner.process import read_starttime
+from jobcast.runner.group import read_starttime
 from tests.helpers import async_wait_for
 from tests.runner.support import (
     events,
@@ -188,6 +188,8 @@ async def test_max_running_jobs_queues_fifo(store, make_supervisor):
     await sup.write_input(first.id, b"", eof=True)
     jobs = [await wait_final(store, j.id) for j in (first, second, third)]
     assert [j.status for j in jobs] == [JobStatus.SUCCEEDED] * 3
+    assert jobs[0].finished_at is not None
+    assert jobs[1].started_at is not None and jobs[2].started_at is not None
     assert jobs[0].finished_at <= jobs[1].started_at <= jobs[2].started_at
     assert (sup.running(), sup.queued()) == (0, 0)
 
@@ -290,7 +292,9 @@ async def test_recovery_marks_lost_and_ends_the_left_process_group(
     # Same pid, another start time: a reused pid, which must never be signalled.
     reused = await store.create_job(JobSpec(command="sleep 300"))
     await store.set_status(reused.id, JobStatus.RUNNING, started_at=time.time())
-    fake = (stranger.pid, stranger.pid, read_starttime(stranger.pid) + 1)
+    stranger_start = read_starttime(stranger.pid)
+    assert stranger_start is not None
+    fake = (stranger.pid, stranger.pid, stranger_start + 1)
     await store.set_process(reused.id, fake)
     never_started = await store.create_job(JobSpec(command="true"))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .process import Backend, Process, SpawnError, SpawnRequest
+from .backend import Backend, Process, SpawnError, SpawnRequest
 from .supervisor import LocalBackend, Supervisor
 
 __all__ = ["Backend", "LocalBackend", "Process", "SpawnError", "SpawnRequest", "Supervisor"]

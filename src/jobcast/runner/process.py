@@ -11,29 +11,15 @@ import logging
 import os
 import signal
 import subprocess
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 from ..errors import Conflict
 from ..models import EventType
 from ..store.base import ProcessInfo
+from .backend import OutputSink, SpawnError, SpawnRequest, Window
+from .group import end_group, group_alive, read_starttime, signal_group
 from .limits import spawn_failure, utf8_boundary
 
-__all__ = [
-    "Backend",
-    "LocalProcess",
-    "OutputSink",
-    "Process",
-    "SpawnError",
-    "SpawnRequest",
-    "end_group",
-    "group_alive",
-    "read_starttime",
-    "signal_group",
-    "spawn_pipes",
-]
+__all__ = ["LocalProcess", "spawn_pipes"]
 
 logger = logging.getLogger("jobcast.runner")
 
@@ -45,140 +31,6 @@ FAST_READ = 256 << 10
 INPUT_LIMIT = 1 << 20
 #: After the process and its group are gone, how long an escaped descendant may hold the pipes.
 DRAIN_GRACE = 0.5
-_GROUP_POLL = 0.02
-
-Window = Callable[[], float]
-
-
-class OutputSink(Protocol):
-    async def __call__(self, stream: EventType, data: bytes) -> None:
-        """Record one batch of a stream's output; called in order, one batch at a time."""
-
-
-@dataclass(frozen=True, slots=True)
-class SpawnRequest:
-    argv: list[str]
-    cwd: str
-    env: dict[str, str]
-    stdin: bool = False
-    pty: bool = False
-    cols: int = 80
-    rows: int = 24
-    #: between SIGTERM and SIGKILL when what the process left behind in its group is ended
-    kill_grace: float = 5.0
-
-
-class SpawnError(Exception):
-    """The process could not start; the message says what to fix."""
-
-
-class Process(Protocol):
-    """One job's process as the supervisor drives it (local now; a per-job supervisor later)."""
-
-    #: pid, process group id, start time: what a restarted server needs to recognise it
-    info: ProcessInfo
-
-    @property
-    def exited(self) -> bool:
-        """The process itself has ended (output may still be draining)."""
-
-    async def run(self, sink: OutputSink, window: Window) -> int:
-        """Pump output into `sink` until the process has ended, been reaped and drained.
-
-        `window()` gives the seconds to let output gather between reads. Returns the return code
-        (negative: the signal that ended it). Call once.
-        """
-
-    def signal(self, sig: int) -> None:
-        """Send `sig` to the whole process group; a no-op once the job has been reaped."""
-
-    async def write(self, data: bytes, eof: bool = False) -> int:
-        """Queue `data` for the process's input without blocking; `eof` ends the input after it.
-
-        Raises:
-            Conflict: the input is closed, or too much is still waiting to be read.
-        """
-
-    def resize(self, cols: int, rows: int) -> None:
-        """Set the terminal's window size.
-
-        Raises:
-            Conflict: the process has no terminal.
-        """
-
-
-class Backend(Protocol):
-    async def spawn(self, request: SpawnRequest) -> Process:
-        """Start the process with output held (in its pipes) until `run` reads it.
-
-        Raises:
-            SpawnError: it could not start.
-        """
-
-
-def _stat_fields(pid: int | str) -> list[bytes] | None:
-    """Fields 3 on of /proc/PID/stat (index 0 is the state), or None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses; it ends at the last ")".
-    return stat[stat.rindex(b")") + 2 :].split()
-
-
-def read_starttime(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (clock ticks after boot), or None if there is no such process."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields is not None else None
-
-
-def signal_group(pgid: int, sig: int) -> bool:
-    """Signal every process of the group; False if none is left."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        logger.warning("not allowed to signal process group %d", pgid)
-        return False
-    return True
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether a live (not zombie) process is left in the group."""
-    if not signal_group(pgid, 0):
-        return False
-    # kill() also finds zombies, which an init that reaps slowly (or never, in some containers)
-    # leaves behind: only a look at their state tells. Rare, so the scan of /proc is affordable.
-    with os.scandir("/proc") as entries:
-        for entry in entries:
-            fields = _stat_fields(entry.name) if entry.name.isdigit() else None
-            if fields is not None and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-                return True
-    return False
-
-
-async def _group_gone(pgid: int, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while group_alive(pgid):
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(_GROUP_POLL)
-    return True
-
-
-async def end_group(pgid: int, grace: float) -> None:
-    """SIGTERM the group, SIGKILL what is left after `grace` seconds, wait until it is gone."""
-    if not signal_group(pgid, signal.SIGTERM):
-        return
-    # A stopped process acts on SIGTERM only once continued.
-    signal_group(pgid, signal.SIGCONT)
-    if await _group_gone(pgid, grace):
-        return
-    logger.info("process group %d outlived SIGTERM by %.1fs; sending SIGKILL", pgid, grace)
-    signal_group(pgid, signal.SIGKILL)
-    await _group_gone(pgid, 5.0)
 
 
 @functools.cache

@@ -10,7 +10,8 @@ import subprocess
 import termios
 
 from ..models import EventType
-from .process import LocalProcess, OutputSink, SpawnRequest, Window, spawn_error
+from .backend import OutputSink, SpawnRequest, Window
+from .process import LocalProcess, spawn_error
 
 __all__ = ["PtyProcess", "set_winsize", "spawn_pty"]
 

@@ -15,16 +15,10 @@ from ..config import Settings
 from ..errors import BadRequest, Conflict, JobFinished, NoStdin, ServerShuttingDown
 from ..models import EventType, Job, JobSpec, JobStatus
 from ..store.base import ProcessInfo, Store
+from .backend import Backend, Process, SpawnError, SpawnRequest
+from .group import end_group, same_process
 from .limits import Outcome, OutputCap, batch_window, outcome, parse_signal
-from .process import (
-    Backend,
-    Process,
-    SpawnError,
-    SpawnRequest,
-    end_group,
-    read_starttime,
-    spawn_pipes,
-)
+from .process import spawn_pipes
 from .pty import spawn_pty
 
 __all__ = ["LocalBackend", "Supervisor"]
@@ -96,11 +90,6 @@ class _Run:
                 self.idle.set()
 
 
-def _same_process(info: ProcessInfo) -> bool:
-    pid, _, starttime = info
-    return starttime != 0 and read_starttime(pid) == starttime
-
-
 class Supervisor:
     """Runs jobs: at most `settings.max_running_jobs` at once, the rest FIFO.
 
@@ -152,7 +141,7 @@ class Supervisor:
         if job.status is JobStatus.RUNNING:
             reason = LOST_RUNNING
             # Only a process with the recorded start time is ours: its pid may have been reused.
-            if info is not None and _same_process(info):
+            if info is not None and same_process(info):
                 logger.warning(
                     "job %s: ending process group %d left by a previous server", job.id, info[1]
                 )

@@ -1,0 +1,80 @@
+"""The backend swap point: what the supervisor asks of whatever starts and drives processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..models import EventType
+from ..store.base import ProcessInfo
+
+__all__ = ["Backend", "OutputSink", "Process", "SpawnError", "SpawnRequest", "Window"]
+
+Window = Callable[[], float]
+
+
+class OutputSink(Protocol):
+    async def __call__(self, stream: EventType, data: bytes) -> None:
+        """Record one batch of a stream's output; called in order, one batch at a time."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnRequest:
+    argv: list[str]
+    cwd: str
+    env: dict[str, str]
+    stdin: bool = False
+    pty: bool = False
+    cols: int = 80
+    rows: int = 24
+    #: between SIGTERM and SIGKILL when what the process left behind in its group is ended
+    kill_grace: float = 5.0
+
+
+class SpawnError(Exception):
+    """The process could not start; the message says what to fix."""
+
+
+class Process(Protocol):
+    """One job's process as the supervisor drives it (local now; a per-job supervisor later)."""
+
+    #: pid, process group id, start time: what a restarted server needs to recognise it
+    info: ProcessInfo
+
+    @property
+    def exited(self) -> bool:
+        """The process itself has ended (output may still be draining)."""
+
+    async def run(self, sink: OutputSink, window: Window) -> int:
+        """Pump output into `sink` until the process has ended, been reaped and drained.
+
+        `window()` gives the seconds to let output gather between reads. Returns the return code
+        (negative: the signal that ended it). Call once.
+        """
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the whole process group; a no-op once the job has been reaped."""
+
+    async def write(self, data: bytes, eof: bool = False) -> int:
+        """Queue `data` for the process's input without blocking; `eof` ends the input after it.
+
+        Raises:
+            Conflict: the input is closed, or too much is still waiting to be read.
+        """
+
+    def resize(self, cols: int, rows: int) -> None:
+        """Set the terminal's window size.
+
+        Raises:
+            Conflict: the process has no terminal.
+        """
+
+
+class Backend(Protocol):
+    async def spawn(self, request: SpawnRequest) -> Process:
+        """Start the process with output held (in its pipes) until `run` reads it.
+
+        Raises:
+            SpawnError: it could not start.
+        """
