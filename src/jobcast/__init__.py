@@ -36,6 +36,7 @@ def __getattr__(name: str) -> Any:
         return getattr(client, name)
     raise AttributeError(f"module 'jobcast' has no attribute {name!r}")
 
+
 __all__ = [
     "AsyncClient",
     "BadRequest",

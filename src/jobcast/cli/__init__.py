@@ -1,0 +1,72 @@
+"""The `jobcast` command line. Every command but `serve` is a thin layer over `jobcast.client`;
+`serve` loads the server lazily, so the other commands never import it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import JobcastError
+from .jobs import COMMANDS, Target
+from .serve import serve
+
+__all__ = ["main"]
+
+
+class JobcastGroup(click.Group):
+    """Turns the errors every command shares into one line on stderr and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except JobcastError as e:
+            click.echo(f"jobcast: {e.message}", err=True)
+            raise click.exceptions.Exit(2) from None
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(130) from None
+        except BrokenPipeError:
+            # The reader went away (`jobcast logs X | head`): stop quietly, as `cat` would, and
+            # keep Python from complaining again when it flushes stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(141) from None
+
+
+@click.group(cls=JobcastGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--url",
+    envvar="JOBCAST_URL",
+    metavar="URL",
+    help="The jobcast server. [env JOBCAST_URL; default http://127.0.0.1:8080]",
+)
+@click.option(
+    "--token",
+    envvar="JOBCAST_TOKEN",
+    metavar="TOKEN",
+    help="API token, sent as `Authorization: Bearer`. [env JOBCAST_TOKEN]",
+)
+@click.version_option(__version__, prog_name="jobcast")
+@click.pass_context
+def main(ctx: click.Context, url: str | None, token: str | None) -> None:
+    """Run commands in the background and stream their output, live and durably, to any number
+    of clients.
+
+    \b
+      jobcast serve                        start the server (here: 127.0.0.1:8080)
+      jobcast run -- make test             run a command, follow it, exit with its code
+      jobcast run -d --name build -- make  start it and return at once
+      jobcast follow build                 follow it again, from its start
+      jobcast ls                           what ran, what runs
+
+    Errors exit with 2, Ctrl-C with 130; `run` and `follow` exit with the job's exit code.
+    """
+    ctx.obj = Target(url, token)
+
+
+for _command in COMMANDS:
+    main.add_command(_command)
+main.add_command(serve)

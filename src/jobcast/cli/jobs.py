@@ -1,0 +1,441 @@
+"""The job commands: run, follow, logs, ls, show, cancel, send, signal, watch, status, stats.
+
+Each is a thin layer over `jobcast.client`: it builds arguments, calls the client, and prints.
+`run` and `follow` use `AsyncClient`, so Ctrl-C and stdin are handled on the event loop while
+output streams (and `send` shares their wait for a job that cannot take input yet); the other
+commands use `Client`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import shutil
+import signal
+import stat
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from ..client import AsyncClient, Client, backoff
+from ..errors import Conflict, JobcastError, JobFinished, NoStdin
+from ..models import Event, EventType, Job, JobStatus
+from . import render
+
+__all__ = ["COMMANDS", "Target"]
+
+#: bytes read from stdin at a time when forwarding it
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The server the global `--url` / `--token` options point at."""
+
+    url: str | None
+    token: str | None
+
+    def client(self) -> Client:
+        return Client(self.url, self.token)
+
+    def async_client(self) -> AsyncClient:
+        return AsyncClient(self.url, self.token)
+
+
+pass_target = click.make_pass_decorator(Target)
+
+
+def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", ctx, param)
+        out[key] = value
+    return out
+
+
+def _json_option(func: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead.")(func)
+
+
+# -- following ----------------------------------------------------------------------------------
+
+
+def write_event(ev: Event) -> None:
+    """Job output to our own stdout or stderr, as the job wrote it; notices to stderr."""
+    if ev.raw is not None and ev.type in (EventType.STDOUT, EventType.STDERR):
+        out = sys.stdout.buffer if ev.type is EventType.STDOUT else sys.stderr.buffer
+        out.write(ev.raw)
+        out.flush()
+    elif ev.type is EventType.ERROR:
+        click.echo(f"jobcast: {ev.data.get('message', ev.data)}", err=True)
+
+
+class Interrupts:
+    """What Ctrl-C does while a job is followed.
+
+    With `forward` (`run`): the first sends SIGINT to the job, as if it ran here, and following
+    goes on so its end shows; the next one detaches. Without (`follow`): the first detaches.
+    """
+
+    def __init__(
+        self, client: AsyncClient, job: Job, forward: bool, detach: Callable[[], Any]
+    ) -> None:
+        self._client, self._job, self._forward, self._detach = client, job, forward, detach
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+        if not self._forward or self.count > 1:
+            self._detach()
+            return
+        task = asyncio.get_running_loop().create_task(self._interrupt())
+        self._tasks.add(task)  # held, so the task is not collected before it ran
+        task.add_done_callback(self._tasks.discard)
+
+    async def _interrupt(self) -> None:
+        try:
+            await self._client.signal(self._job.id, "INT")
+        except JobcastError as e:
+            click.echo(f"jobcast: could not interrupt job {self._job.id}: {e.message}", err=True)
+            return
+        if sys.stderr.isatty():
+            click.echo(
+                f"jobcast: sent SIGINT to job {self._job.id}; Ctrl-C again detaches", err=True
+            )
+
+
+async def _print_events(client: AsyncClient, job_id: str) -> None:
+    async for ev in client.events(job_id):
+        write_event(ev)
+
+
+async def follow_job(client: AsyncClient, job: Job, *, forward_interrupt: bool) -> int:
+    """Print the job's output until it ends; its exit code, or 130 when the user detached."""
+    loop = asyncio.get_running_loop()
+    printer = loop.create_task(_print_events(client, job.id))
+    loop.add_signal_handler(
+        signal.SIGINT, Interrupts(client, job, forward_interrupt, printer.cancel)
+    )
+    try:
+        await asyncio.wait([printer])
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+    if printer.cancelled():
+        click.echo(
+            f"jobcast: detached from job {job.id}, which goes on; "
+            f"`jobcast follow {job.id}` follows it again",
+            err=True,
+        )
+        return 130
+    printer.result()  # raises what ended the stream, if not its end
+    return render.exit_code_of(await client.job(job.id))
+
+
+async def _stdin_chunks() -> AsyncIterator[bytes]:
+    fd = sys.stdin.fileno()
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        while chunk := os.read(fd, CHUNK):  # a file never blocks for long
+            yield chunk
+        return
+    # A pipe or terminal is read by a daemon thread: it may block forever without holding up our
+    # exit, and stdin keeps its blocking mode (a terminal's is shared with stdout).
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4)
+
+    def reader() -> None:
+        while True:
+            try:
+                chunk = os.read(fd, CHUNK)
+            except OSError:
+                chunk = b""
+            try:
+                asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
+            except (RuntimeError, concurrent.futures.CancelledError):
+                return  # the loop is gone: nobody wants the rest
+            if not chunk:
+                return
+
+    threading.Thread(target=reader, name="jobcast-stdin", daemon=True).start()
+    while chunk := await queue.get():
+        yield chunk
+
+
+async def send_when_ready(
+    client: AsyncClient, job_id: str, data: bytes, *, eof: bool = False, patience: float | None
+) -> None:
+    """Send input, waiting while the job cannot take it yet, as a write to a full pipe waits.
+
+    The server answers a plain `Conflict` while the job is queued or has not read what it was
+    sent before; `JobFinished` and `NoStdin` are final. `patience` bounds the wait (None: none).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = None if patience is None else loop.time() + patience
+    delays = backoff(initial=0.05, maximum=1.0)
+    while True:
+        try:
+            await client.send(job_id, data, eof=eof)
+            return
+        except (JobFinished, NoStdin):
+            raise
+        except Conflict:
+            if deadline is not None and loop.time() > deadline:
+                raise
+        await asyncio.sleep(next(delays))
+
+
+async def forward_stdin(client: AsyncClient, job_id: str) -> None:
+    """Copy our stdin to the job's, then close it; stop quietly once the job stops taking it."""
+    try:
+        async for chunk in _stdin_chunks():
+            await send_when_ready(client, job_id, chunk, patience=None)
+        await send_when_ready(client, job_id, b"", eof=True, patience=None)
+    except (JobFinished, NoStdin):
+        return  # what is left has nowhere to go
+    except JobcastError as e:
+        click.echo(f"jobcast: stopped forwarding stdin: {e.message}", err=True)
+
+
+async def _run(target: Target, command: str | list[str], detach: bool, **options: Any) -> int:
+    async with target.async_client() as client:
+        job = await client.run(command, **options)
+        if detach:
+            click.echo(job.id)
+            return 0
+        feeder = asyncio.create_task(forward_stdin(client, job.id)) if options["stdin"] else None
+        try:
+            return await follow_job(client, job, forward_interrupt=True)
+        finally:
+            if feeder is not None:
+                feeder.cancel()
+                await asyncio.wait([feeder])
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--pty", is_flag=True, help="Run in a pseudo-terminal (stdout and stderr merge).")
+@click.option("--name", help="A name for the job, usable instead of its id while it is active.")
+@click.option("-d", "--detach", is_flag=True, help="Print the job's id and return at once.")
+@click.option("--cwd", type=click.Path(), help="Working directory (relative to this one).")
+@click.option("-e", "--env", multiple=True, callback=_pairs, metavar="K=V", help="Set a variable.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="End the job (timed_out) if it runs longer.",
+)
+@click.option(
+    "-i",
+    "--stdin",
+    is_flag=True,
+    help="Forward this stdin to the job's (with --detach: keep it open for `jobcast send`).",
+)
+@click.option("-l", "--label", multiple=True, callback=_pairs, metavar="K=V", help="Label it.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_target
+def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
+    """Run COMMAND on the server and follow it, as if it ran here.
+
+    One argument is a shell command line (`jobcast run 'make && make test'`); several are a
+    program and its arguments (`jobcast run -- pytest -q tests/`). Put `--` before a command that
+    has options of its own.
+
+    Its stdout and stderr come out on this one's as they are written; jobcast exits with the
+    job's exit code (128+N when signal N ended it). Ctrl-C interrupts the job (SIGINT), a second
+    Ctrl-C detaches and leaves it running. A dropped connection is resumed without losing output.
+    """
+    cols, rows = shutil.get_terminal_size() if opts["pty"] and sys.stdout.isatty() else (80, 24)
+    spec: str | list[str] = command[0] if len(command) == 1 else list(command)
+    opts["labels"] = opts.pop("label")
+    if opts["cwd"]:
+        opts["cwd"] = os.path.abspath(opts["cwd"])
+    raise click.exceptions.Exit(asyncio.run(_run(target, spec, cols=cols, rows=rows, **opts)))
+
+
+@click.command()
+@click.argument("job")
+@pass_target
+def follow(target: Target, job: str) -> None:
+    """Follow JOB's output from its start, as `run` does, and exit with its exit code.
+
+    Ctrl-C stops following; the job goes on.
+    """
+
+    async def main() -> int:
+        async with target.async_client() as client:
+            return await follow_job(client, await client.job(job), forward_interrupt=False)
+
+    raise click.exceptions.Exit(asyncio.run(main()))
+
+
+# -- one-shot commands --------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("job")
+@click.option("-f", "--follow", is_flag=True, help="Go on printing new output until JOB ends.")
+@click.option(
+    "--stream",
+    type=click.Choice(["all", "stdout", "stderr"]),
+    default="all",
+    show_default=True,
+    help="Which output.",
+)
+@click.option(
+    "--offset",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="BYTES",
+    help="Start this far into the output.",
+)
+@pass_target
+def logs(target: Target, job: str, follow: bool, stream: Any, offset: int) -> None:
+    """Print JOB's output, byte for byte (stdout and stderr interleaved as written)."""
+    out = sys.stdout.buffer
+    with target.client() as client:
+        for chunk in client.follow_log(job, stream=stream, offset=offset, follow=follow):
+            out.write(chunk)
+            out.flush()
+
+
+@click.command(name="ls")
+@click.option(
+    "--status", type=click.Choice([s.value for s in JobStatus]), help="Only jobs in this state."
+)
+@click.option(
+    "-l", "--label", multiple=True, callback=_pairs, metavar="K=V", help="Only jobs with it."
+)
+@click.option("--name", help="Only jobs of this name.")
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=50,
+    show_default=True,
+    metavar="N",
+    help="At most this many, the newest.",
+)
+@_json_option
+@pass_target
+def ls(
+    target: Target,
+    status: str | None,
+    label: dict[str, str],
+    name: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List jobs, newest first: id, name, status, command, time, exit code.
+
+    On a terminal, a table; in a pipe, one job a line, tab-separated, without a header.
+    """
+    with target.client() as client:
+        page = client.jobs(status=status, labels=label, name=name, limit=limit)
+    if as_json:
+        render.print_json(page.model_dump(mode="json"))
+    else:
+        render.print_jobs(page.jobs)
+
+
+@click.command()
+@click.argument("job")
+@_json_option
+@pass_target
+def show(target: Target, job: str, as_json: bool) -> None:
+    """Show everything about JOB (by id or name)."""
+    with target.client() as client:
+        found = client.job(job)
+    if as_json:
+        render.print_json(found.model_dump(mode="json"))
+    else:
+        render.print_job(found)
+
+
+@click.command()
+@click.argument("job")
+@pass_target
+def cancel(target: Target, job: str) -> None:
+    """Stop JOB: SIGTERM to its processes, SIGKILL if they linger."""
+    with target.client() as client:
+        click.echo(client.cancel(job).id)
+
+
+@click.command()
+@click.argument("job")
+@click.argument("text")
+@click.option("--eof", is_flag=True, help="Close JOB's stdin afterwards.")
+@click.option("-n", "--no-newline", is_flag=True, help="Do not add a newline to TEXT.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for a queued or busy JOB to take the input.",
+)
+@pass_target
+def send(target: Target, job: str, text: str, eof: bool, no_newline: bool, wait: float) -> None:
+    """Write TEXT and a newline to JOB's stdin (or terminal); TEXT `-` sends this stdin as is.
+
+    JOB must have been started with --stdin or --pty.
+    """
+    if text == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        data = (text if no_newline else text + "\n").encode()
+
+    async def main() -> None:
+        async with target.async_client() as client:
+            await send_when_ready(client, job, data, eof=eof, patience=wait)
+
+    asyncio.run(main())
+
+
+@click.command(name="signal")
+@click.argument("job")
+@click.argument("sig", metavar="SIGNAL")
+@pass_target
+def signal_(target: Target, job: str, sig: str) -> None:
+    """Send SIGNAL (INT, TERM, HUP, USR1, ... or a number) to JOB's processes."""
+    with target.client() as client:
+        sent = client.signal(job, int(sig) if sig.isdigit() else sig)
+    click.echo(f"sent {sent} to job {job}")
+
+
+@click.command()
+@click.option("--output", is_flag=True, help="Include the jobs' output, a line per chunk.")
+@pass_target
+def watch(target: Target, output: bool) -> None:
+    """Print what happens to every job, one line per event, until Ctrl-C."""
+    with target.client() as client:
+        for ev in client.firehose(output=output):
+            click.echo(render.event_line(ev))
+
+
+@click.command()
+@_json_option
+@pass_target
+def status(target: Target, as_json: bool) -> None:
+    """Is the server up? Its version, uptime and jobs by status."""
+    with target.client() as client:
+        answer = client.status()
+    (render.print_json if as_json else render.print_mapping)(dict(answer))
+
+
+@click.command()
+@_json_option
+@pass_target
+def stats(target: Target, as_json: bool) -> None:
+    """Streaming figures: connected clients (in all and per job), events and bytes sent."""
+    with target.client() as client:
+        answer = client.stats()
+    (render.print_json if as_json else render.print_mapping)(dict(answer))
+
+
+COMMANDS = [run, follow, logs, ls, show, cancel, send, signal_, watch, status, stats]

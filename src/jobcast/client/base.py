@@ -1,0 +1,523 @@
+"""What the sync and async clients share, free of I/O: settings, request building, the mapping of
+responses to results or `JobcastError`s, the SSE resume cursor, and when and how long to retry.
+
+`Client` and `AsyncClient` only move bytes; every decision about them is made here, once.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import signal as _signal
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypedDict, TypeVar, cast
+from urllib.parse import quote
+
+import httpx
+import orjson
+from pydantic import ValidationError
+
+from ..errors import ConnectionFailed, JobcastError, ValidationFailed, error_from_payload
+from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus
+from ..protocol import SSEMessage, SSEParser
+
+__all__ = [
+    "API",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_URL",
+    "RECONNECT_TIMEOUT",
+    "STREAM_READ_TIMEOUT",
+    "WS_MAX_SIZE",
+    "Call",
+    "ClientConfig",
+    "EventCursor",
+    "LogCursor",
+    "LogStream",
+    "Reconnect",
+    "ServerStats",
+    "ServerStatus",
+    "backoff",
+    "connection_failed",
+    "error_from_body",
+    "event_from_json",
+    "event_from_ws",
+    "is_retryable",
+    "make_spec",
+    "quote_ref",
+    "signal_name",
+    "ws_message",
+]
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+#: seconds to connect and, outside streams, to get an answer
+DEFAULT_TIMEOUT = 10.0
+#: a stream silent this long is presumed dead and reconnected; the server's heartbeat comes
+#: every 15 s by default, so only a dead connection (or a quiet raw log) stays silent this long
+STREAM_READ_TIMEOUT = 60.0
+#: how long a stream keeps trying to reach the server before it gives up
+RECONNECT_TIMEOUT = 120.0
+#: the largest WebSocket message accepted: the server batches output into events of up to a few
+#: hundred KiB, so this only guards against a runaway peer
+WS_MAX_SIZE = 16 * 1024 * 1024
+
+LogStream = Literal["stdout", "stderr", "all"]
+T = TypeVar("T")
+
+
+class ServerStatus(TypedDict):
+    """`GET /status`."""
+
+    version: str
+    uptime: float
+    jobs: dict[str, int]
+
+
+class ServerStats(TypedDict):
+    """`GET /stats`."""
+
+    clients: dict[str, int]
+    per_job: dict[str, int]
+    events_sent: int
+    bytes_sent: int
+    stalled_disconnects: int
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Where the server is and how to talk to it; built once, in the client's constructor."""
+
+    url: str
+    token: str | None
+    timeout: float
+    reconnect_timeout: float | None
+
+    @classmethod
+    def build(
+        cls,
+        url: str | None,
+        token: str | None,
+        timeout: float,
+        reconnect_timeout: float | None,
+    ) -> ClientConfig:
+        """Arguments win over `JOBCAST_URL` / `JOBCAST_TOKEN`, which win over the defaults."""
+        url = url or os.environ.get("JOBCAST_URL") or DEFAULT_URL
+        if "://" not in url:
+            # `--url 127.0.0.1:8080` is what people type; httpx would take the host for a scheme.
+            url = "http://" + url
+        if token is None:
+            token = os.environ.get("JOBCAST_TOKEN") or None
+        return cls(url.rstrip("/"), token, timeout, reconnect_timeout)
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def headers(self) -> dict[str, str]:
+        return {"Accept": "application/json", "User-Agent": "jobcast-client", **self.auth_headers()}
+
+    def http_timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout)
+
+    def stream_timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout, read=max(STREAM_READ_TIMEOUT, self.timeout))
+
+    def ws_url(self, path: str, params: Mapping[str, str]) -> str:
+        scheme, rest = self.url.split("://", 1)
+        ws_scheme = "wss" if scheme == "https" else "ws"
+        return str(httpx.URL(f"{ws_scheme}://{rest}{path}", params=dict(params)))
+
+
+# -- requests -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One request, and how to turn its answer into a result.
+
+    Built by the functions in `calls`; sent by `Client` or `AsyncClient`, which then call `result`.
+    """
+
+    method: str
+    path: str
+    parse: Callable[[bytes], T]
+    params: tuple[tuple[str, str], ...] = ()
+    json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def result(self, status: int, body: bytes) -> T:
+        """Parse a successful answer.
+
+        Raises:
+            JobcastError: the subclass the server's `{"error": {"code"}}` names.
+        """
+        if status >= 400:
+            raise error_from_body(status, body)
+        return self.parse(body)
+
+
+def error_from_body(status: int, body: bytes | bytearray) -> JobcastError:
+    try:
+        payload: object = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        payload = None  # a proxy's HTML error page: the status alone says what happened
+    return error_from_payload(status, payload)
+
+
+def quote_ref(ref: str) -> str:
+    """A job id or name as one path segment: a user's string must never reach another route."""
+    return quote(ref, safe="")
+
+
+def _job_path(ref: str, suffix: str = "") -> str:
+    return f"/jobs/{quote_ref(ref)}{suffix}"
+
+
+def _json(body: bytes) -> Any:
+    return orjson.loads(body)
+
+
+def _none(body: bytes) -> None:
+    return None
+
+
+def _bytes(body: bytes) -> bytes:
+    return body
+
+
+def _written(body: bytes) -> int:
+    return int(orjson.loads(body).get("written", 0))
+
+
+def _signal_sent(body: bytes) -> str:
+    return str(orjson.loads(body).get("signal", ""))
+
+
+def make_spec(command: str | Sequence[str], **options: Any) -> JobSpec:
+    """A `JobSpec` from a shell string or an argv list, validated here rather than by the server.
+
+    Raises:
+        ValidationFailed: a field is wrong; the message says which and why.
+    """
+    key = "command" if isinstance(command, str) else "argv"
+    value = command if isinstance(command, str) else list(command)
+    given = {k: v for k, v in options.items() if v is not None}
+    try:
+        return JobSpec(**{key: value}, **given)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}" for err in e.errors()
+        )
+        raise ValidationFailed(f"invalid job: {problems}") from None
+
+
+def signal_name(sig: str | int) -> str:
+    """`"INT"`, `"sigint"`, `"SIGINT"`, `2` and `signal.SIGINT` all give `"INT"`."""
+    if isinstance(sig, int):
+        return _signal.Signals(sig).name.removeprefix("SIG")
+    return sig.strip().upper().removeprefix("SIG")
+
+
+class API:
+    """The requests of the HTTP API, one builder per endpoint: `API.job(ref)` is a `Call[Job]`."""
+
+    @staticmethod
+    def submit(spec: JobSpec) -> Call[Job]:
+        body = spec.model_dump(mode="json", exclude_none=True)
+        return Call("POST", "/jobs", Job.model_validate_json, json=body)
+
+    @staticmethod
+    def jobs(
+        status: JobStatus | str | None,
+        labels: Mapping[str, str] | None,
+        name: str | None,
+        limit: int | None,
+        cursor: str | None,
+    ) -> Call[JobList]:
+        params = [("label", f"{k}={v}") for k, v in (labels or {}).items()]
+        for key, value in (
+            ("status", status),
+            ("name", name),
+            ("limit", limit),
+            ("cursor", cursor),
+        ):
+            if value is not None:
+                params.append((key, str(value)))
+        return Call("GET", "/jobs", JobList.model_validate_json, params=tuple(params))
+
+    @staticmethod
+    def job(ref: str) -> Call[Job]:
+        return Call("GET", _job_path(ref), Job.model_validate_json)
+
+    @staticmethod
+    def cancel(ref: str) -> Call[Job]:
+        return Call("POST", _job_path(ref, "/cancel"), Job.model_validate_json)
+
+    @staticmethod
+    def send(ref: str, data: str | bytes, eof: bool) -> Call[int]:
+        body: dict[str, Any] = (
+            {"data": data} if isinstance(data, str) else {"b64": base64.b64encode(data).decode()}
+        )
+        if eof:
+            body["eof"] = True
+        return Call("POST", _job_path(ref, "/input"), _written, json=body)
+
+    @staticmethod
+    def signal(ref: str, sig: str | int) -> Call[str]:
+        body = {"signal": signal_name(sig)}
+        return Call("POST", _job_path(ref, "/signal"), _signal_sent, json=body)
+
+    @staticmethod
+    def resize(ref: str, cols: int, rows: int) -> Call[None]:
+        body = {"cols": cols, "rows": rows}
+        return Call("POST", _job_path(ref, "/resize"), _none, json=body)
+
+    @staticmethod
+    def delete(ref: str) -> Call[None]:
+        return Call("DELETE", _job_path(ref), _none)
+
+    @staticmethod
+    def log(
+        ref: str, stream: LogStream, offset: int, end: int | None = None, follow: bool = False
+    ) -> Call[bytes]:
+        params: list[tuple[str, str]] = [("stream", stream)]
+        headers = {"Accept": "application/octet-stream"}
+        if end is not None:
+            headers["Range"] = f"bytes={offset}-{end - 1}"
+        elif offset:
+            params.append(("offset", str(offset)))
+        if follow:
+            params.append(("follow", "1"))
+        return Call("GET", _job_path(ref, "/log"), _bytes, params=tuple(params), headers=headers)
+
+    @staticmethod
+    def events(ref: str, cursor: EventCursor) -> Call[None]:
+        params, headers = cursor.resume()
+        params.append(("encoding", "base64"))
+        headers["Accept"] = "text/event-stream"
+        return Call("GET", _job_path(ref, "/events"), _none, params=tuple(params), headers=headers)
+
+    @staticmethod
+    def firehose(cursor: EventCursor, output: bool) -> Call[None]:
+        params, headers = cursor.resume()
+        headers["Accept"] = "text/event-stream"
+        if output:
+            params += [("output", "1"), ("encoding", "base64")]
+        return Call("GET", "/stream", _none, params=tuple(params), headers=headers)
+
+    @staticmethod
+    def status() -> Call[ServerStatus]:
+        return Call("GET", "/status", lambda body: cast(ServerStatus, _json(body)))
+
+    @staticmethod
+    def stats() -> Call[ServerStats]:
+        return Call("GET", "/stats", lambda body: cast(ServerStats, _json(body)))
+
+
+def ws_message(kind: str, **fields: Any) -> str:
+    """A client message on `/jobs/{id}/ws`; input bytes travel as base64 so they arrive exact."""
+    data = fields.pop("data", None)
+    if isinstance(data, bytes):
+        fields["b64"] = base64.b64encode(data).decode()
+    elif data is not None:
+        fields["data"] = data
+    return orjson.dumps({"type": kind, **fields}).decode()
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+def event_from_json(obj: Mapping[str, Any], gid: int = 0) -> Event:
+    """An `Event` from its JSON form. Output events get `raw`, from `data["b64"]` when present
+    (removed from `data`, since `raw` holds the same bytes), else from the text.
+
+    Raises:
+        ValueError: an unknown event type or a malformed event.
+    """
+    kind = EventType(obj["type"])
+    data = dict(obj.get("data") or {})
+    raw: bytes | None = None
+    if kind in (EventType.STDOUT, EventType.STDERR):
+        b64 = data.pop("b64", None)
+        raw = base64.b64decode(b64) if b64 is not None else str(data.get("text", "")).encode()
+    return Event(
+        seq=int(obj["seq"]),
+        job=str(obj["job"]),
+        type=kind,
+        ts=float(obj["ts"]),
+        data=data,
+        raw=raw,
+        gid=gid,
+    )
+
+
+def event_from_ws(message: str | bytes) -> Event | None:
+    """The event in a frame of `/jobs/{id}/ws`: None for raw output and for types this client
+    does not know.
+
+    Raises:
+        JobcastError: the frame is the server's answer to a message that failed (`NoStdin`, ...).
+    """
+    if isinstance(message, bytes):
+        return None
+    obj = orjson.loads(message)
+    if "seq" not in obj and isinstance(obj.get("error"), dict):
+        err = error_from_payload(0, obj)
+        err.status = type(err).status  # no HTTP answer here: the class says what it would be
+        raise err
+    try:
+        return event_from_json(obj)
+    except ValueError:
+        return None
+
+
+class LogCursor:
+    """The resume point of a raw log download: the offset reached in the chosen stream."""
+
+    def __init__(self, ref: str, stream: LogStream, offset: int, follow: bool) -> None:
+        self.ref, self.stream, self.offset, self.follow = ref, stream, offset, follow
+
+    def call(self) -> Call[bytes]:
+        return API.log(self.ref, self.stream, self.offset, follow=self.follow)
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        self.offset += len(chunk)
+        return [chunk] if chunk else []
+
+
+class EventCursor:
+    """The resume point of an SSE stream: parses what arrives, drops what was already seen.
+
+    Per-job streams count in `seq` and are `done` after the `complete` event; the firehose
+    (`firehose=True`) counts in the global position of its `id:` lines and never ends. Call
+    `resume()` before each connection, then `feed()` it every chunk of that connection.
+    """
+
+    def __init__(self, after: int | None = 0, *, firehose: bool = False) -> None:
+        self.last = after
+        self.done = False
+        self._firehose = firehose
+        self._parser = SSEParser()
+
+    def resume(self) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """Query parameters and headers that continue after the last event seen."""
+        # A fresh parser per connection: the tail of a message cut off by a dropped connection is
+        # sent again whole by the server, and must not be glued to the next connection's bytes.
+        self._parser = SSEParser()
+        if self.last is None:
+            return [], {}
+        headers = {"Last-Event-ID": str(self.last)} if self.last else {}
+        return [("after", str(self.last))], headers
+
+    def caught_up(self, job: Job) -> bool:
+        """Whether nothing more will come: `job` has finished and every event of it was seen."""
+        return job.status.is_final and (self.last or 0) >= job.last_seq
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        """The new events completed by `chunk`, in order, each one only once."""
+        out: list[Event] = []
+        for msg in self._parser.feed(chunk):
+            ev = self._accept(msg)
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    def _accept(self, msg: SSEMessage) -> Event | None:
+        obj = orjson.loads(msg.data)
+        ident = int(msg.id) if msg.id and msg.id.isdigit() else None
+        position = ident if self._firehose and ident is not None else int(obj["seq"])
+        if self.last is not None and position <= self.last:
+            return None  # replayed after a reconnect: the caller has it already
+        self.last = position
+        try:
+            ev = event_from_json(obj, gid=position if self._firehose else 0)
+        except ValueError:
+            return None  # a type this client does not know (a newer server): skip, keep the place
+        if ev.type is EventType.COMPLETE and not self._firehose:
+            self.done = True
+        return ev
+
+
+# -- retries ------------------------------------------------------------------------------------
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a stream should reconnect after `exc`: dropped connections, timeouts and 5xx
+    answers (the server restarting, a proxy in between) are passing; any other answer is final.
+    """
+    if isinstance(exc, ConnectionFailed):
+        return True
+    if isinstance(exc, JobcastError):
+        return exc.status >= 500
+    return isinstance(exc, httpx.TransportError | OSError | TimeoutError)
+
+
+def backoff(
+    initial: float = 0.1, maximum: float = 5.0, factor: float = 2.0, jitter: float = 0.25
+) -> Iterator[float]:
+    """Delays before successive reconnects: at once, then `initial` growing by `factor` up to
+    `maximum`, each shortened by up to `jitter` so clients cut at the same moment spread out.
+    """
+    yield 0.0
+    delay = initial
+    while True:
+        yield delay * (1.0 - jitter * random.random())
+        delay = min(delay * factor, maximum)
+
+
+class Reconnect:
+    """The retry policy of one stream: which failures to retry, how long to wait, when to give up.
+
+    `connected()` after each successful answer (the server is there: the give-up clock restarts);
+    `progressed()` when data arrived (the next failure retries at once again); `delay(exc)` after
+    a failure, or `delay(None)` after a stream that ended early.
+    """
+
+    def __init__(self, url: str, timeout: float | None) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._since = time.monotonic()
+        self._delays = backoff()
+
+    def connected(self) -> None:
+        self._since = time.monotonic()
+
+    def progressed(self) -> None:
+        self._delays = backoff()
+
+    def delay(self, exc: BaseException | None) -> float:
+        """Seconds to wait before the next attempt.
+
+        Raises:
+            JobcastError: `exc` itself when it is not worth retrying (401, 403, 404, 4xx).
+            ConnectionFailed: the server has been out of reach for longer than the timeout.
+        """
+        if exc is not None and not is_retryable(exc):
+            raise exc
+        if self._timeout is not None and time.monotonic() - self._since >= self._timeout:
+            failure = connection_failed(self._url, exc) if exc is not None else None
+            reason = f" ({failure.message})" if failure is not None else ""
+            raise ConnectionFailed(
+                f"gave up reconnecting to the jobcast server at {self._url} after "
+                f"{self._timeout:g}s{reason}"
+            ) from exc
+        return next(self._delays)
+
+
+def connection_failed(url: str, exc: BaseException) -> ConnectionFailed:
+    """A `ConnectionFailed` whose message says what went wrong and what to do about it."""
+    if isinstance(exc, ConnectionFailed):
+        return exc
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError):
+        return ConnectionFailed(
+            f"cannot reach the jobcast server at {url}: start it with `jobcast serve` "
+            "or set JOBCAST_URL"
+        )
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return ConnectionFailed(f"the jobcast server at {url} did not answer in time")
+    detail = str(exc) or type(exc).__name__
+    return ConnectionFailed(f"lost the connection to the jobcast server at {url}: {detail}")
