@@ -13,15 +13,12 @@ from jobcast.client.base import (
     API,
     Call,
     ClientConfig,
-    EventCursor,
-    Reconnect,
-    backoff,
     event_from_json,
-    is_retryable,
     make_spec,
     signal_name,
     ws_message,
 )
+from jobcast.client.stream import EventCursor, Reconnect, backoff, is_retryable
 from jobcast.errors import (
     BadRequest,
     Conflict,

@@ -1,10 +1,9 @@
-"""The job commands: run, follow, logs, ls, show, cancel, send, signal, watch, status, stats.
+"""The job commands: run, follow, logs, ls, show, cancel, send, signal, watch, status, stats."""
 
-Each is a thin layer over `jobcast.client`: it builds arguments, calls the client, and prints.
-`run` and `follow` use `AsyncClient`, so Ctrl-C and stdin are handled on the event loop while
-output streams (and `send` shares their wait for a job that cannot take input yet); the other
-commands use `Client`.
-"""
+# Each is a thin layer over `jobcast.client`: it builds arguments, calls the client, and prints.
+# `run` and `follow` use `AsyncClient`, so Ctrl-C (`follow.py`) and stdin are handled on the event
+# loop while output streams (and `send` shares their wait for a job that cannot take input yet);
+# the other commands use `Client`.
 
 from __future__ import annotations
 
@@ -12,11 +11,10 @@ import asyncio
 import concurrent.futures
 import os
 import shutil
-import signal
 import stat
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +22,9 @@ import click
 
 from ..client import AsyncClient, Client, backoff
 from ..errors import Conflict, JobcastError, JobFinished, NoStdin
-from ..models import Event, EventType, Job, JobStatus
+from ..models import JobStatus
 from . import render
+from .follow import follow_job
 
 __all__ = ["COMMANDS", "Target"]
 
@@ -65,78 +64,6 @@ def _json_option(func: Any) -> Any:
 
 
 # -- following ----------------------------------------------------------------------------------
-
-
-def write_event(ev: Event) -> None:
-    """Job output to our own stdout or stderr, as the job wrote it; notices to stderr."""
-    if ev.raw is not None and ev.type in (EventType.STDOUT, EventType.STDERR):
-        out = sys.stdout.buffer if ev.type is EventType.STDOUT else sys.stderr.buffer
-        out.write(ev.raw)
-        out.flush()
-    elif ev.type is EventType.ERROR:
-        click.echo(f"jobcast: {ev.data.get('message', ev.data)}", err=True)
-
-
-class Interrupts:
-    """What Ctrl-C does while a job is followed.
-
-    With `forward` (`run`): the first sends SIGINT to the job, as if it ran here, and following
-    goes on so its end shows; the next one detaches. Without (`follow`): the first detaches.
-    """
-
-    def __init__(
-        self, client: AsyncClient, job: Job, forward: bool, detach: Callable[[], Any]
-    ) -> None:
-        self._client, self._job, self._forward, self._detach = client, job, forward, detach
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.count = 0
-
-    def __call__(self) -> None:
-        self.count += 1
-        if not self._forward or self.count > 1:
-            self._detach()
-            return
-        task = asyncio.get_running_loop().create_task(self._interrupt())
-        self._tasks.add(task)  # held, so the task is not collected before it ran
-        task.add_done_callback(self._tasks.discard)
-
-    async def _interrupt(self) -> None:
-        try:
-            await self._client.signal(self._job.id, "INT")
-        except JobcastError as e:
-            click.echo(f"jobcast: could not interrupt job {self._job.id}: {e.message}", err=True)
-            return
-        if sys.stderr.isatty():
-            click.echo(
-                f"jobcast: sent SIGINT to job {self._job.id}; Ctrl-C again detaches", err=True
-            )
-
-
-async def _print_events(client: AsyncClient, job_id: str) -> None:
-    async for ev in client.events(job_id):
-        write_event(ev)
-
-
-async def follow_job(client: AsyncClient, job: Job, *, forward_interrupt: bool) -> int:
-    """Print the job's output until it ends; its exit code, or 130 when the user detached."""
-    loop = asyncio.get_running_loop()
-    printer = loop.create_task(_print_events(client, job.id))
-    loop.add_signal_handler(
-        signal.SIGINT, Interrupts(client, job, forward_interrupt, printer.cancel)
-    )
-    try:
-        await asyncio.wait([printer])
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
-    if printer.cancelled():
-        click.echo(
-            f"jobcast: detached from job {job.id}, which goes on; "
-            f"`jobcast follow {job.id}` follows it again",
-            err=True,
-        )
-        return 130
-    printer.result()  # raises what ended the stream, if not its end
-    return render.exit_code_of(await client.job(job.id))
 
 
 async def _stdin_chunks() -> AsyncIterator[bytes]:

@@ -13,7 +13,8 @@ loads neither the server (aiohttp) nor its storage (sqlite3).
 from __future__ import annotations
 
 from .asyncio import AsyncClient, AsyncJobSocket
-from .base import ServerStats, ServerStatus, backoff, is_retryable
+from .base import ServerStats, ServerStatus
+from .stream import backoff, is_retryable
 from .sync import Client, JobSocket
 
 __all__ = [

@@ -30,10 +30,7 @@ from .base import (
     WS_MAX_SIZE,
     Call,
     ClientConfig,
-    EventCursor,
-    LogCursor,
     LogStream,
-    Reconnect,
     ServerStats,
     ServerStatus,
     connection_failed,
@@ -44,6 +41,7 @@ from .base import (
     signal_name,
     ws_message,
 )
+from .stream import EventCursor, LogCursor, Reconnect
 
 __all__ = ["AsyncClient", "AsyncJobSocket"]
 

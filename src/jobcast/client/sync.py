@@ -26,10 +26,7 @@ from .base import (
     WS_MAX_SIZE,
     Call,
     ClientConfig,
-    EventCursor,
-    LogCursor,
     LogStream,
-    Reconnect,
     ServerStats,
     ServerStatus,
     connection_failed,
@@ -40,6 +37,7 @@ from .base import (
     signal_name,
     ws_message,
 )
+from .stream import EventCursor, LogCursor, Reconnect
 
 __all__ = ["Client", "JobSocket"]
 
