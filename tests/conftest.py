@@ -69,6 +69,7 @@ class ServerProcess:
         return (self.data_dir.parent / f"server-{self.port}.log").read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Stop the server (if it still runs) and release its log; safe to call again."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -103,8 +104,7 @@ def server_factory(tmp_path: Path) -> Iterator[type[ServerProcess]]:
 
     yield Factory
     for s in started:
-        if s.proc is not None and s.proc.poll() is None:
-            s.stop()
+        s.stop()
 
 
 @pytest.fixture

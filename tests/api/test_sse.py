@@ -189,4 +189,5 @@ async def test_firehose_carries_lifecycle_and_optionally_output(server, aapi):
     assert "stdout" not in {e["type"] for e in lifecycle}
     loud = await first_events("/stream?output=1", "echo loud", {"status", "stdout", "complete"})
     assert output_of(loud) == "loud\n"
-    wait_job(httpx.Client(base_url=server.url), loud[0]["job"])
+    with httpx.Client(base_url=server.url) as api:
+        wait_job(api, loud[0]["job"])
