@@ -44,11 +44,9 @@ def event_dict(ev: Event, *, b64: bool = False) -> dict[str, Any]:
 
 
 def event_json(ev: Event, *, b64: bool = False) -> bytes:
-    key = "json64" if b64 else "json"
-    out = ev.cache.get(key)
-    if out is None:
-        out = ev.cache[key] = orjson.dumps(event_dict(ev, b64=b64))
-    return out
+    """The event as JSON. Not cached: only the frames built from it are, which halves what the
+    store's in-memory tail holds for each event."""
+    return orjson.dumps(event_dict(ev, b64=b64))
 
 
 def sse_frame(ev: Event, *, b64: bool = False, firehose: bool = False) -> bytes:

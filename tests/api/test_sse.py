@@ -119,33 +119,38 @@ def _dechunk(body: bytes) -> bytes:
 
 
 async def test_a_stalled_client_slows_nobody_and_catches_up(server, aapi):
-    cmd = "python3 -c \"import sys\nfor i in range(300000): sys.stdout.write('%099d\\n' % i)\""
+    lines = 500_000  # 50 MB: were it buffered per client, memory would grow by more than that
+    cmd = f"python3 -c \"import sys\nfor i in range({lines}): sys.stdout.write('%099d\\n' % i)\""
     job = (await aapi.post("/jobs", json={"command": "sleep 0.3; " + cmd})).json()
-    expected = "".join(f"{i:099d}\n" for i in range(300000))
+    expected = "".join(f"{i:099d}\n" for i in range(lines))
     rss_before = rss_kib(server.proc.pid)
     reader, writer = await _raw_sse_request(server.port, f"/jobs/{job['id']}/events")
-    # The stalled client reads nothing while three others follow the whole job to its end.
-    others = await asyncio.gather(
-        *(collect_sse(aapi, f"/jobs/{job['id']}/events") for _ in range(3))
-    )
-    for events in others:
-        assert output_of(events) == expected
-    stats = (await aapi.get("/stats")).json()
-    assert stats["per_job"].get(job["id"]) == 1  # only the stalled one is still connected
-    rss_growth_mib = (rss_kib(server.proc.pid) - rss_before) / 1024
-    assert rss_growth_mib < 24, (
-        f"server grew by {rss_growth_mib:.1f} MiB while one client stalled on 30 MB"
-    )
-    # the server ends the stream after `complete`
-    events = await _read_raw_sse(reader, writer)
+    try:
+        # The stalled client reads nothing while two others follow the whole job to its end.
+        others = await asyncio.gather(
+            *(collect_sse(aapi, f"/jobs/{job['id']}/events") for _ in range(2))
+        )
+        for events in others:
+            assert output_of(events) == expected
+        stats = (await aapi.get("/stats")).json()
+        assert stats["per_job"].get(job["id"]) == 1  # only the stalled one is still connected
+        growth_mib = (rss_kib(server.proc.pid) - rss_before) / 1024
+        # The bound: the store's 8 MiB in-memory tail with its cached frames, SQLite's page
+        # cache and transient read buffers (16-19 MiB measured), with room for a loaded machine.
+        assert growth_mib < 40, f"server grew by {growth_mib:.1f} MiB while one client stalled"
+    finally:
+        # the server ends the stream after `complete`
+        events = await _read_raw_sse(reader, writer)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert output_of(events) == expected
 
 
 async def _read_raw_sse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> list[dict]:
-    body = await asyncio.wait_for(reader.read(-1), 60)
-    writer.close()
-    await writer.wait_closed()
+    try:
+        body = await asyncio.wait_for(reader.read(-1), 60)
+    finally:
+        writer.close()
+        await writer.wait_closed()
     head, _, chunked = body.partition(b"\r\n\r\n")
     assert b"200 OK" in head
     return [orjson.loads(m.data) for m in SSEParser().feed(_dechunk(chunked))]
