@@ -53,14 +53,18 @@ async def follow_job(
     store, stats = state.store, state.stats
     interval = state.settings.heartbeat_seconds
     last_write = time.monotonic()
+    woken_empty = False
     while True:
         events = await store.read(job_id, after, BATCH_BYTES)
         if events:
+            woken_empty = False
             data = _join(events, frame, tag)
             after = events[-1].seq
             if data:
-                await state.guarded(follower, write(data))
-                last_write = time.monotonic()
+                # The hot path, once per wake-up per client: one joined write, nothing else.
+                last_write = follower.blocked_since = time.monotonic()
+                await write(data)
+                follower.blocked_since = None
                 stats.events_sent += len(events)
                 stats.bytes_sent += len(data)
             if events[-1].type is EventType.COMPLETE:
@@ -68,13 +72,17 @@ async def follow_job(
             continue
         if state.closing or store.closed:
             return False
-        job = await store.get_job(job_id)
-        if job.status.is_final and after >= job.last_seq:
-            return True  # resumed past the `complete` event
-        if heartbeat is not None and time.monotonic() - last_write >= interval:
-            await state.guarded(follower, write(heartbeat))
-            last_write = time.monotonic()
+        if woken_empty:
+            # Woken with nothing new: a tick (about once a second), or the job ended before we
+            # came. Only here the slower checks, never after each event.
+            job = await store.get_job(job_id)
+            if job.status.is_final and after >= job.last_seq:
+                return True  # resumed past the `complete` event
+            if heartbeat is not None and time.monotonic() - last_write >= interval:
+                await state.guarded(follower, write(heartbeat))
+                last_write = time.monotonic()
         await store.wait(job_id, after)
+        woken_empty = True
 
 
 async def follow_firehose(
