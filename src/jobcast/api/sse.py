@@ -10,7 +10,7 @@ from aiohttp import web
 from ..errors import BadRequest, JobNotFound
 from ..models import Event
 from ..protocol import sse_comment, sse_frame
-from .follow import follow_firehose, follow_job
+from .follow import chunked, follow_firehose, follow_job, transport_writer
 from .http import query_int
 from .state import STATE, Follower
 
@@ -49,6 +49,9 @@ async def _open(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
+    if request.version >= (1, 1):
+        # Explicit, so `resp.chunked` tells whether raw writes must be framed as chunks.
+        resp.enable_chunked_encoding()
     await resp.prepare(request)
     # Tell the client how soon to come back, and flush the headers so it knows it is connected.
     await resp.write(b"retry: 1000\n: connected\n\n")
@@ -67,13 +70,13 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 
     resp = await _open(request)
     follower = Follower("sse", job.id, request.transport)
-    await _run(
-        request,
-        follower,
-        follow_job(
-            state, follower, job.id, after, frame, "sse64" if b64 else "sse", resp.write, HEARTBEAT
-        ),
+    envelope = chunked if resp.chunked else None
+    tag = ("sse64" if b64 else "sse") + ("c" if envelope else "")
+    beat = envelope(HEARTBEAT) if envelope else HEARTBEAT
+    loop = follow_job(
+        state, follower, job.id, after, frame, tag, transport_writer(request), beat, envelope
     )
+    await _run(request, follower, loop)
     return resp
 
 
@@ -94,7 +97,16 @@ async def firehose(request: web.Request) -> web.StreamResponse:
     await _run(
         request,
         follower,
-        follow_firehose(state, follower, after, output, frame, resp.write, HEARTBEAT),
+        follow_firehose(
+            state,
+            follower,
+            after,
+            output,
+            frame,
+            transport_writer(request),
+            chunked(HEARTBEAT) if resp.chunked else HEARTBEAT,
+            chunked if resp.chunked else None,
+        ),
     )
     return resp
 

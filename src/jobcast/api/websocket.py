@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 from ..errors import BadRequest, JobcastError
 from ..models import OUTPUT_EVENTS, Event
 from ..protocol import parse_ws_command, ws_event_frame, ws_frame
-from .follow import follow_job
+from .follow import follow_job, transport_writer
 from .http import query_int
 from .state import STATE, Follower, State
 
@@ -25,8 +25,6 @@ __all__ = ["routes"]
 
 routes = web.RouteTableDef()
 log = logging.getLogger("jobcast.api.ws")
-
-_HIGH_WATER = 64 * 1024
 
 
 def _raw_frame(ev: Event) -> bytes:
@@ -52,20 +50,12 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
         compress=False, heartbeat=state.settings.heartbeat_seconds, max_msg_size=1 << 20
     )
     await ws.prepare(request)
-    transport = request.transport
-    assert transport is not None
-
-    async def write(data: bytes) -> None:
-        if transport.is_closing():
-            raise ConnectionResetError("the client went away")
-        transport.write(data)
-        if transport.get_write_buffer_size() > _HIGH_WATER:
-            await request.writer.drain()
+    write = transport_writer(request)
 
     def frame(ev: Event) -> bytes:
         return _raw_frame(ev) if fmt == "raw" else ws_event_frame(ev, b64=b64)
 
-    follower = Follower("ws", job.id, transport)
+    follower = Follower("ws", job.id, request.transport)
     state.stats.add(follower)
     tag = "wsraw" if fmt == "raw" else ("ws64" if b64 else "ws")
     sender = asyncio.create_task(follow_job(state, follower, job.id, after, frame, tag, write))
