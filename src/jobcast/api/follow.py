@@ -20,7 +20,7 @@ __all__ = ["BATCH_BYTES", "chunked", "follow_firehose", "follow_job", "transport
 #: the most one joined write carries to one client
 BATCH_BYTES = 256 * 1024
 #: joins up to this size are cached on the batch's last event and shared by every client at that cursor
-_SHARED_JOIN = 64 * 1024
+_SHARED_JOIN = BATCH_BYTES
 
 #: past this much unsent data a writer waits for the client to read
 _HIGH_WATER = 64 * 1024
@@ -112,9 +112,10 @@ async def follow_job(
             # came. Only here the slower checks, never after each event.
             if follower.transport is not None and follower.transport.is_closing():
                 return False  # the client left; no write told us, as none was due
-            job = await store.get_job(job_id)
-            if job.status.is_final and after >= job.last_seq:
-                return True  # resumed past the `complete` event
+            if not store.is_live(job_id):
+                job = await store.get_job(job_id)
+                if job.status.is_final and after >= job.last_seq:
+                    return True  # resumed past the `complete` event
             if heartbeat is not None and time.monotonic() - last_write >= interval:
                 await state.guarded(follower, write(heartbeat))
                 last_write = time.monotonic()

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 #: The batch window never grows past this, however many clients follow a job (PERF.md: ~50 ms).
-MAX_WINDOW_MS = 50.0
+MAX_WINDOW_MS = 25.0
 
 # Aliases share a number with a better-known name; listing them would only confuse users.
 _ALIASES = frozenset({"SIGIOT", "SIGCLD", "SIGPOLL"})

@@ -110,6 +110,10 @@ class Store(Protocol):
         without a timer of their own.
         """
 
+    def is_live(self, job_id: str) -> bool:
+        """True while the job may still get events (it has no `complete` event yet, as far as
+        this node knows). Cheap: followers ask it at every tick."""
+
     async def read_all(
         self, after: int, *, output: bool = False, max_bytes: int = 256 * 1024
     ) -> list[Event]:

@@ -421,6 +421,9 @@ class SQLiteStore:
             total += ev.size
         return out
 
+    def is_live(self, job_id: str) -> bool:
+        return job_id in self._tails
+
     async def wait(self, job_id: str, after: int) -> None:
         tail = self._tails.get(job_id)
         if tail is None or tail.last_seq > after:
