@@ -119,7 +119,7 @@ def _dechunk(body: bytes) -> bytes:
 
 
 async def test_a_stalled_client_slows_nobody_and_catches_up(server, aapi):
-    lines = 500_000  # 50 MB: were it buffered per client, memory would grow by more than that
+    lines = 800_000  # 80 MB: were it buffered per client, memory would grow by more than that
     cmd = f"python3 -c \"import sys\nfor i in range({lines}): sys.stdout.write('%099d\\n' % i)\""
     job = (await aapi.post("/jobs", json={"command": "sleep 0.3; " + cmd})).json()
     expected = "".join(f"{i:099d}\n" for i in range(lines))
@@ -136,8 +136,9 @@ async def test_a_stalled_client_slows_nobody_and_catches_up(server, aapi):
         assert stats["per_job"].get(job["id"]) == 1  # only the stalled one is still connected
         growth_mib = (rss_kib(server.proc.pid) - rss_before) / 1024
         # The bound: the store's 8 MiB in-memory tail with its cached frames, SQLite's page
-        # cache and transient read buffers (16-19 MiB measured), with room for a loaded machine.
-        assert growth_mib < 40, f"server grew by {growth_mib:.1f} MiB while one client stalled"
+        # cache, transient 1 MiB read buffers and the allocator's high-water mark (27-31 MiB
+        # measured), with room for a loaded machine.
+        assert growth_mib < 48, f"server grew by {growth_mib:.1f} MiB while one client stalled"
     finally:
         # the server ends the stream after `complete`
         events = await _read_raw_sse(reader, writer)

@@ -81,26 +81,8 @@ async def _shutdown(app: web.Application) -> None:
     state.store.wake_all()
 
 
-def _return_big_buffers_to_the_os() -> None:
-    """Serve output buffers (up to a MiB each) from mmap, so freed ones leave RSS at once.
-
-    glibc raises its mmap threshold after the first large free; from then on such buffers come
-    from the heap and fragment it, and RSS stays at its high-water mark long after the bytes were
-    sent (measured: 47 MiB instead of 13 MiB after three followers read a 30 MB job).
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(name).mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
-
-
 def run_server(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM, on uvloop where it is installed."""
-    _return_big_buffers_to_the_os()
     # Thousands of connections make thousands of long-lived objects; the default thresholds run
     # a full collection over all of them often enough to stall every stream for tens of ms.
     gc.set_threshold(50_000, 20, 100)
