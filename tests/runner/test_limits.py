@@ -47,7 +47,7 @@ def test_output_cap_zero_keeps_nothing():
 def test_batch_window_grows_with_followers_up_to_the_ceiling():
     assert batch_window(10, 0) == batch_window(10, 1) == pytest.approx(0.010)
     assert batch_window(10, 2) == pytest.approx(0.020)
-    assert batch_window(10, 8) == pytest.approx(0.040)
+    assert batch_window(5, 8) == pytest.approx(0.020)
     assert batch_window(10, 1000) == pytest.approx(MAX_WINDOW_MS / 1000)
     windows = [batch_window(10, n) for n in range(1, 200)]
     assert windows == sorted(windows)
