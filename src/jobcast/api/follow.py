@@ -15,7 +15,14 @@ from aiohttp import web
 from ..models import Event, EventType
 from .state import Follower, State, Writer
 
-__all__ = ["BATCH_BYTES", "chunked", "follow_firehose", "follow_job", "transport_writer"]
+__all__ = [
+    "BATCH_BYTES",
+    "chunked",
+    "follow_firehose",
+    "follow_job",
+    "transport_chunk_writer",
+    "transport_writer",
+]
 
 #: the most one joined write carries to one client
 BATCH_BYTES = 256 * 1024
@@ -48,6 +55,23 @@ def transport_writer(request: web.BaseRequest) -> Writer:
         if transport.is_closing():
             raise ConnectionResetError("the client went away")
         transport.write(data)
+        if transport.get_write_buffer_size() > _HIGH_WATER:
+            await request.writer.drain()
+
+    return write
+
+
+def transport_chunk_writer(request: web.BaseRequest) -> Writer:
+    """Like `transport_writer`, for bytes no other client shares: each write becomes one HTTP
+    chunk, its header and trailer sent beside the data rather than joined to it (no copy)."""
+    transport = request.transport
+    if transport is None:
+        raise ConnectionResetError("the client went away")
+
+    async def write(data: bytes) -> None:
+        if transport.is_closing():
+            raise ConnectionResetError("the client went away")
+        transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
         if transport.get_write_buffer_size() > _HIGH_WATER:
             await request.writer.drain()
 

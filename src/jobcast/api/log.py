@@ -10,8 +10,9 @@ from aiohttp import web
 
 from ..errors import BadRequest, JobNotFound, RangeNotSatisfiable
 from ..store import StreamName
+from .follow import transport_chunk_writer, transport_writer
 from .http import query_int
-from .state import STATE, Follower
+from .state import STATE, Follower, Writer
 
 __all__ = ["routes"]
 
@@ -65,12 +66,16 @@ async def job_log(request: web.Request) -> web.StreamResponse:
     if end is not None:
         headers["Content-Length"] = str(max(0, end - start))
     resp = web.StreamResponse(status=status, headers=headers)
+    if end is None and request.version >= (1, 1):
+        resp.enable_chunked_encoding()
     await resp.prepare(request)
+    # Bytes go straight to the connection: aiohttp's writer would copy each chunk once more.
+    write = transport_chunk_writer(request) if resp.chunked else transport_writer(request)
     follower = Follower("log", job.id, request.transport)
     state.stats.add(follower)
     try:
         with contextlib.suppress(ConnectionError, JobNotFound):
-            await _copy(request, resp, follower, job.id, name, start, end)
+            await _copy(request, write, follower, job.id, name, start, end)
     finally:
         state.stats.remove(follower)
     with contextlib.suppress(ConnectionError):
@@ -80,7 +85,7 @@ async def job_log(request: web.Request) -> web.StreamResponse:
 
 async def _copy(
     request: web.Request,
-    resp: web.StreamResponse,
+    write: Writer,
     follower: Follower,
     job_id: str,
     stream: StreamName,
@@ -94,7 +99,7 @@ async def _copy(
         want = CHUNK if end is None else min(CHUNK, end - offset)
         data = await store.read_output(job_id, stream, offset, want)
         if data:
-            await state.guarded(follower, resp.write(data))
+            await state.guarded(follower, write(data))
             offset += len(data)
             state.stats.bytes_sent += len(data)
             continue
