@@ -20,7 +20,6 @@ __all__ = [
     "chunked",
     "follow_firehose",
     "follow_job",
-    "transport_chunk_writer",
     "transport_writer",
 ]
 
@@ -41,11 +40,13 @@ def chunked(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
-def transport_writer(request: web.BaseRequest) -> Writer:
-    """Write pre-encoded bytes straight to the connection, waiting only when the client lags.
+def transport_writer(request: web.BaseRequest, *, chunk: bool = False) -> Writer:
+    """Write bytes straight to the connection, waiting only when the client lags.
 
     aiohttp's own writer copies (and for chunked responses frames) every write for every client;
     the bytes here are built once per batch and shared, so each client costs one `write` call.
+    With `chunk`, each write becomes one HTTP chunk, its header and trailer sent beside the data
+    rather than joined to it (for bytes no other client shares, such as `/log`'s).
     """
     transport = request.transport
     if transport is None:
@@ -54,24 +55,10 @@ def transport_writer(request: web.BaseRequest) -> Writer:
     async def write(data: bytes) -> None:
         if transport.is_closing():
             raise ConnectionResetError("the client went away")
-        transport.write(data)
-        if transport.get_write_buffer_size() > _HIGH_WATER:
-            await request.writer.drain()
-
-    return write
-
-
-def transport_chunk_writer(request: web.BaseRequest) -> Writer:
-    """Like `transport_writer`, for bytes no other client shares: each write becomes one HTTP
-    chunk, its header and trailer sent beside the data rather than joined to it (no copy)."""
-    transport = request.transport
-    if transport is None:
-        raise ConnectionResetError("the client went away")
-
-    async def write(data: bytes) -> None:
-        if transport.is_closing():
-            raise ConnectionResetError("the client went away")
-        transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+        if chunk:
+            transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+        else:
+            transport.write(data)
         if transport.get_write_buffer_size() > _HIGH_WATER:
             await request.writer.drain()
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..errors import BadRequest, JobNotFound, RangeNotSatisfiable
 from ..store import StreamName
-from .follow import transport_chunk_writer, transport_writer
+from .follow import transport_writer
 from .http import query_int
 from .state import STATE, Follower, Writer
 
@@ -70,7 +70,7 @@ async def job_log(request: web.Request) -> web.StreamResponse:
         resp.enable_chunked_encoding()
     await resp.prepare(request)
     # Bytes go straight to the connection: aiohttp's writer would copy each chunk once more.
-    write = transport_chunk_writer(request) if resp.chunked else transport_writer(request)
+    write = transport_writer(request, chunk=resp.chunked)
     follower = Follower("log", job.id, request.transport)
     state.stats.add(follower)
     try:
