@@ -34,15 +34,6 @@ async def async_wait_for(
         await asyncio.sleep(interval)
 
 
-def read_sse(resp_lines_bytes: bytes) -> list[dict]:
-    """Parse a complete SSE body into the events' JSON payloads."""
-    import orjson
-
-    from jobcast.protocol import SSEParser
-
-    return [orjson.loads(m.data) for m in SSEParser().feed(resp_lines_bytes) if m.data]
-
-
 async def collect_sse(
     client, url: str, headers: dict | None = None, limit: int | None = None
 ) -> list[dict]:

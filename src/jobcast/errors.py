@@ -129,25 +129,11 @@ class ConnectionFailed(JobcastError, ConnectionError):
     status = 0
 
 
-_BY_CODE: dict[str, type[JobcastError]] = {
-    cls.code: cls
-    for cls in (
-        BadRequest,
-        InvalidJSON,
-        ValidationFailed,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        JobNotFound,
-        Conflict,
-        JobFinished,
-        JobNotFinished,
-        NameTaken,
-        NoStdin,
-        RangeNotSatisfiable,
-        ServerShuttingDown,
-    )
-}
+def _descendants(cls: type[JobcastError]) -> list[type[JobcastError]]:
+    return [d for sub in cls.__subclasses__() for d in (sub, *_descendants(sub))]
+
+
+_BY_CODE: dict[str, type[JobcastError]] = {cls.code: cls for cls in _descendants(JobcastError)}
 
 
 def error_from_payload(status: int, payload: object) -> JobcastError:

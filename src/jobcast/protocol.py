@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -86,10 +85,6 @@ def ws_event_frame(ev: Event, *, b64: bool = False) -> bytes:
     if out is None:
         out = ev.cache[key] = ws_frame(event_json(ev, b64=b64))
     return out
-
-
-def join_frames(frames: Iterable[bytes]) -> bytes:
-    return b"".join(frames)
 
 
 @dataclass(frozen=True, slots=True)

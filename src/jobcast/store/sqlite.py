@@ -232,12 +232,6 @@ class SQLiteStore:
             **rec,
         )
 
-    async def get_spec(self, job_id: str) -> JobSpec:
-        row = self.db.execute("SELECT spec FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise JobNotFound.for_ref(job_id)
-        return JobSpec.model_validate_json(row[0])
-
     async def list_jobs(
         self,
         *,
