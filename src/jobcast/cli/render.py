@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 import orjson
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -163,20 +163,28 @@ def _job_fields(job: Job) -> list[tuple[str, str]]:
     return [(key, value) for key, value in fields if value]
 
 
-def print_job(job: Job) -> None:
-    """`key: value` lines; on a terminal aligned, with the status in colour."""
-    fields = _job_fields(job)
+def _print_fields(fields: list[tuple[str, Text | str]], *, justify: JustifyMethod = "left") -> None:
+    """`key: value` lines in a pipe; an aligned grid, keys in bold, on a terminal."""
     if not is_tty():
         for key, value in fields:
             click.echo(f"{key}: {value}")
         return
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(justify=justify)
     for key, value in fields:
-        cell = Text(value, STATUS_COLOURS[job.status]) if key == "status" else Text(value)
-        grid.add_row(key, cell)
+        grid.add_row(key, value)
     _console().print(grid)
+
+
+def print_job(job: Job) -> None:
+    """A job's details, with the status in colour on a terminal."""
+    _print_fields(
+        [
+            (key, Text(value, STATUS_COLOURS[job.status]) if key == "status" else value)
+            for key, value in _job_fields(job)
+        ]
+    )
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -191,17 +199,7 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]
 
 def print_mapping(data: Mapping[str, Any]) -> None:
     """Nested figures (`/status`, `/stats`) as `a.b: value` lines, aligned on a terminal."""
-    fields = _flatten(data)
-    if not is_tty():
-        for key, value in fields:
-            click.echo(f"{key}: {value}")
-        return
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column(justify="right")
-    for key, value in fields:
-        grid.add_row(key, value)
-    _console().print(grid)
+    _print_fields(list(_flatten(data)), justify="right")
 
 
 def print_json(data: Any) -> None:
