@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 
 from ..errors import Conflict
 from ..models import EventType
@@ -74,6 +75,7 @@ class _Pump:
             while not self._closed:
                 if not self._stopping:
                     await self._readable()
+                read_at = time.monotonic()
                 chunk, eof = self._read()
                 data = held + chunk if held else chunk
                 if eof or self._stopping:
@@ -83,9 +85,24 @@ class _Pump:
                 held = data[cut:]
                 await self._emit(data[:cut] if held else data)
                 if len(chunk) < FAST_READ:
-                    await asyncio.sleep(self._window())
+                    await self._rest(read_at + self._window())
         finally:
             self.close()
+
+    @staticmethod
+    async def _rest(until: float) -> None:
+        """Sleep until `until` (monotonic): one window from the last read, not from now.
+
+        The event just emitted is being written to its followers by callbacks already queued;
+        yield to them first, then sleep only what is left. Sleeping at once would not do: uvloop
+        (libuv) measures a timer from the time cached at the start of the loop iteration, and
+        then polls for that whole delay after the fan-out has run, so each cycle would take the
+        window *plus* the fan-out (40 ms instead of 25 with 1,000 followers).
+        """
+        await asyncio.sleep(0)
+        left = until - time.monotonic()
+        if left > 0:
+            await asyncio.sleep(left)
 
     def stop(self) -> None:
         """Read what is there now, record it and end, without waiting for EOF."""
