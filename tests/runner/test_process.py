@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+import uvloop
 
 from jobcast.errors import Conflict
 from jobcast.models import EventType
@@ -88,6 +89,29 @@ async def test_a_trickle_is_batched_by_the_window():
     assert await run(spawn(sys.executable, "-c", script), sink, window=0.05) == 0
     assert sink.data() == b"".join(b"%d\n" % i for i in range(300))
     assert len(sink.batches) < 100
+
+
+def test_work_queued_by_a_batch_does_not_lengthen_the_window():
+    # Each batch queues 60 ms of loop work, as a fan-out to many followers does. The next read
+    # is due one window (100 ms) after the last, not 100 ms after that work has finished. On
+    # uvloop, as the server runs: its timers count from the start of the loop iteration.
+    reads: list[float] = []
+
+    def fan_out() -> None:
+        end = time.perf_counter() + 0.06
+        while time.perf_counter() < end:
+            pass
+
+    async def sink(stream: EventType, data: bytes) -> None:
+        reads.append(time.monotonic())
+        asyncio.get_running_loop().call_soon(fan_out)
+
+    script = "import time\nfor i in range(400):\n    print(i, flush=True)\n    time.sleep(0.004)"
+    proc = spawn(sys.executable, "-c", script)
+    assert uvloop.run(proc.run(sink, lambda: 0.1)) == 0
+    gaps = sorted(b - a for a, b in zip(reads, reads[1:], strict=False))
+    assert len(gaps) >= 8
+    assert gaps[len(gaps) // 2] < 0.135  # 0.16 (window + fan-out) before the fix
 
 
 async def test_a_chunk_without_newline_arrives_while_the_process_runs():
