@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -13,8 +16,6 @@ def test_10_mb_of_random_binary_round_trips_byte_exact(api):
     cmd = 'python3 -c "import os,sys,random; random.seed(7); sys.stdout.buffer.write(random.randbytes(10_000_000))"'
     job = api.post("/jobs", json={"command": cmd}).json()
     assert wait_job(api, job["id"])["stdout_bytes"] == 10_000_000
-    import random
-
     random.seed(7)
     expected = random.randbytes(10_000_000)
     body = api.get(f"/jobs/{job['id']}/log", params={"stream": "stdout"}).content
@@ -65,3 +66,49 @@ def test_follow_from_an_offset_of_a_finished_job(api, server):
     wait_job(api, job["id"])
     r = api.get(f"/jobs/{job['id']}/log", params={"follow": 1, "offset": 6})
     assert r.content == b"world\n"
+
+
+def test_follow_of_a_running_job_is_byte_exact_from_any_offset(api, server):
+    # Random bytes in pieces, with pauses: followers start before, during and past the output
+    # written so far, and each gets exactly the bytes from its offset to the end.
+    script = (
+        "import random, sys, time\n"
+        "random.seed(11)\n"
+        "for _ in range(40):\n"
+        "    sys.stdout.buffer.write(random.randbytes(50_000)); sys.stdout.flush()\n"
+        "    time.sleep(0.02)\n"
+    )
+    job = api.post("/jobs", json={"argv": ["python3", "-c", script]}).json()
+    url = f"{server.url}/jobs/{job['id']}/log"
+
+    def follow(offset: int) -> bytes:
+        params = {"follow": 1, "stream": "stdout", "offset": offset}
+        with httpx.stream("GET", url, params=params, timeout=30) as r:
+            return b"".join(r.iter_raw())
+
+    random.seed(11)
+    expected = b"".join(random.randbytes(50_000) for _ in range(40))
+    with ThreadPoolExecutor(3) as pool:
+        early = pool.submit(follow, 0)
+        beyond = pool.submit(follow, 1_500_000)  # not written yet: waits for it
+        while api.get(f"/jobs/{job['id']}").json()["stdout_bytes"] < 300_000:
+            time.sleep(0.01)
+        middle = pool.submit(follow, 123_457)
+        assert early.result() == expected
+        assert middle.result() == expected[123_457:]
+        assert beyond.result() == expected[1_500_000:]
+    assert wait_job(api, job["id"])["stdout_bytes"] == len(expected)
+
+
+def test_follow_of_both_streams_keeps_their_order(api, server):
+    script = "for i in $(seq 1 200); do echo out$i; echo err$i >&2; done; sleep 0.2; echo end"
+    job = api.post("/jobs", json={"command": script}).json()
+    with httpx.stream(
+        "GET", f"{server.url}/jobs/{job['id']}/log", params={"follow": 1}, timeout=30
+    ) as r:
+        body = b"".join(r.iter_raw())
+    wait_job(api, job["id"])
+    assert body == api.get(f"/jobs/{job['id']}/log").content
+    assert sorted(body.splitlines()) == sorted(
+        [b"out%d" % i for i in range(1, 201)] + [b"err%d" % i for i in range(1, 201)] + [b"end"]
+    )

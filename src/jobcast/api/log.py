@@ -9,8 +9,9 @@ from typing import cast
 from aiohttp import web
 
 from ..errors import BadRequest, JobNotFound, RangeNotSatisfiable
+from ..models import OUTPUT_EVENTS, Event, EventType, Job
 from ..store import StreamName
-from .follow import transport_writer
+from .follow import follow_job, transport_writer
 from .http import query_int
 from .state import STATE, Follower, Writer
 
@@ -75,12 +76,21 @@ async def job_log(request: web.Request) -> web.StreamResponse:
     state.stats.add(follower)
     try:
         with contextlib.suppress(ConnectionError, JobNotFound):
-            await _copy(request, write, follower, job.id, name, start, end)
+            if end is not None:
+                await _copy(request, write, follower, job.id, name, start, end)
+            else:
+                await _follow(request, write, follower, job.id, name, start)
     finally:
         state.stats.remove(follower)
     with contextlib.suppress(ConnectionError):
         await resp.write_eof()
     return resp
+
+
+def _size(job: Job, stream: StreamName) -> int:
+    if stream == "all":
+        return job.stdout_bytes + job.stderr_bytes
+    return job.stdout_bytes if stream == "stdout" else job.stderr_bytes
 
 
 async def _copy(
@@ -90,24 +100,52 @@ async def _copy(
     job_id: str,
     stream: StreamName,
     offset: int,
-    end: int | None,
+    end: int,
 ) -> None:
-    """Bytes from `offset` to `end`; with no `end`, on as they come until the job completes."""
+    """Bytes from `offset` to `end`, read from the output files."""
+    state = request.app[STATE]
+    while offset < end:
+        data = await state.store.read_output(job_id, stream, offset, min(CHUNK, end - offset))
+        if not data:
+            return
+        await state.guarded(follower, write(data))
+        offset += len(data)
+        state.stats.bytes_sent += len(data)
+
+
+async def _follow(
+    request: web.Request,
+    write: Writer,
+    follower: Follower,
+    job_id: str,
+    stream: StreamName,
+    offset: int,
+) -> None:
+    """Bytes from `offset` on, as they come, until the job completes.
+
+    What is already written is copied from the files; from there on this is a follower like any
+    other, a cursor over the job's events whose frames are their raw bytes, served from the
+    in-memory tail and joined once for every `/log` client at the same position.
+    """
     state = request.app[STATE]
     store = state.store
-    while end is None or offset < end:
-        want = CHUNK if end is None else min(CHUNK, end - offset)
-        data = await store.read_output(job_id, stream, offset, want)
-        if data:
-            await state.guarded(follower, write(data))
-            offset += len(data)
-            state.stats.bytes_sent += len(data)
-            continue
-        if end is not None or state.closing or store.closed:
-            return
+    while True:
+        # One snapshot: the byte count and the seq of the event that brought it, together.
         job = await store.get_job(job_id)
-        if job.status.is_final:
-            if offset >= await store.output_size(job_id, stream):
-                return
-            continue
+        size = _size(job, stream)
+        if offset < size:
+            await _copy(request, write, follower, job_id, stream, offset, size)
+            offset = size
+            continue  # more may have come meanwhile; copy that too while far behind
+        if offset == size:
+            break
+        if job.status.is_final or state.closing or store.closed:
+            return  # the offset asked for lies past the end of the output
         await store.wait(job_id, job.last_seq)
+    if not job.status.is_final:
+        types = OUTPUT_EVENTS if stream == "all" else {EventType(stream)}
+
+        def frame(ev: Event) -> bytes:
+            return (ev.raw or b"") if ev.type in types else b""
+
+        await follow_job(state, follower, job_id, job.last_seq, frame, f"log:{stream}", write)
