@@ -51,6 +51,31 @@ async def test_heartbeat_comments_keep_idle_streams_alive(aapi):
     await aapi.post(f"/jobs/{job['id']}/cancel")
 
 
+async def test_clients_that_leave_while_waiting_at_the_tail_are_forgotten(aapi, server):
+    # They wait parked at the tail of a job that prints now and then; none reads to an end.
+    script = "while true; do echo tick; sleep 0.05; done"
+    job = (await aapi.post("/jobs", json={"command": script})).json()
+    url = f"/jobs/{job['id']}/events"
+
+    async def follow_a_while() -> None:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            async with client.stream("GET", url) as resp:
+                ticks, parser = 0, SSEParser()
+                async for chunk in resp.aiter_raw():
+                    ticks += sum(b'"stdout"' in m.data.encode() for m in parser.feed(chunk))
+                    if ticks >= 3:
+                        return
+
+    await asyncio.gather(*(follow_a_while() for _ in range(20)))
+
+    async def forgotten() -> bool:
+        stats = (await aapi.get("/stats")).json()
+        return job["id"] not in stats["per_job"] and stats["clients"]["sse"] == 0
+
+    await async_wait_for(forgotten, within=10)
+    await aapi.post(f"/jobs/{job['id']}/cancel")
+
+
 async def test_resume_with_last_event_id_gets_every_byte_once(aapi):
     # 40 bursts 20 ms apart: at least 40 output events, so the cut lands mid-stream
     bursts = "for i in $(seq 0 39); do seq $((i*2500+1)) $((i*2500+2500)); sleep 0.02; done"

@@ -105,6 +105,40 @@ async def test_wait_wakes_at_append(store):
     await asyncio.wait_for(waiter, 1)
 
 
+async def test_listen_hands_over_each_event_as_it_is_appended(store):
+    job = await store.create_job(JobSpec(argv=["true"]))
+    got: list[object] = []
+    assert not store.listen(job.id, 0, got.append)  # seq 1 is there already: read it instead
+    assert store.listen(job.id, 1, lambda ev: got.append(ev) or len(got) < 2)
+    first = await store.append(job.id, EventType.STDOUT, raw=b"a")
+    assert got == [first]  # synchronously, in the append
+    second = await store.append(job.id, EventType.STDOUT, raw=b"b")
+    await store.append(job.id, EventType.STDOUT, raw=b"c")
+    assert got == [first, second]  # it said it wanted no more after the second
+    assert store.listen(job.id, 4, got.append)
+    store.wake_all()  # a tick, or closing: listeners are called with None and forgotten
+    await store.append(job.id, EventType.STDOUT, raw=b"d")
+    assert got == [first, second, None]
+    await store.set_status(job.id, JobStatus.RUNNING)
+    await store.set_status(job.id, JobStatus.SUCCEEDED, exit_code=0)
+    assert not store.listen(job.id, (await store.get_job(job.id)).last_seq, got.append)
+
+
+async def test_a_failing_listener_does_not_stop_the_others_nor_the_append(store, caplog):
+    job = await store.create_job(JobSpec(argv=["true"]))
+    got: list[object] = []
+
+    def broken(ev: object) -> bool:
+        raise RuntimeError("boom")
+
+    assert store.listen(job.id, 1, broken)
+    assert store.listen(job.id, 1, lambda ev: got.append(ev) or True)
+    ev = await store.append(job.id, EventType.STDOUT, raw=b"x")
+    assert got == [ev]
+    assert (await store.read(job.id, 1)) == [ev]
+    assert "a listener failed" in caplog.text
+
+
 async def test_firehose_lifecycle_and_output(store):
     start = store.last_gid()
     job = await store.create_job(JobSpec(argv=["true"]))

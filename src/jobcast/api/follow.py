@@ -1,26 +1,30 @@
 """Cursor -> bytes: the one loop every streaming transport runs for a follower.
 
 A follower is a position in a job's log. It reads what is past its position (from the store's
-in-memory tail when near the end, from storage when far behind), writes it in one joined write, and
-waits at the tail for the shared wake-up. No queue per client: a slow client only falls behind.
+in-memory tail when near the end, from storage when far behind) and writes it in one joined write.
+At the tail it parks: the store hands it each new event as it is appended, and it writes that
+event's shared, pre-encoded bytes to its client there and then. Its task sleeps meanwhile, and
+wakes only when it must: its client lags, the job completes, or the tick (heartbeats, a client that
+left). No queue per client: a slow client only falls behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
 from aiohttp import web
 
 from ..models import Event, EventType
-from .state import Follower, State, Writer
+from .state import Follower, State, Stats
 
 __all__ = [
     "BATCH_BYTES",
+    "TransportWriter",
     "chunked",
     "follow_firehose",
     "follow_job",
-    "transport_writer",
 ]
 
 #: the most one joined write carries to one client
@@ -40,7 +44,7 @@ def chunked(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
-def transport_writer(request: web.BaseRequest, *, chunk: bool = False) -> Writer:
+class TransportWriter:
     """Write bytes straight to the connection, waiting only when the client lags.
 
     aiohttp's own writer copies (and for chunked responses frames) every write for every client;
@@ -48,21 +52,32 @@ def transport_writer(request: web.BaseRequest, *, chunk: bool = False) -> Writer
     With `chunk`, each write becomes one HTTP chunk, its header and trailer sent beside the data
     rather than joined to it (for bytes no other client shares, such as `/log`'s).
     """
-    transport = request.transport
-    if transport is None:
-        raise ConnectionResetError("the client went away")
 
-    async def write(data: bytes) -> None:
-        if transport.is_closing():
+    __slots__ = ("_request", "chunk", "transport")
+
+    def __init__(self, request: web.BaseRequest, *, chunk: bool = False) -> None:
+        transport = request.transport
+        if transport is None:
             raise ConnectionResetError("the client went away")
-        if chunk:
-            transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
-        else:
-            transport.write(data)
-        if transport.get_write_buffer_size() > _HIGH_WATER:
-            await request.writer.drain()
+        self._request, self.transport, self.chunk = request, transport, chunk
 
-    return write
+    def send(self, data: bytes) -> bool:
+        """Write without waiting; False once the client lags (call `drain`)."""
+        if self.chunk:
+            self.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+        else:
+            self.transport.write(data)
+        return self.transport.get_write_buffer_size() <= _HIGH_WATER
+
+    async def drain(self) -> None:
+        if self.transport.get_write_buffer_size() > _HIGH_WATER:
+            await self._request.writer.drain()
+
+    async def __call__(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            raise ConnectionResetError("the client went away")
+        if not self.send(data):
+            await self._request.writer.drain()
 
 
 def _join(events: list[Event], frame: Frame, tag: str, envelope: Envelope | None) -> bytes:
@@ -78,6 +93,69 @@ def _join(events: list[Event], frame: Frame, tag: str, envelope: Envelope | None
     return out
 
 
+class _Parked:
+    """A follower at the tail: the store calls it with each new event, and it writes it at once.
+
+    It hands control back to its task (resolving `woken`, and returning False to be dropped) for
+    anything but a plain write: the job's `complete` event, a client that lags or left, a gap,
+    the tick. The task then does what is due and parks again.
+    """
+
+    __slots__ = ("after", "envelope", "frame", "key", "last_write", "stats", "woken", "write")
+
+    def __init__(
+        self,
+        after: int,
+        frame: Frame,
+        tag: str,
+        envelope: Envelope | None,
+        write: TransportWriter,
+        stats: Stats,
+    ) -> None:
+        self.after, self.frame, self.envelope, self.write, self.stats = (
+            after,
+            frame,
+            envelope,
+            write,
+            stats,
+        )
+        self.key = f"one:{tag}"  # one event alone, framed and enveloped: shared by every client
+        self.last_write = 0.0
+        self.woken = asyncio.get_running_loop().create_future()
+
+    def __call__(self, ev: Event | None) -> bool:
+        if self.woken.done():
+            return False  # its task has gone (cancelled) or was already woken
+        if (
+            ev is None
+            or ev.seq != self.after + 1
+            or ev.type is EventType.COMPLETE
+            or self.write.transport.is_closing()
+        ):
+            self.woken.set_result(None)
+            return False
+        try:
+            data = ev.cache.get(self.key)
+            if data is None:
+                data = self.frame(ev)
+                if data and self.envelope is not None:
+                    data = self.envelope(data)
+                ev.cache[self.key] = data
+            self.after = ev.seq
+            if not data:
+                return True
+            self.last_write = time.monotonic()
+            self.stats.events_sent += 1
+            self.stats.bytes_sent += len(data)
+            if self.write.send(data):
+                return True
+        except BaseException:
+            self.woken.set_result(None)  # its task finds out what broke; the hub logs it
+            raise
+        self.woken.set_result(None)  # the client lags: its task waits for it to read
+        return False
+
+
 async def follow_job(
     state: State,
     follower: Follower,
@@ -85,7 +163,7 @@ async def follow_job(
     after: int,
     frame: Frame,
     tag: str,
-    write: Writer,
+    write: TransportWriter,
     heartbeat: bytes | None = None,
     envelope: Envelope | None = None,
 ) -> bool:
@@ -107,7 +185,7 @@ async def follow_job(
             data = _join(events, frame, tag, envelope)
             after = events[-1].seq
             if data:
-                # The hot path, once per wake-up per client: one joined write, nothing else.
+                # The catching-up path, once per batch per client: one joined write.
                 last_write = follower.blocked_since = time.monotonic()
                 await write(data)
                 follower.blocked_since = None
@@ -121,17 +199,36 @@ async def follow_job(
         if woken_empty:
             # Woken with nothing new: a tick (about once a second), or the job ended before we
             # came. Only here the slower checks, never after each event.
-            if follower.transport is not None and follower.transport.is_closing():
-                return False  # the client left; no write told us, as none was due
-            if not store.is_live(job_id):
-                job = await store.get_job(job_id)
-                if job.status.is_final and after >= job.last_seq:
-                    return True  # resumed past the `complete` event
+            ended = await _ended(state, job_id, after, write)
+            if ended is not None:
+                return ended
             if heartbeat is not None and time.monotonic() - last_write >= interval:
                 await state.guarded(follower, write(heartbeat))
                 last_write = time.monotonic()
-        await store.wait(job_id, after)
         woken_empty = True
+        parked = _Parked(after, frame, tag, envelope, write, stats)
+        if not store.listen(job_id, after, parked):
+            await store.wait(job_id, after)
+            continue
+        await parked.woken
+        if write.transport.is_closing():
+            return False
+        if parked.after != after:
+            after, last_write, woken_empty = parked.after, parked.last_write, False
+        # A write while parked may have left the client lagging: wait for it here, visibly.
+        await state.guarded(follower, write.drain())
+
+
+async def _ended(state: State, job_id: str, after: int, write: TransportWriter) -> bool | None:
+    """Whether following is over though no event said so: True past the job's `complete` event
+    (a resume after the end), False if the client left (no write told us, as none was due)."""
+    if write.transport.is_closing():
+        return False
+    if not state.store.is_live(job_id):
+        job = await state.store.get_job(job_id)
+        if job.status.is_final and after >= job.last_seq:
+            return True
+    return None
 
 
 async def follow_firehose(
@@ -140,7 +237,7 @@ async def follow_firehose(
     after: int,
     output: bool,
     frame: Frame,
-    write: Writer,
+    write: TransportWriter,
     heartbeat: bytes,
     envelope: Envelope | None = None,
 ) -> None:
@@ -162,7 +259,7 @@ async def follow_firehose(
             continue
         # Nothing of interest up to the newest event: skip past what was filtered out.
         after = max(after, store.last_gid())
-        if follower.transport is not None and follower.transport.is_closing():
+        if write.transport.is_closing():
             return
         if time.monotonic() - last_write >= interval:
             await state.guarded(follower, write(heartbeat))

@@ -11,9 +11,9 @@ from aiohttp import web
 from ..errors import BadRequest, JobNotFound, RangeNotSatisfiable
 from ..models import OUTPUT_EVENTS, Event, EventType, Job
 from ..store import StreamName
-from .follow import follow_job, transport_writer
+from .follow import TransportWriter, follow_job
 from .http import query_int
-from .state import STATE, Follower, Writer
+from .state import STATE, Follower
 
 __all__ = ["routes"]
 
@@ -71,7 +71,7 @@ async def job_log(request: web.Request) -> web.StreamResponse:
         resp.enable_chunked_encoding()
     await resp.prepare(request)
     # Bytes go straight to the connection: aiohttp's writer would copy each chunk once more.
-    write = transport_writer(request, chunk=resp.chunked)
+    write = TransportWriter(request, chunk=resp.chunked)
     follower = Follower("log", job.id, request.transport)
     state.stats.add(follower)
     try:
@@ -95,7 +95,7 @@ def _size(job: Job, stream: StreamName) -> int:
 
 async def _copy(
     request: web.Request,
-    write: Writer,
+    write: TransportWriter,
     follower: Follower,
     job_id: str,
     stream: StreamName,
@@ -115,7 +115,7 @@ async def _copy(
 
 async def _follow(
     request: web.Request,
-    write: Writer,
+    write: TransportWriter,
     follower: Follower,
     job_id: str,
     stream: StreamName,

@@ -10,7 +10,7 @@ from aiohttp import web
 from ..errors import BadRequest, JobNotFound
 from ..models import Event
 from ..protocol import sse_comment, sse_frame
-from .follow import chunked, follow_firehose, follow_job, transport_writer
+from .follow import TransportWriter, chunked, follow_firehose, follow_job
 from .http import query_int
 from .state import STATE, Follower
 
@@ -74,7 +74,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     tag = ("sse64" if b64 else "sse") + ("c" if envelope else "")
     beat = envelope(HEARTBEAT) if envelope else HEARTBEAT
     loop = follow_job(
-        state, follower, job.id, after, frame, tag, transport_writer(request), beat, envelope
+        state, follower, job.id, after, frame, tag, TransportWriter(request), beat, envelope
     )
     await _run(request, follower, loop)
     return resp
@@ -103,7 +103,7 @@ async def firehose(request: web.Request) -> web.StreamResponse:
             after,
             output,
             frame,
-            transport_writer(request),
+            TransportWriter(request),
             chunked(HEARTBEAT) if resp.chunked else HEARTBEAT,
             chunked if resp.chunked else None,
         ),

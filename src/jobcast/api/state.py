@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -98,5 +98,3 @@ class State:
 
 
 STATE = web.AppKey("jobcast_state", State)
-
-Writer = Callable[[bytes], Awaitable[None]]

@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 from ..errors import BadRequest, JobcastError
 from ..models import OUTPUT_EVENTS, Event
 from ..protocol import parse_ws_command, ws_event_frame, ws_frame
-from .follow import follow_job, transport_writer
+from .follow import TransportWriter, follow_job
 from .http import query_int
 from .state import STATE, Follower, State
 
@@ -50,7 +50,7 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
         compress=False, heartbeat=state.settings.heartbeat_seconds, max_msg_size=1 << 20
     )
     await ws.prepare(request)
-    write = transport_writer(request)
+    write = TransportWriter(request)
 
     def frame(ev: Event) -> bytes:
         return _raw_frame(ev) if fmt == "raw" else ws_event_frame(ev, b64=b64)

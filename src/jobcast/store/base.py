@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Protocol
 
+from ..hub import Listener
 from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus
 
 __all__ = ["ProcessInfo", "Store", "StreamName"]
@@ -108,6 +109,14 @@ class Store(Protocol):
 
         Callers re-read after it returns; the tick lets them send heartbeats and notice stalls
         without a timer of their own.
+        """
+
+    def listen(self, job_id: str, after: int, listener: Listener) -> bool:
+        """Hand each event of the job past `after` to `listener` as it is appended, synchronously.
+
+        False (and nothing registered) if there is already an event past `after`, or none will
+        come: the caller reads instead. `listener` is also called with None at every tick and on
+        close, and is dropped once it returns False (see `Hub`).
         """
 
     def is_live(self, job_id: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from ..errors import JobFinished, JobNotFinished, JobNotFound, NameTaken
-from ..hub import Hub
+from ..hub import Hub, Listener
 from ..models import (
     LIFECYCLE_EVENTS,
     OUTPUT_EVENTS,
@@ -362,7 +362,7 @@ class SQLiteStore:
         self._add_global(ev)
         if type is EventType.COMPLETE:
             self._finish(job_id, tail)
-        self.hub.notify(job_id)
+        self.hub.notify(job_id, ev)
         self.hub.notify(_ALL)
         return ev
 
@@ -414,6 +414,13 @@ class SQLiteStore:
             out.append(ev)
             total += ev.size
         return out
+
+    def listen(self, job_id: str, after: int, listener: Listener) -> bool:
+        tail = self._tails.get(job_id)
+        if tail is None or tail.last_seq > after or self.closed:
+            return False
+        self.hub.listen(job_id, listener)
+        return True
 
     def is_live(self, job_id: str) -> bool:
         return job_id in self._tails
