@@ -48,19 +48,21 @@ async def job_log(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     store = state.store
     job = await store.get_job(request.match_info["ref"])
+    job_id, final = job.id, job.status.is_final
+    del job  # not held for a follower's whole life: a Job model is ~3 KiB
     stream = request.query.get("stream", "all")
     if stream not in ("stdout", "stderr", "all"):
         raise BadRequest(f"stream must be stdout, stderr or all, not {stream!r}")
     name = cast(StreamName, stream)
     follow = request.query.get("follow") in ("1", "true", "yes")
-    size = await store.output_size(job.id, name)
+    size = await store.output_size(job_id, name)
     start, end = query_int(request, "offset", 0) or 0, None
     status = 200
     headers = {"Content-Type": "application/octet-stream", "X-Content-Type-Options": "nosniff"}
     if "Range" in request.headers and not follow:
         start, end = _range(request.headers["Range"], size)
         status = 206
-        total = str(size) if job.status.is_final else "*"
+        total = str(size) if final else "*"
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{total}"
     elif not follow:
         end = size
@@ -72,14 +74,14 @@ async def job_log(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     # Bytes go straight to the connection: aiohttp's writer would copy each chunk once more.
     write = TransportWriter(request, chunk=resp.chunked)
-    follower = Follower("log", job.id, request.transport)
+    follower = Follower("log", job_id, request.transport)
     state.stats.add(follower)
     try:
         with contextlib.suppress(ConnectionError, JobNotFound):
             if end is not None:
-                await _copy(request, write, follower, job.id, name, start, end)
+                await _copy(request, write, follower, job_id, name, start, end)
             else:
-                await _follow(request, write, follower, job.id, name, start)
+                await _follow(request, write, follower, job_id, name, start)
     finally:
         state.stats.remove(follower)
     with contextlib.suppress(ConnectionError):
@@ -132,20 +134,21 @@ async def _follow(
     while True:
         # One snapshot: the byte count and the seq of the event that brought it, together.
         job = await store.get_job(job_id)
-        size = _size(job, stream)
+        size, last_seq, final = _size(job, stream), job.last_seq, job.status.is_final
+        del job  # not held while following (see job_log)
         if offset < size:
             await _copy(request, write, follower, job_id, stream, offset, size)
             offset = size
             continue  # more may have come meanwhile; copy that too while far behind
         if offset == size:
             break
-        if job.status.is_final or state.closing or store.closed:
+        if final or state.closing or store.closed:
             return  # the offset asked for lies past the end of the output
-        await store.wait(job_id, job.last_seq)
-    if not job.status.is_final:
+        await store.wait(job_id, last_seq)
+    if not final:
         types = OUTPUT_EVENTS if stream == "all" else {EventType(stream)}
 
         def frame(ev: Event) -> bytes:
             return (ev.raw or b"") if ev.type in types else b""
 
-        await follow_job(state, follower, job_id, job.last_seq, frame, f"log:{stream}", write)
+        await follow_job(state, follower, job_id, last_seq, frame, f"log:{stream}", write)

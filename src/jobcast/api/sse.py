@@ -61,7 +61,8 @@ async def _open(request: web.Request) -> web.StreamResponse:
 @routes.get("/jobs/{ref}/events")
 async def job_events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    job = await state.store.get_job(request.match_info["ref"])
+    # Only the id is kept: a Job model held for the stream's life would cost ~3 KiB a client.
+    job_id = (await state.store.get_job(request.match_info["ref"])).id
     after = _resume_point(request) or 0
     b64 = _b64(request)
 
@@ -69,12 +70,12 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         return sse_frame(ev, b64=b64)
 
     resp = await _open(request)
-    follower = Follower("sse", job.id, request.transport)
+    follower = Follower("sse", job_id, request.transport)
     envelope = chunked if resp.chunked else None
     tag = ("sse64" if b64 else "sse") + ("c" if envelope else "")
     beat = envelope(HEARTBEAT) if envelope else HEARTBEAT
     loop = follow_job(
-        state, follower, job.id, after, frame, tag, TransportWriter(request), beat, envelope
+        state, follower, job_id, after, frame, tag, TransportWriter(request), beat, envelope
     )
     await _run(request, follower, loop)
     return resp

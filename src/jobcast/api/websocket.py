@@ -39,7 +39,8 @@ def _raw_frame(ev: Event) -> bytes:
 @routes.get("/jobs/{ref}/ws")
 async def job_ws(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    job = await state.store.get_job(request.match_info["ref"])
+    # Only the id is kept: a Job model held for the stream's life would cost ~3 KiB a client.
+    job_id = (await state.store.get_job(request.match_info["ref"])).id
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "raw"):
         raise BadRequest(f"format must be `json` or `raw`, not {fmt!r}")
@@ -55,26 +56,32 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
     def frame(ev: Event) -> bytes:
         return _raw_frame(ev) if fmt == "raw" else ws_event_frame(ev, b64=b64)
 
-    follower = Follower("ws", job.id, request.transport)
+    follower = Follower("ws", job_id, request.transport)
     state.stats.add(follower)
     tag = "wsraw" if fmt == "raw" else ("ws64" if b64 else "ws")
-    sender = asyncio.create_task(follow_job(state, follower, job.id, after, frame, tag, write))
-    receiver = asyncio.create_task(_receive(state, ws, job.id, binary_input=fmt == "raw"))
+    # The events go out from this handler's own task and the client's messages come in on one
+    # more: a task fewer per connection than a sender beside them (memory per idle client).
+    receiver = asyncio.create_task(_receive(state, ws, job_id, binary_input=fmt == "raw"))
+
+    def left(_: object) -> None:
+        write.transport.close()  # the client closed or broke off: following stops at the tick
+
+    receiver.add_done_callback(left)
+    complete = False
     try:
-        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        complete = await follow_job(state, follower, job_id, after, frame, tag, write)
+    except (ConnectionError, JobcastError):
+        pass
     finally:
         state.stats.remove(follower)
-        for task in (sender, receiver):
-            task.cancel()
-        for task in (sender, receiver):
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError, JobcastError):
-                await task
-        if not ws.closed:
-            code = 1000 if sender.done() and not sender.cancelled() else 1001
+        receiver.remove_done_callback(left)
+        receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError, JobcastError):
+            await receiver
+        if not ws.closed and not write.transport.is_closing():
+            code = 1000 if complete else 1001
             with contextlib.suppress(ConnectionError):
-                await ws.close(
-                    code=code, message=b"job complete" if code == 1000 else b"going away"
-                )
+                await ws.close(code=code, message=b"job complete" if complete else b"going away")
     return ws
 
 
