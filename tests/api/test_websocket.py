@@ -72,3 +72,20 @@ async def test_unknown_job_is_refused_before_upgrade(server):
         async with websockets.connect(ws_url(server, "/jobs/nope/ws")):
             pass
     assert e.value.response.status_code == 404
+
+
+async def test_clients_that_close_or_drop_are_forgotten(server, api):
+    job = api.post("/jobs", json={"command": "while true; do echo tick; sleep 0.05; done"}).json()
+    url = ws_url(server, f"/jobs/{job['id']}/ws")
+    for polite in (True, False):
+        clients = [await websockets.connect(url) for _ in range(5)]
+        for ws in clients:
+            await ws.recv()
+        wait_for(lambda: api.get("/stats").json()["clients"]["ws"] == 5)
+        for ws in clients:
+            if polite:
+                await ws.close()  # a close frame
+            else:
+                ws.transport.abort()  # the connection just drops
+        wait_for(lambda: api.get("/stats").json()["clients"]["ws"] == 0, timeout=10)
+    api.post(f"/jobs/{job['id']}/cancel")
