@@ -112,13 +112,11 @@ class _Parked:
         write: TransportWriter,
         stats: Stats,
     ) -> None:
-        self.after, self.frame, self.envelope, self.write, self.stats = (
-            after,
-            frame,
-            envelope,
-            write,
-            stats,
-        )
+        self.after = after
+        self.frame = frame
+        self.envelope = envelope
+        self.write = write
+        self.stats = stats
         self.key = f"one:{tag}"  # one event alone, framed and enveloped: shared by every client
         self.last_write = 0.0
         self.woken = asyncio.get_running_loop().create_future()
@@ -214,7 +212,8 @@ async def follow_job(
         if write.transport.is_closing():
             return False
         if parked.after != after:
-            after, last_write, woken_empty = parked.after, parked.last_write, False
+            after, woken_empty = parked.after, False
+            last_write = max(last_write, parked.last_write)
         # A write while parked may have left the client lagging: wait for it here, visibly.
         await state.guarded(follower, write.drain())
 
