@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 from pydantic import ValidationError
+from websockets.exceptions import InvalidStatus
 
 from ..errors import ConnectionFailed, JobcastError, ValidationFailed, error_from_payload
 from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus
@@ -125,6 +126,17 @@ class ClientConfig:
         ws_scheme = "wss" if scheme == "https" else "ws"
         return str(httpx.URL(f"{ws_scheme}://{rest}{path}", params=dict(params)))
 
+    def job_socket(self, ref: str, after: int, raw: bool) -> tuple[str, dict[str, Any]]:
+        """The URL of a job's WebSocket and the options of websockets' `connect` (either API)."""
+        params = {"after": str(after), "format": "raw" if raw else "json", "encoding": "base64"}
+        options = {
+            "additional_headers": self.auth_headers(),
+            "open_timeout": self.timeout,
+            "compression": None,
+            "max_size": WS_MAX_SIZE,
+        }
+        return self.ws_url(f"/jobs/{quote_ref(ref)}/ws", params), options
+
 
 # -- requests -----------------------------------------------------------------------------------
 
@@ -160,6 +172,13 @@ def error_from_body(status: int, body: bytes | bytearray) -> JobcastError:
     except orjson.JSONDecodeError:
         payload = None  # a proxy's HTML error page: the status alone says what happened
     return error_from_payload(status, payload)
+
+
+def socket_failed(url: str, exc: Exception) -> JobcastError:
+    """What opening a WebSocket raised, as the error the server answered or a `ConnectionFailed`."""
+    if isinstance(exc, InvalidStatus):
+        return error_from_body(exc.response.status_code, exc.response.body or b"")
+    return connection_failed(url, exc)
 
 
 def connection_failed(url: str, exc: BaseException) -> ConnectionFailed:

@@ -12,7 +12,6 @@ import httpx
 from websockets.exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
-    InvalidStatus,
     WebSocketException,
 )
 from websockets.sync.client import ClientConnection
@@ -23,7 +22,6 @@ from .base import (
     API,
     DEFAULT_TIMEOUT,
     RECONNECT_TIMEOUT,
-    WS_MAX_SIZE,
     Call,
     ClientConfig,
     LogStream,
@@ -33,8 +31,8 @@ from .base import (
     error_from_body,
     event_from_ws,
     make_spec,
-    quote_ref,
     signal_name,
+    socket_failed,
     ws_message,
 )
 from .stream import EventCursor, LogCursor, Reconnect
@@ -273,20 +271,11 @@ class Client:
         """Open the job's WebSocket: events as JSON (or, with `raw=True`, output as bytes), and
         input, resize, signal and cancel messages the other way. It does not reconnect.
         """
-        params = {"after": str(after), "format": "raw" if raw else "json", "encoding": "base64"}
-        url = self._config.ws_url(f"/jobs/{quote_ref(ref)}/ws", params)
+        url, options = self._config.job_socket(ref, after, raw)
         try:
-            conn = ws_connect(
-                url,
-                additional_headers=self._config.auth_headers(),
-                open_timeout=self._config.timeout,
-                compression=None,
-                max_size=WS_MAX_SIZE,
-            )
-        except InvalidStatus as e:
-            raise error_from_body(e.response.status_code, e.response.body or b"") from None
+            conn = ws_connect(url, **options)
         except (OSError, TimeoutError, WebSocketException) as e:
-            raise connection_failed(self.url, e) from e
+            raise socket_failed(self.url, e) from e
         return JobSocket(conn, raw=raw, url=self.url)
 
     # -- server ---------------------------------------------------------------------------------
