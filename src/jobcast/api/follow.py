@@ -80,7 +80,21 @@ class TransportWriter:
             await self._request.writer.drain()
 
 
+def _one(ev: Event, frame: Frame, key: str, envelope: Envelope | None) -> bytes:
+    """One event framed and enveloped, cached on it under `key` (`one:<tag>`) for every client."""
+    out = ev.cache.get(key)
+    if out is None:
+        out = frame(ev)
+        if out and envelope is not None:
+            out = envelope(out)
+        if len(out) <= _SHARED_JOIN:
+            ev.cache[key] = out
+    return out
+
+
 def _join(events: list[Event], frame: Frame, tag: str, envelope: Envelope | None) -> bytes:
+    if len(events) == 1:
+        return _one(events[0], frame, f"one:{tag}", envelope)  # shared with parked followers
     last = events[-1]
     key = f"join:{tag}:{events[0].seq}:{events[0].gid}"
     out = last.cache.get(key)
@@ -117,7 +131,7 @@ class _Parked:
         self.envelope = envelope
         self.write = write
         self.stats = stats
-        self.key = f"one:{tag}"  # one event alone, framed and enveloped: shared by every client
+        self.key = f"one:{tag}"
         self.last_write = 0.0
         self.woken = asyncio.get_running_loop().create_future()
 
@@ -133,12 +147,7 @@ class _Parked:
             self.woken.set_result(None)
             return False
         try:
-            data = ev.cache.get(self.key)
-            if data is None:
-                data = self.frame(ev)
-                if data and self.envelope is not None:
-                    data = self.envelope(data)
-                ev.cache[self.key] = data
+            data = _one(ev, self.frame, self.key, self.envelope)
             self.after = ev.seq
             if not data:
                 return True
