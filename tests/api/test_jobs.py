@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import httpx
+
 from tests.conftest import wait_job
 from tests.helpers import wait_for
 
@@ -89,7 +91,7 @@ def test_list_filters_and_pagination(api):
     )
 
 
-def test_cancel_is_idempotent_and_finished_jobs_refuse(api):
+def test_cancel_is_idempotent_even_once_finished(api):
     job = api.post("/jobs", json={"command": "sleep 30"}).json()
     wait_for(lambda: api.get(f"/jobs/{job['id']}").json()["status"] == "running")
     r = api.post(f"/jobs/{job['id']}/cancel")
@@ -98,7 +100,17 @@ def test_cancel_is_idempotent_and_finished_jobs_refuse(api):
     done = wait_job(api, job["id"])
     assert done["status"] == "cancelled" and done["signal"] == "SIGTERM"
     r = api.post(f"/jobs/{job['id']}/cancel")
-    assert r.status_code == 409 and r.json()["error"]["code"] == "job_finished"
+    assert r.status_code == 200 and r.json() == done
+
+
+def test_jobs_do_not_see_the_servers_settings(server_factory, data_dir):
+    srv = server_factory(data_dir, env={"JOBCAST_SECRET_THING": "s3cret"}).start()
+    with httpx.Client(base_url=srv.url, timeout=30) as api:
+        job = api.post("/jobs", json={"command": "env"}).json()
+        wait_job(api, job["id"])
+        out = api.get(f"/jobs/{job['id']}/log").text
+    assert "JOBCAST_JOB_ID=" + job["id"] in out
+    assert "JOBCAST_SECRET_THING" not in out
 
 
 def test_input_needs_stdin_and_reaches_the_process(api):

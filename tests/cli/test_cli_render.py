@@ -30,7 +30,10 @@ def job(**fields: Any) -> Job:
         ({"status": "failed", "exit_code": -9}, 128 + 9),
         ({"status": "cancelled", "signal": "SIGTERM"}, 128 + signal.SIGTERM),
         ({"status": "failed", "signal": "INT", "exit_code": None}, 128 + signal.SIGINT),
-        ({"status": "lost"}, 1),
+        ({"status": "lost"}, 255),
+        ({"status": "timed_out", "signal": "SIGTERM"}, 124),
+        ({"status": "timed_out", "signal": "SIGKILL"}, 124),
+        ({"status": "failed"}, 1),
         ({"status": "cancelled"}, 1),
     ],
 )

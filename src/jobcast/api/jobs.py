@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 
 from aiohttp import web
 
-from ..errors import BadRequest
+from ..errors import BadRequest, JobFinished
 from ..models import InputRequest, JobSpec, JobStatus, ResizeRequest, SignalRequest
 from .http import json_response, parse_body, query_int
 from .state import STATE
@@ -70,7 +71,9 @@ async def delete_job(request: web.Request) -> web.Response:
 async def cancel_job(request: web.Request) -> web.Response:
     state = request.app[STATE]
     job = await state.store.get_job(request.match_info["ref"])
-    await state.supervisor.cancel(job.id)
+    if not job.status.is_final:  # cancelling a finished job changes nothing: 200 with it
+        with contextlib.suppress(JobFinished):  # it finished meanwhile
+            await state.supervisor.cancel(job.id)
     return json_response(await state.store.get_job(job.id))
 
 

@@ -173,9 +173,19 @@ def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
     program and its arguments (`jobcast run -- pytest -q tests/`). Put `--` before a command that
     has options of its own.
 
-    Its stdout and stderr come out on this one's as they are written; jobcast exits with the
-    job's exit code (128+N when signal N ended it). Ctrl-C interrupts the job (SIGINT), a second
-    Ctrl-C detaches and leaves it running. A dropped connection is resumed without losing output.
+    Its stdout and stderr come out on this one's as they are written. Ctrl-C interrupts the job
+    (SIGINT), a second Ctrl-C detaches and leaves it running. A dropped connection is resumed
+    without losing output.
+
+    \b
+    Exit status, never 0 for a job that did not succeed:
+      N        the job's own exit code
+      128+N    signal N ended it (130: SIGINT, as after Ctrl-C; 143: SIGTERM, as on cancel)
+      124      it ran past --timeout (as timeout(1))
+      255      it was lost (the server stopped while it ran)
+      1        it ended without a code (cancelled while queued, could not start)
+      130      you detached with a second Ctrl-C (the job goes on)
+      2        jobcast itself failed (bad usage, server unreachable)
     """
     cols, rows = shutil.get_terminal_size() if opts["pty"] and sys.stdout.isatty() else (80, 24)
     spec: str | list[str] = command[0] if len(command) == 1 else list(command)
@@ -191,7 +201,8 @@ def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
 def follow(target: Target, job: str) -> None:
     """Follow JOB's output from its start, as `run` does, and exit with its exit code.
 
-    Ctrl-C stops following; the job goes on.
+    Ctrl-C stops following (exit 130); the job goes on. The exit status is the same as
+    `jobcast run`'s: the job's code, 128+N for signal N, 124 timed out, 255 lost.
     """
 
     async def main() -> int:

@@ -78,13 +78,19 @@ def elapsed(job: Job, now: float | None = None) -> float | None:
 
 
 def exit_code_of(job: Job) -> int:
-    """The exit code a shell would show for the job: its own, 128+N when signal N ended it,
-    and 1 when it ended without one (lost, cancelled before it started, could not start)."""
+    """The exit code a shell would show for the job: its own, 128+N when signal N ended it
+    (130 after Ctrl-C), 124 when it timed out (as `timeout(1)`), 255 when it was lost, and 1
+    when it ended without one (cancelled before it started, could not start). Never 0 unless
+    it succeeded."""
+    if job.status is JobStatus.TIMED_OUT:
+        return 124
+    if job.status is JobStatus.LOST:
+        return 255
     signum = _signal_number(job.signal)
     if signum is not None:
         return 128 + signum
-    if job.exit_code is not None:
-        return job.exit_code if job.exit_code >= 0 else 128 - job.exit_code
+    if job.exit_code is not None and job.exit_code != 0:
+        return job.exit_code if job.exit_code > 0 else 128 - job.exit_code
     return 0 if job.status is JobStatus.SUCCEEDED else 1
 
 

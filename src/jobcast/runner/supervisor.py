@@ -359,7 +359,9 @@ class Supervisor:
     def _request(self, run: _Run) -> SpawnRequest:
         spec = run.spec
         cwd = os.path.abspath(os.path.expanduser(spec.cwd)) if spec.cwd else os.getcwd()
-        env = {**os.environ, **spec.env, "JOBCAST_JOB_ID": run.job.id}
+        # The server's own settings (JOBCAST_*) are not the job's business, and may be secret.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("JOBCAST_")}
+        env = {**inherited, **spec.env, "JOBCAST_JOB_ID": run.job.id}
         return SpawnRequest(
             argv=list(run.job.argv),
             cwd=cwd,
