@@ -62,6 +62,16 @@ def serve(**flags: Any) -> None:
     except (FileNotFoundError, ValidationError) as e:
         click.echo(f"jobcast serve: {e}", err=True)
         sys.exit(2)
+    from ..datadir import DataDirInUse, claim
+
+    try:
+        claim(settings.data_dir, f"http://{settings.host}:{settings.port}")
+    except DataDirInUse as e:
+        click.echo(f"jobcast serve: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        click.echo(f"jobcast serve: cannot use data dir {str(settings.data_dir)!r}: {e}", err=True)
+        sys.exit(2)
     from ..api.app import run_server
 
     run_server(settings)
