@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from jobcast.store import Store
 from jobcast.store.sqlite import SQLiteStore
 
 
@@ -112,8 +113,15 @@ def server(server_factory: type[ServerProcess], data_dir: Path) -> ServerProcess
     return server_factory(data_dir, extra=["--heartbeat-seconds", "1"]).start()
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+#: every backend the store contract (tests/store/test_contract.py) runs on; Redis joins later
+STORE_BACKENDS = ["sqlite"]
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An open, empty store of each backend in turn: the contract suite runs once per backend."""
+    if request.param != "sqlite":  # pragma: no cover - the one backend so far
+        raise AssertionError(f"no fixture for store backend {request.param!r}")
     s = SQLiteStore(tmp_path / "store", tick_seconds=0.2)
     await s.open()
     yield s

@@ -198,3 +198,23 @@ async def test_durable_across_reopen(tmp_path):
         assert outs == [b"abc", b"def"]
     finally:
         await s2.close()
+
+
+async def test_firehose_ids_are_never_reused_after_a_delete_and_a_restart(tmp_path):
+    from jobcast.store.sqlite import SQLiteStore
+
+    s1 = SQLiteStore(tmp_path / "s")
+    await s1.open()
+    job = await s1.create_job(JobSpec(argv=["true"]))
+    await s1.set_status(job.id, JobStatus.CANCELLED)
+    newest = s1.last_gid()
+    await s1.delete_job(job.id)
+    await s1.close()
+    s2 = SQLiteStore(tmp_path / "s")
+    await s2.open()
+    try:
+        assert s2.last_gid() == newest
+        again = await s2.create_job(JobSpec(argv=["true"]))
+        assert (await s2.read(again.id, 0))[0].gid == newest + 1
+    finally:
+        await s2.close()

@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_job_seq ON events (job_id, seq);
 CREATE INDEX IF NOT EXISTS events_job_pos ON events (job_id, pos) WHERE pos IS NOT NULL;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 _ALL = "*"  # the hub key of the firehose
@@ -164,7 +165,12 @@ class SQLiteStore:
         db.executescript(SCHEMA)
         self._db = db
         self._job_cols = [d[0] for d in db.execute("SELECT * FROM jobs LIMIT 0").description]
-        self._gid = db.execute("SELECT COALESCE(MAX(gid), 0) FROM events").fetchone()[0]
+        # Deleting the newest job lowers MAX(gid); the floor kept at each delete keeps firehose
+        # ids from being handed out twice (a resuming client would skip the new events).
+        self._gid = db.execute(
+            "SELECT MAX(COALESCE((SELECT MAX(gid) FROM events), 0), "
+            "COALESCE((SELECT value FROM meta WHERE key = 'gid_floor'), 0))"
+        ).fetchone()[0]
         self._global_first = self._gid + 1
         for (job_id,) in db.execute(
             "SELECT id FROM jobs WHERE status IN (?, ?) ORDER BY id", _ACTIVE
@@ -311,8 +317,13 @@ class SQLiteStore:
             raise JobNotFinished(
                 f"job {job.id} is still {job.status.value}; cancel it first, then delete it"
             )
-        self.db.execute("DELETE FROM events WHERE job_id = ?", (job.id,))
-        self.db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+        with self.db:  # one transaction: the floor is never lost while the events go
+            self.db.execute("BEGIN")
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('gid_floor', ?)", (self._gid,)
+            )
+            self.db.execute("DELETE FROM events WHERE job_id = ?", (job.id,))
+            self.db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
         self._finished_tails.pop(job.id, None)
         self.files.delete(job.id)
 
