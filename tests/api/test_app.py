@@ -53,6 +53,37 @@ def test_sigkilled_server_restarts_with_output_intact_and_running_job_lost(
         wait_for(lambda: not _alive(pid))  # its process group was ended
 
 
+def test_sigkilled_server_leaves_nothing_running_and_queued_jobs_run_after_restart(
+    server_factory, data_dir, tmp_path
+):
+    # A long kill grace keeps the first server waiting on the grandchild, which ignores SIGTERM,
+    # after the job's shell (its group's leader) has exited: then the server is killed.
+    srv = server_factory(
+        data_dir, extra=["--max-running-jobs", "1", "--kill-grace-seconds", "60"]
+    ).start()
+    with httpx.Client(base_url=srv.url, timeout=30) as api:
+        script = "(trap '' TERM; exec sleep 300) & echo $! > orphan; echo bye; exit 0"
+        left = api.post("/jobs", json={"command": script, "cwd": str(tmp_path)}).json()
+        orphan = int(
+            wait_for(lambda: (tmp_path / "orphan").is_file() and (tmp_path / "orphan").read_text())
+        )
+        leader = api.get(f"/jobs/{left['id']}").json()["pid"]
+        wait_for(lambda: not _alive(leader))
+        queued = api.post("/jobs", json={"command": "echo ran > ran", "cwd": str(tmp_path)}).json()
+        assert api.get(f"/jobs/{queued['id']}").json()["status"] == "queued"
+    srv.kill()
+    assert _alive(orphan) and not (tmp_path / "ran").exists()
+
+    again = server_factory(data_dir, extra=["--kill-grace-seconds", "1"]).start()
+    with httpx.Client(base_url=again.url, timeout=30) as api:
+        lost = wait_job(api, left["id"])
+        assert lost["status"] == "lost"
+        assert api.get(f"/jobs/{left['id']}/log").content == b"bye\n"
+        wait_for(lambda: not _alive(orphan))  # ended, though its group's leader was long gone
+        ran = wait_job(api, queued["id"])
+        assert ran["status"] == "succeeded" and (tmp_path / "ran").read_text() == "ran\n"
+
+
 def test_sigterm_ends_jobs_cancelled_and_closes_streams(server_factory, data_dir):
     srv = server_factory(data_dir, extra=["--kill-grace-seconds", "1"]).start()
     with httpx.Client(base_url=srv.url, timeout=30) as api:

@@ -10,7 +10,14 @@ import time
 
 from ..store.base import ProcessInfo
 
-__all__ = ["end_group", "group_alive", "read_starttime", "same_process", "signal_group"]
+__all__ = [
+    "end_group",
+    "group_alive",
+    "group_is_ours",
+    "read_starttime",
+    "same_process",
+    "signal_group",
+]
 
 logger = logging.getLogger("jobcast.runner")
 
@@ -38,6 +45,20 @@ def same_process(info: ProcessInfo) -> bool:
     """Whether the process `info` recorded still runs: same pid and same start time."""
     pid, _, starttime = info
     return starttime != 0 and read_starttime(pid) == starttime
+
+
+def group_is_ours(info: ProcessInfo) -> bool:
+    """Whether the process group `info` recorded is still the job's, even with its leader gone.
+
+    The leader, while it exists (a zombie too), is ours only with the recorded start time: its
+    pid may have been reused. Once it is gone, any process left in the group is ours: Linux never
+    hands out a pid that is still some group's id, so the group cannot have been reused.
+    """
+    pid, pgid, starttime = info
+    current = read_starttime(pid)
+    if current is not None:
+        return starttime != 0 and current == starttime
+    return signal_group(pgid, 0)
 
 
 def signal_group(pgid: int, sig: int) -> bool:

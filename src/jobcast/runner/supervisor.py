@@ -16,7 +16,7 @@ from ..errors import BadRequest, Conflict, JobFinished, NoStdin, ServerShuttingD
 from ..models import EventType, Job, JobSpec, JobStatus
 from ..store.base import ProcessInfo, Store
 from .backend import Backend, Process, SpawnError, SpawnRequest
-from .group import end_group, same_process
+from .group import end_group, group_is_ours
 from .limits import Outcome, OutputCap, batch_window, outcome, parse_signal
 from .process import spawn_pipes
 from .pty import spawn_pty
@@ -122,11 +122,22 @@ class Supervisor:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """End what a previous server left unfinished (recorded `lost`), then start queued jobs."""
+        """End what a previous server left running (recorded `lost`), then run the queued jobs,
+        those a previous server left queued first."""
         known = self._runs.keys() | self._waiting.keys()
-        left = [
+        unfinished = [
             (job, info) for job, info in await self._store.unfinished_jobs() if job.id not in known
         ]
+        # Queued jobs had not started: they run now, ahead of any submitted meanwhile, in order.
+        requeued: dict[str, _Run] = {}
+        for job, _ in unfinished:
+            if job.status is JobStatus.QUEUED:
+                try:
+                    requeued[job.id] = _Run(job, await self._store.job_spec(job.id))
+                except Exception:
+                    logger.exception("job %s: could not read it back to run it", job.id)
+        self._waiting = {**requeued, **self._waiting}
+        left = [(job, info) for job, info in unfinished if job.id not in requeued]
         results = await asyncio.gather(
             *(self._recover(job, info) for job, info in left), return_exceptions=True
         )
@@ -140,8 +151,8 @@ class Supervisor:
         reason = LOST_QUEUED
         if job.status is JobStatus.RUNNING:
             reason = LOST_RUNNING
-            # Only a process with the recorded start time is ours: its pid may have been reused.
-            if info is not None and same_process(info):
+            # Matched by group and start time, never by pid alone (see group_is_ours).
+            if info is not None and group_is_ours(info):
                 logger.warning(
                     "job %s: ending process group %d left by a previous server", job.id, info[1]
                 )

@@ -65,6 +65,13 @@ class Store(Protocol):
     async def unfinished_jobs(self) -> list[tuple[Job, ProcessInfo | None]]:
         """Jobs queued or running, oldest first, with their process identity if one was spawned."""
 
+    async def job_spec(self, job_id: str) -> JobSpec:
+        """What the job was started with (env included), to run a queued job after a restart.
+
+        Raises:
+            JobNotFound: no such job.
+        """
+
     async def set_status(self, job_id: str, status: JobStatus, **fields: Any) -> Job:
         """Change a job's status (only along `TRANSITIONS`) and append a `status` event.
 

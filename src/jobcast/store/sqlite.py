@@ -281,6 +281,12 @@ class SQLiteStore:
             out.append((await self.get_job(job_id), info))
         return out
 
+    async def job_spec(self, job_id: str) -> JobSpec:
+        row = self.db.execute("SELECT spec FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound.for_ref(job_id)
+        return JobSpec.model_validate_json(row[0])
+
     async def set_status(self, job_id: str, status: JobStatus, **fields: Any) -> Job:
         job = await self.get_job(job_id)
         if not can_transition(job.status, status):
