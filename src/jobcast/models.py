@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 __all__ = [
     "FINAL_STATUSES",
@@ -30,6 +39,44 @@ __all__ = [
 ]
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+
+#: Linux's MAX_ARG_STRLEN: the longest single argument or `NAME=value` execve takes, NUL included.
+MAX_ARG_STRLEN = 32 * 4096
+
+
+def _arg_max() -> int:
+    try:
+        return max(os.sysconf("SC_ARG_MAX"), 65536)
+    except (ValueError, OSError):  # pragma: no cover - every Linux has it
+        return 2 * 1024 * 1024
+
+
+#: What execve takes for argv and environment together: strings, their NULs and their pointers.
+ARG_MAX = _arg_max()
+
+
+def _no_nul(value: str) -> str:
+    # execve takes C strings: a NUL would cut the argument short, or fail the spawn.
+    if "\0" in value:
+        raise ValueError("must not contain a NUL byte")
+    if len(value.encode(errors="surrogatepass")) + 1 > MAX_ARG_STRLEN:
+        raise ValueError(f"is longer than the {MAX_ARG_STRLEN - 1} bytes execve takes")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not value or "=" in value:
+        raise ValueError("an environment variable's name must be non-empty and without `=`")
+    return _no_nul(value)
+
+
+ExecStr = Annotated[str, AfterValidator(_no_nul)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+
+
+def _exec_cost(strings: list[str]) -> int:
+    """Bytes of execve's argument space these strings take: each, its NUL and its pointer."""
+    return sum(len(s.encode(errors="surrogatepass")) + 1 + 8 for s in strings)
 
 
 class JobStatus(StrEnum):
@@ -99,14 +146,15 @@ LIFECYCLE_EVENTS = frozenset(
 class JobSpec(BaseModel):
     """What a client asks for in `POST /jobs`: exactly one of `command` (a shell string) or `argv`."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: `"pty": "yes"` or `"cols": "80"` is a client's mistake to hear about, not to guess at.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    command: str | None = Field(None, description="A shell command line, run by /bin/sh -c.")
-    argv: list[str] | None = Field(
+    command: ExecStr | None = Field(None, description="A shell command line, run by /bin/sh -c.")
+    argv: list[ExecStr] | None = Field(
         None, min_length=1, description="Program and arguments, no shell."
     )
-    cwd: str | None = Field(None, description="Working directory; the server's own if unset.")
-    env: dict[str, str] = Field(
+    cwd: ExecStr | None = Field(None, description="Working directory; the server's own if unset.")
+    env: dict[EnvName, ExecStr] = Field(
         default_factory=dict, description="Added to the server's environment."
     )
     pty: bool = Field(False, description="Run in a pseudo-terminal (stdout and stderr merge).")
@@ -125,6 +173,15 @@ class JobSpec(BaseModel):
             raise ValueError("give exactly one of `command` (a shell string) or `argv` (a list)")
         if self.command is not None and not self.command.strip():
             raise ValueError("`command` is empty")
+        # Refused here, not by a spawn that can never succeed: execve's total for argv and
+        # environment (the server's own environment is inherited too, so it counts).
+        env = {**os.environ, **self.env}
+        cost = _exec_cost(self.resolved_argv()) + _exec_cost([f"{k}={v}" for k, v in env.items()])
+        if cost > ARG_MAX:
+            raise ValueError(
+                f"`argv`/`command` and `env` together take {cost} bytes, more than the"
+                f" {ARG_MAX} execve accepts (ARG_MAX); pass large input on stdin or in a file"
+            )
         return self
 
     def resolved_argv(self) -> list[str]:
@@ -213,7 +270,7 @@ class Event:
 class InputRequest(BaseModel):
     """`POST /jobs/{id}/input`: text in `data`, or bytes in `b64`; `eof` closes stdin afterwards."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     data: str | None = None
     b64: str | None = None
@@ -221,13 +278,14 @@ class InputRequest(BaseModel):
 
 
 class SignalRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: `true` is not signal 1 (SIGHUP), "9" is a name to look up, not a number.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    signal: str | int = Field(..., description='A name ("INT", "SIGTERM") or a number.')
+    signal: StrictStr | StrictInt = Field(..., description='A name ("INT", "SIGTERM") or a number.')
 
 
 class ResizeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     cols: int = Field(..., ge=1, le=1000)
     rows: int = Field(..., ge=1, le=1000)

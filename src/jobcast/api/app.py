@@ -24,7 +24,9 @@ SETTINGS = web.AppKey("jobcast_settings", Settings)
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=16 * 1024 * 1024)
+    # 4 MiB: above what execve takes for a command (ARG_MAX, 2 MiB) even JSON-escaped, so an
+    # absurd body is a 413 before it is read, and a merely too long command a 422 naming it.
+    app = web.Application(middlewares=[error_middleware], client_max_size=4 * 1024 * 1024)
     for module in (jobs, sse, websocket, log, status, openapi):
         app.router.add_routes(module.routes)
     app[SETTINGS] = settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -10,9 +11,17 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from ..errors import BadRequest, InvalidJSON, JobcastError, NotFound, ValidationFailed
+from ..errors import BadRequest, InvalidJSON, JobcastError, ValidationFailed
 
-__all__ = ["error_middleware", "json_response", "parse_body", "query_int"]
+__all__ = [
+    "MAX_INT",
+    "error_middleware",
+    "header_int",
+    "json_response",
+    "parse_body",
+    "parse_uint",
+    "query_int",
+]
 
 log = logging.getLogger("jobcast.api")
 M = TypeVar("M", bound=BaseModel)
@@ -48,22 +57,60 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         raise ValidationFailed(_describe(e)) from None
 
 
+#: Cursors and offsets end up in SQLite's signed 64-bit integers: anything larger is refused here.
+MAX_INT = 2**63 - 1
+# ASCII only: int() also takes "٣", "+3", " 3" and "1_000", which no client means as a cursor.
+_UINT = re.compile(r"[0-9]{1,19}")
+
+
+def parse_uint(raw: str, what: str, minimum: int = 0) -> int:
+    """The one reading of a cursor, offset or count from a request: ASCII digits, in range."""
+    if not _UINT.fullmatch(raw) or int(raw) > MAX_INT:
+        raise BadRequest(f"{what} must be a non-negative integer below 2**63, not {raw[:40]!r}")
+    value = int(raw)
+    if value < minimum:
+        raise BadRequest(f"{what} must be at least {minimum}, not {value}")
+    return value
+
+
 def query_int(
     request: web.Request, name: str, default: int | None = None, minimum: int = 0
 ) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter `{name}` must be an integer, not {raw!r}") from None
-    if value < minimum:
-        raise BadRequest(f"query parameter `{name}` must be at least {minimum}")
-    return value
+    return parse_uint(raw, f"query parameter `{name}`", minimum)
+
+
+def header_int(request: web.Request, name: str) -> int | None:
+    """An integer header; absent or empty is None (EventSource may send `Last-Event-ID: `)."""
+    raw = request.headers.get(name, "").strip()
+    return parse_uint(raw, f"header `{name}`") if raw else None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _http_error(request: web.Request, e: web.HTTPException) -> web.StreamResponse:
+    """aiohttp's own errors (404, 405, 413, a refused upgrade...) in the JSON error shape."""
+    if isinstance(e, web.HTTPNotFound):
+        code, msg = "not_found", f"no such endpoint: {request.method} {request.path}; see /docs"
+    elif isinstance(e, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(e.allowed_methods))
+        code, msg = (
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.path}; use {allowed}",
+        )
+    elif isinstance(e, web.HTTPRequestEntityTooLarge):
+        code, msg = "too_large", e.text or "body too large"
+    else:
+        code = (e.reason or "error").lower().replace(" ", "_").replace("-", "_")
+        msg = e.text or e.reason
+    resp = json_response({"error": {"code": code, "message": msg}}, e.status)
+    for key in ("Allow", "Retry-After", "WWW-Authenticate"):
+        if key in e.headers:
+            resp.headers[key] = e.headers[key]
+    return resp
 
 
 @web.middleware
@@ -71,19 +118,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except JobcastError as e:
-        return json_response(e.to_payload(), e.status)
-    except web.HTTPNotFound:
-        err = NotFound(f"no such endpoint: {request.method} {request.path}; see /docs")
-        return json_response(err.to_payload(), 404)
-    except web.HTTPMethodNotAllowed as e:
-        msg = f"{request.method} is not allowed on {request.path}; use {', '.join(sorted(e.allowed_methods))}"
-        return json_response({"error": {"code": "method_not_allowed", "message": msg}}, 405)
-    except web.HTTPRequestEntityTooLarge as e:
-        return json_response(
-            {"error": {"code": "too_large", "message": e.text or "body too large"}}, 413
-        )
-    except web.HTTPException:
-        raise
+        resp = json_response(e.to_payload(), e.status)
+        # Some errors come with headers of their own (a 416's `Content-Range: bytes */SIZE`).
+        resp.headers.update(getattr(e, "headers", None) or {})
+        return resp
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise  # redirects and the like are answers, not errors
+        return _http_error(request, e)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         payload = {

@@ -20,12 +20,21 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 CHUNK = 1024 * 1024
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# ASCII digits only (`\d` would take "٣"); the values are only compared, so no upper bound.
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+
+
+class RangePastEnd(RangeNotSatisfiable):
+    """A 416 that says how big the output is, as RFC 9110 asks: `Content-Range: bytes */SIZE`."""
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.headers = {"Content-Range": f"bytes */{size}"}
 
 
 def _range(header: str, size: int) -> tuple[int, int]:
     """`Range: bytes=a-b | a- | -n` -> [start, end) within `size`."""
-    m = _RANGE.match(header.strip())
+    m = _RANGE.fullmatch(header.strip())
     if m is None or m.group(1) == m.group(2) == "":
         raise BadRequest(
             f"Range {header!r} is not understood; use bytes=START-END, bytes=START- or bytes=-N"
@@ -37,8 +46,8 @@ def _range(header: str, size: int) -> tuple[int, int]:
         start = int(first)
         end = min(size, int(last) + 1) if last else size
     if start >= size or end <= start:
-        raise RangeNotSatisfiable(
-            f"the range starts past the end of the output ({size} bytes so far)"
+        raise RangePastEnd(
+            f"the range starts past the end of the output ({size} bytes so far)", size
         )
     return start, end
 
@@ -64,10 +73,18 @@ async def job_log(request: web.Request) -> web.StreamResponse:
         status = 206
         total = str(size) if final else "*"
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{total}"
-    elif not follow:
-        end = size
+    elif not follow or final:
+        if start > size:
+            # At the very end is an empty answer (nothing new yet); past it, a range error.
+            raise RangePastEnd(f"offset {start} is past the end of the output ({size} bytes)", size)
+        if not follow:
+            end = size
     if end is not None:
         headers["Content-Length"] = str(max(0, end - start))
+    if request.method == "HEAD":
+        # The headers a GET would have, and no body: never a stream held open.
+        head = web.Response(status=status, headers=headers)
+        return head
     resp = web.StreamResponse(status=status, headers=headers)
     if end is None and request.version >= (1, 1):
         resp.enable_chunked_encoding()

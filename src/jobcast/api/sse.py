@@ -11,7 +11,7 @@ from ..errors import BadRequest, JobNotFound
 from ..models import Event
 from ..protocol import sse_comment, sse_frame
 from .follow import TransportWriter, chunked, follow_firehose, follow_job
-from .http import query_int
+from .http import header_int, query_int
 from .state import STATE, Follower
 
 __all__ = ["routes"]
@@ -22,16 +22,9 @@ HEARTBEAT = sse_comment("ping")
 
 
 def _resume_point(request: web.Request) -> int | None:
-    """`Last-Event-ID` (sent by a reconnecting EventSource) wins over `after`."""
-    last = request.headers.get("Last-Event-ID", "").strip()
-    if last:
-        try:
-            return max(0, int(last))
-        except ValueError:
-            raise BadRequest(
-                f"Last-Event-ID must be an event's seq (an integer), not {last!r}"
-            ) from None
-    return query_int(request, "after")
+    """`Last-Event-ID` (sent by a reconnecting EventSource) wins over `after`; both read alike."""
+    last = header_int(request, "Last-Event-ID")
+    return last if last is not None else query_int(request, "after")
 
 
 def _b64(request: web.Request) -> bool:
@@ -58,7 +51,8 @@ async def _open(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-@routes.get("/jobs/{ref}/events")
+# No HEAD: its answer would be a stream without a body, held open until the job ends.
+@routes.get("/jobs/{ref}/events", allow_head=False)
 async def job_events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     # Only the id is kept: a Job model held for the stream's life would cost ~3 KiB a client.
@@ -81,7 +75,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-@routes.get("/stream")
+@routes.get("/stream", allow_head=False)
 async def firehose(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     after = _resume_point(request)

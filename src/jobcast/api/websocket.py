@@ -36,7 +36,7 @@ def _raw_frame(ev: Event) -> bytes:
     return out
 
 
-@routes.get("/jobs/{ref}/ws")
+@routes.get("/jobs/{ref}/ws", allow_head=False)
 async def job_ws(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     # Only the id is kept: a Job model held for the stream's life would cost ~3 KiB a client.
@@ -50,6 +50,9 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         compress=False, heartbeat=state.settings.heartbeat_seconds, max_msg_size=1 << 20
     )
+    if not ws.can_prepare(request).ok:
+        # aiohttp's own refusal is a text/plain 400; every error here is the JSON shape.
+        raise BadRequest("this endpoint is a WebSocket: connect with an Upgrade: websocket request")
     await ws.prepare(request)
     write = TransportWriter(request)
 

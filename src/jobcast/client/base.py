@@ -235,7 +235,7 @@ def make_spec(command: str | Sequence[str], **options: Any) -> JobSpec:
     value = command if isinstance(command, str) else list(command)
     given = {k: v for k, v in options.items() if v is not None}
     try:
-        return JobSpec(**{key: value}, **given)
+        return JobSpec.model_validate({key: value, **given})
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}" for err in e.errors()
