@@ -31,10 +31,12 @@ def job(**fields: Any) -> Job:
         ({"status": "cancelled", "signal": "SIGTERM"}, 128 + signal.SIGTERM),
         ({"status": "failed", "signal": "INT", "exit_code": None}, 128 + signal.SIGINT),
         ({"status": "lost"}, 255),
-        ({"status": "timed_out", "signal": "SIGTERM"}, 124),
-        ({"status": "timed_out", "signal": "SIGKILL"}, 124),
+        ({"status": "lost", "signal": "KILL"}, 255),
+        ({"status": "cancelled"}, 128 + signal.SIGTERM),
+        ({"status": "timed_out", "signal": "TERM"}, 124),
+        ({"status": "timed_out"}, 124),
         ({"status": "failed"}, 1),
-        ({"status": "cancelled"}, 1),
+        ({"status": "failed", "exit_code": 0}, 1),
     ],
 )
 def test_exit_code_of(fields, code):

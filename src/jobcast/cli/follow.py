@@ -63,9 +63,14 @@ class Interrupts:
             )
 
 
-async def _print_events(client: AsyncClient, job_id: str) -> None:
+async def _print_events(client: AsyncClient, job_id: str) -> Event | None:
+    """Print the job's events; its `complete` event, if the stream got that far."""
+    done: Event | None = None
     async for ev in client.events(job_id):
         write_event(ev)
+        if ev.type is EventType.COMPLETE:
+            done = ev
+    return done
 
 
 async def follow_job(client: AsyncClient, job: Job, *, forward_interrupt: bool) -> int:
@@ -86,5 +91,9 @@ async def follow_job(client: AsyncClient, job: Job, *, forward_interrupt: bool) 
             err=True,
         )
         return 130
-    printer.result()  # raises what ended the stream, if not its end
+    done = printer.result()  # raises what ended the stream, if not its end
+    if done is not None:
+        # the final event says how the job ended: the server may already be gone (shutdown)
+        fields = {k: done.data[k] for k in ("status", "exit_code", "signal") if k in done.data}
+        return render.exit_code_of(Job.model_validate({**job.model_dump(), **fields}))
     return render.exit_code_of(await client.job(job.id))

@@ -183,7 +183,8 @@ def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
       128+N    signal N ended it (130: SIGINT, as after Ctrl-C; 143: SIGTERM, as on cancel)
       124      it ran past --timeout (as timeout(1))
       255      it was lost (the server stopped while it ran)
-      1        it ended without a code (cancelled while queued, could not start)
+      143      it was cancelled before it ran (as if by SIGTERM)
+      1        it could not start
       130      you detached with a second Ctrl-C (the job goes on)
       2        jobcast itself failed (bad usage, server unreachable)
     """

@@ -78,10 +78,10 @@ def elapsed(job: Job, now: float | None = None) -> float | None:
 
 
 def exit_code_of(job: Job) -> int:
-    """The exit code a shell would show for the job: its own, 128+N when signal N ended it
-    (130 after Ctrl-C), 124 when it timed out (as `timeout(1)`), 255 when it was lost, and 1
-    when it ended without one (cancelled before it started, could not start). Never 0 unless
-    it succeeded."""
+    """The exit code a shell would show for the job, never 0 unless it succeeded:
+    124 timed out (as timeout(1)), 255 lost, 128+N when signal N ended it, its own code,
+    143 (128+SIGTERM) for a cancel that recorded no signal, else 1."""
+    # status first: a timed-out job was ended by a signal, but timeout(1) says 124
     if job.status is JobStatus.TIMED_OUT:
         return 124
     if job.status is JobStatus.LOST:
@@ -89,9 +89,13 @@ def exit_code_of(job: Job) -> int:
     signum = _signal_number(job.signal)
     if signum is not None:
         return 128 + signum
-    if job.exit_code is not None and job.exit_code != 0:
-        return job.exit_code if job.exit_code > 0 else 128 - job.exit_code
-    return 0 if job.status is JobStatus.SUCCEEDED else 1
+    if job.exit_code is not None:
+        code = job.exit_code if job.exit_code >= 0 else 128 - job.exit_code
+        # a job that did not succeed must not look like success to a shell
+        return code if code or job.status is JobStatus.SUCCEEDED else 1
+    if job.status is JobStatus.SUCCEEDED:
+        return 0
+    return 143 if job.status is JobStatus.CANCELLED else 1
 
 
 def _signal_number(name: str | None) -> int | None:
