@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     #: how long output may gather in a pipe before it is read; grows with the number of followers
     batch_window_ms: float = Field(10.0, ge=0, le=1000)
     log_level: str = "info"
+    #: more names this server answers to (behind a proxy, say); "*" for any
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host names besides --host and localhost (`*`: any)"
+    )
+    #: web pages (`scheme://host:port`) that may stream from and drive this server
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Origins (scheme://host:port) whose pages may use the API"
+    )
 
     @classmethod
     def settings_customise_sources(

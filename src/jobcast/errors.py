@@ -13,6 +13,7 @@
      │    ├── JobNotFinished                 409 job_not_finished
      │    ├── NameTaken                      409 name_taken
      │    └── NoStdin                        409 no_stdin
+     ├── UnsupportedMediaType                415 unsupported_media_type
      ├── RangeNotSatisfiable                 416 range_not_satisfiable
      ├── ServerShuttingDown                  503 shutting_down
      └── ConnectionFailed (ConnectionError)  ---  (client side: the server could not be reached)
@@ -39,6 +40,7 @@ __all__ = [
     "RangeNotSatisfiable",
     "ServerShuttingDown",
     "Unauthorized",
+    "UnsupportedMediaType",
     "ValidationFailed",
     "error_from_payload",
 ]
@@ -117,6 +119,11 @@ class NoStdin(Conflict):
 class RangeNotSatisfiable(JobcastError):
     code = "range_not_satisfiable"
     status = 416
+
+
+class UnsupportedMediaType(JobcastError):
+    code = "unsupported_media_type"
+    status = 415
 
 
 class ServerShuttingDown(JobcastError):

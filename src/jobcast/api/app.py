@@ -14,6 +14,7 @@ from ..config import Settings
 from ..runner.supervisor import Supervisor
 from ..store import open_store
 from . import jobs, log, openapi, sse, status, websocket
+from .guard import guard_middleware
 from .http import error_middleware
 from .state import STATE, State
 
@@ -26,7 +27,9 @@ SETTINGS = web.AppKey("jobcast_settings", Settings)
 def create_app(settings: Settings) -> web.Application:
     # 4 MiB: above what execve takes for a command (ARG_MAX, 2 MiB) even JSON-escaped, so an
     # absurd body is a 413 before it is read, and a merely too long command a 422 naming it.
-    app = web.Application(middlewares=[error_middleware], client_max_size=4 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[error_middleware, guard_middleware(settings)], client_max_size=4 * 1024 * 1024
+    )
     for module in (jobs, sse, websocket, log, status, openapi):
         app.router.add_routes(module.routes)
     app[SETTINGS] = settings
