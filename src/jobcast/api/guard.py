@@ -11,17 +11,15 @@ sends cross-site without a preflight that we do not answer.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from ..config import Settings
 from ..errors import Forbidden, UnsupportedMediaType
+from .http import Handler
 
 __all__ = ["guard_middleware", "host_allowed", "origin_allowed"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _LOCAL = {"localhost", "127.0.0.1", "::1"}
 _WILDCARDS = {"", "0.0.0.0", "::"}
@@ -72,9 +70,7 @@ def origin_allowed(origin: str, host_header: str | None, settings: Settings) -> 
     return bool(sep) and host_header is not None and authority == host_header.strip().lower()
 
 
-def guard_middleware(
-    settings: Settings,
-) -> Middleware:
+def guard_middleware(settings: Settings) -> Middleware:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         # A request without Host is not from a browser (they always send it): nothing to check.

@@ -83,8 +83,7 @@ async def job_log(request: web.Request) -> web.StreamResponse:
         headers["Content-Length"] = str(max(0, end - start))
     if request.method == "HEAD":
         # The headers a GET would have, and no body: never a stream held open.
-        head = web.Response(status=status, headers=headers)
-        return head
+        return web.Response(status=status, headers=headers)
     resp = web.StreamResponse(status=status, headers=headers)
     if end is None and request.version >= (1, 1):
         resp.enable_chunked_encoding()

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from ..datadir import DB_NAME
 from ..errors import JobFinished, JobNotFinished, JobNotFound, NameTaken
 from ..hub import Hub, Listener
 from ..models import (
@@ -158,7 +159,7 @@ class SQLiteStore:
     async def open(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.files.open()
-        db = sqlite3.connect(self.data_dir / "jobcast.db", isolation_level=None)
+        db = sqlite3.connect(self.data_dir / DB_NAME, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL: a committed write survives the process being killed (not a power cut).
         db.execute("PRAGMA synchronous=NORMAL")
