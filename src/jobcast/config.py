@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     kill_grace_seconds: float = Field(5.0, ge=0)
     #: how long output may gather in a pipe before it is read; grows with the number of followers
     batch_window_ms: float = Field(10.0, ge=0, le=1000)
+    #: how often a running job's output files are fsynced (0: only when the job ends)
+    fsync_interval_seconds: float = Field(
+        1.0, ge=0, description="fsync running jobs' output this often (0: only at their end)"
+    )
     log_level: str = "info"
     #: more names this server answers to (behind a proxy, say); "*" for any
     allowed_hosts: list[str] = Field(

@@ -12,7 +12,9 @@ async def open_store(settings: Settings) -> Store:
     if settings.store == "sqlite":
         from .sqlite import SQLiteStore
 
-        store: Store = SQLiteStore(settings.data_dir)
+        store: Store = SQLiteStore(
+            settings.data_dir, fsync_interval=settings.fsync_interval_seconds
+        )
     else:
         raise ValueError(
             f"store {settings.store!r} is not supported: use `sqlite` (redis:// comes with a later release)"

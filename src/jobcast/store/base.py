@@ -3,6 +3,12 @@
 The store is the single source of truth (runner -> store -> subscribers). A subscriber is a cursor
 (`after`) over `read`/`wait`; it holds no queue of its own. Every backend (SQLite now, Redis next)
 implements `Store` and passes `tests/store/test_contract.py`.
+
+Durability: an event is handed to readers and listeners only once it is stored for good (committed),
+so a crash never takes back, or renumbers, an event that a client was given. Calls that change a
+job (`create_job`, `set_status`, `set_process`, `delete_job`) and appends of other than output
+return once stored; an output `append` may return before, and every read that starts after it
+returns waits for it.
 """
 
 from __future__ import annotations
@@ -102,14 +108,17 @@ class Store(Protocol):
         data: dict[str, Any] | None = None,
         raw: bytes | None = None,
     ) -> Event:
-        """Append one event and wake the readers waiting at the tail.
+        """Append one event; once it is stored, hand it to the listeners and wake the waiters.
 
         For `stdout`/`stderr` events pass the bytes as `raw`; the store keeps them exactly and adds
-        `offset` (in that stream) and `length` to `data`.
+        `offset` (in that stream) and `length` to `data`. Those may return before the event is
+        stored (the runner goes on reading the pipe meanwhile); any other type returns after.
         """
 
     async def read(self, job_id: str, after: int, max_bytes: int = 256 * 1024) -> list[Event]:
-        """Events with seq > `after`, in order: at least one if there is one, then up to `max_bytes`."""
+        """Events with seq > `after`, in order: at least one if there is one, then up to `max_bytes`.
+
+        Sees every `append` that returned before the call (waiting for it to be stored)."""
 
     async def wait(self, job_id: str, after: int) -> None:
         """Until the job has an event past `after`, or the next tick (about a second), or close.
@@ -119,7 +128,7 @@ class Store(Protocol):
         """
 
     def listen(self, job_id: str, after: int, listener: Listener) -> bool:
-        """Hand each event of the job past `after` to `listener` as it is appended, synchronously.
+        """Hand each event of the job past `after` to `listener` as it is stored, in order.
 
         False (and nothing registered) if there is already an event past `after`, or none will
         come: the caller reads instead. `listener` is also called with None at every tick and on

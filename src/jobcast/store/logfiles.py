@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["OutputFiles"]
+__all__ = ["OutputFiles", "Span"]
 
-_READERS_KEPT = 64
+#: (job id, stream, offset, length): a byte range of one output file
+Span = tuple[str, str, int, int]
 
 
 class OutputFiles:
-    """`<root>/<job>.stdout` and `<root>/<job>.stderr`; the bytes exactly as the process wrote them."""
+    """`<root>/<job>.stdout` and `<root>/<job>.stderr`; the bytes exactly as the process wrote them.
+
+    Writes happen on the event loop (a `write` to the page cache is cheap); reads, `sync` and
+    `unlink` are made for a worker thread: they share no state with the writes but the files.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._writers: dict[tuple[str, str], int] = {}
         self._sizes: dict[tuple[str, str], int] = {}
-        self._readers: OrderedDict[tuple[str, str], int] = OrderedDict()
+        #: jobs written to since `take_unsynced` last ran
+        self._unsynced: set[str] = set()
 
     def open(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -39,6 +46,7 @@ class OutputFiles:
         while view:
             view = view[os.write(fd, view) :]
         self._sizes[key] = offset + len(data)
+        self._unsynced.add(job_id)
         return offset
 
     def size(self, job_id: str, stream: str) -> int:
@@ -51,25 +59,43 @@ class OutputFiles:
             return 0
 
     def read(self, job_id: str, stream: str, offset: int, length: int) -> bytes:
-        fd = self._reader(job_id, stream)
-        if fd is None or length <= 0:
-            return b""
-        return os.pread(fd, length, offset)
+        return self.read_spans([(job_id, stream, offset, length)])[0]
 
-    def _reader(self, job_id: str, stream: str) -> int | None:
-        key = (job_id, stream)
-        fd = self._readers.get(key)
-        if fd is not None:
-            self._readers.move_to_end(key)
-            return fd
+    def read_spans(self, spans: Iterable[Span]) -> list[bytes]:
+        """The bytes of each span (b"" where the file is gone), opening each file once."""
+        fds: dict[tuple[str, str], int | None] = {}
+        out: list[bytes] = []
         try:
-            fd = os.open(self.path(job_id, stream), os.O_RDONLY)
-        except FileNotFoundError:
-            return None
-        self._readers[key] = fd
-        if len(self._readers) > _READERS_KEPT:
-            os.close(self._readers.popitem(last=False)[1])
-        return fd
+            for job_id, stream, offset, length in spans:
+                key = (job_id, stream)
+                if key not in fds:
+                    try:
+                        fds[key] = os.open(self.path(job_id, stream), os.O_RDONLY)
+                    except FileNotFoundError:
+                        fds[key] = None
+                fd = fds[key]
+                out.append(os.pread(fd, length, offset) if fd is not None and length > 0 else b"")
+        finally:
+            for fd in fds.values():
+                if fd is not None:
+                    os.close(fd)
+        return out
+
+    def take_unsynced(self) -> set[str]:
+        """The jobs written to since the last call, for `sync`."""
+        jobs, self._unsynced = self._unsynced, set()
+        return jobs
+
+    def sync(self, job_ids: Iterable[str]) -> None:
+        """fsync the jobs' files: through a descriptor of our own, as the loop may close its own."""
+        for job_id in job_ids:
+            for stream in ("stdout", "stderr"):
+                with contextlib.suppress(FileNotFoundError):
+                    fd = os.open(self.path(job_id, stream), os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
 
     def finish(self, job_id: str) -> None:
         """The job will write no more: release its writers."""
@@ -79,17 +105,13 @@ class OutputFiles:
             if fd is not None:
                 os.close(fd)
 
-    def delete(self, job_id: str) -> None:
-        self.finish(job_id)
+    def unlink(self, job_id: str) -> None:
+        """Remove the job's files (after `finish`); unlinking a big file takes a while."""
         for stream in ("stdout", "stderr"):
-            fd = self._readers.pop((job_id, stream), None)
-            if fd is not None:
-                os.close(fd)
             self.path(job_id, stream).unlink(missing_ok=True)
 
     def close(self) -> None:
-        for fd in [*self._writers.values(), *self._readers.values()]:
+        for fd in self._writers.values():
             os.close(fd)
         self._writers.clear()
         self._sizes.clear()
-        self._readers.clear()

@@ -2,16 +2,24 @@
 
 Each unfinished job has a bounded in-memory tail of its newest events, so followers at the tail are
 served from memory with the encodings cached on the events; anyone further behind reads from SQLite
-and the files. All writes happen on the event loop's thread, one short autocommitted statement each.
+and the files, in a reader thread. The state of unfinished jobs (tails, counters, statuses, names)
+lives on the event loop and changes at once; SQLite is written by one thread (`Writer`), in batches.
+An event is shown to readers (in the tail, to listeners, in the firehose) once its batch has
+committed, so nothing a client was given is lost or renumbered by a crash of the process.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
+import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -33,8 +41,11 @@ from ..models import (
 )
 from .base import ProcessInfo, StreamName
 from .logfiles import OutputFiles
+from .writer import Write, Writer
 
 __all__ = ["SQLiteStore"]
+
+logger = logging.getLogger("jobcast.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -72,8 +83,14 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE UNIQUE INDEX IF NOT EXISTS events_job_seq ON events (job_id, seq);
 CREATE INDEX IF NOT EXISTS events_job_pos ON events (job_id, pos) WHERE pos IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+-- jobs whose row is gone and whose events are being deleted, in chunks (resumed on open)
+CREATE TABLE IF NOT EXISTS deleting (job_id TEXT PRIMARY KEY);
 """
 
+_INSERT_EVENT = (
+    "INSERT INTO events (gid, job_id, seq, type, ts, data, offset, length, pos) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _ALL = "*"  # the hub key of the firehose
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 _LIFECYCLE_SQL = ",".join(f"'{t.value}'" for t in sorted(LIFECYCLE_EVENTS))
@@ -81,12 +98,32 @@ _EVENT_COLS = "gid, job_id, seq, type, ts, data, offset, length"
 _JOB_FIELDS = frozenset(
     {"started_at", "finished_at", "exit_code", "signal", "pid", "reason", "dropped_bytes"}
 )
+#: events deleted per transaction: a big job's delete never holds the write lock for long
+_DELETE_CHUNK = 5000
+_READER_THREADS = 2
+_NO_BOUND = 1 << 62
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
 
 
 class _Tail:
-    """The newest events of one job, contiguous by seq, and its running counters."""
+    """The newest events of one job, contiguous by seq, and its running counters.
 
-    __slots__ = ("events", "first_seq", "last_seq", "nbytes", "pos", "sizes")
+    `last_seq` and `sizes` count what was appended; `shown_seq` and `shown_sizes` what has
+    committed, the part readers are given.
+    """
+
+    __slots__ = (
+        "events",
+        "first_seq",
+        "last_seq",
+        "nbytes",
+        "pos",
+        "shown_seq",
+        "shown_sizes",
+        "sizes",
+    )
 
     def __init__(self, last_seq: int, sizes: dict[str, int]) -> None:
         self.events: list[Event] = []
@@ -95,6 +132,8 @@ class _Tail:
         self.nbytes = 0
         self.sizes = sizes
         self.pos = sizes["stdout"] + sizes["stderr"]
+        self.shown_seq = last_seq
+        self.shown_sizes = dict(sizes)
 
     def add(self, ev: Event, limit: int) -> None:
         self.events.append(ev)
@@ -108,10 +147,11 @@ class _Tail:
             self.first_seq = self.events[0].seq
 
 
-def _take(events: list[Event], start: int, max_bytes: int) -> list[Event]:
+def _take(events: list[Event], start: int, max_bytes: int, end: int) -> list[Event]:
+    """From `events[start:end]`: at least one, then as many as fit in `max_bytes`."""
     out: list[Event] = []
     total = 0
-    for i in range(start, len(events)):
+    for i in range(start, min(end, len(events))):
         ev = events[i]
         if out and total + ev.size > max_bytes:
             break
@@ -128,19 +168,34 @@ class SQLiteStore:
         tick_seconds: float = 1.0,
         tail_bytes: int = 8 * 1024 * 1024,
         firehose_events: int = 20_000,
+        fsync_interval: float = 1.0,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.files = OutputFiles(self.data_dir / "logs")
         self.hub = Hub(tick_seconds)
         self._tail_bytes = tail_bytes
+        self._fsync_interval = fsync_interval
+        self._writer: Writer | None = None
+        #: the loop's own read connection, for lookups by key; scans go to the reader threads
         self._db: sqlite3.Connection | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._reader_dbs: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        self._syncer: asyncio.Task[None] | None = None
         self._tails: dict[str, _Tail] = {}
         self._finished_tails: OrderedDict[str, _Tail] = OrderedDict()
+        #: unfinished jobs' statuses and names, changed before their write commits
+        self._status: dict[str, JobStatus] = {}
+        self._names: dict[str, str] = {}
         self._global: list[Event] = []
         self._global_first = 1
         self._global_bytes = 0
         self._global_cap = firehose_events
         self._gid = 0
+        self._shown_gid = 0
+        #: bytes of events appended and not yet committed; past `tail_bytes` appends wait
+        self._unshown_bytes = 0
+        self._next_commit: asyncio.Future[None] | None = None
         self._job_cols: list[str] = []
 
     @property
@@ -148,6 +203,12 @@ class SQLiteStore:
         if self._db is None:
             raise RuntimeError("the store is not open")
         return self._db
+
+    @property
+    def writer(self) -> Writer:
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+        return self._writer
 
     @property
     def closed(self) -> bool:
@@ -159,52 +220,167 @@ class SQLiteStore:
     async def open(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.files.open()
-        db = sqlite3.connect(self.data_dir / DB_NAME, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL: a committed write survives the process being killed (not a power cut).
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(SCHEMA)
-        self._db = db
+        path = self.data_dir / DB_NAME
+        self._writer = Writer(path, _INSERT_EVENT, self._committed)
+        self._writer.connect().executescript(SCHEMA)
+        db = self._db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA query_only=1")
         self._job_cols = [d[0] for d in db.execute("SELECT * FROM jobs LIMIT 0").description]
         # Deleting the newest job lowers MAX(gid); the floor kept at each delete keeps firehose
         # ids from being handed out twice (a resuming client would skip the new events).
-        self._gid = db.execute(
+        self._gid = self._shown_gid = db.execute(
             "SELECT MAX(COALESCE((SELECT MAX(gid) FROM events), 0), "
             "COALESCE((SELECT value FROM meta WHERE key = 'gid_floor'), 0))"
         ).fetchone()[0]
         self._global_first = self._gid + 1
-        for (job_id,) in db.execute(
-            "SELECT id FROM jobs WHERE status IN (?, ?) ORDER BY id", _ACTIVE
-        ).fetchall():
+        active = db.execute(
+            "SELECT id, name, status FROM jobs WHERE status IN (?, ?) ORDER BY id", _ACTIVE
+        ).fetchall()
+        for job_id, name, status in active:
+            self._status[job_id] = JobStatus(status)
+            if name is not None:
+                self._names[name] = job_id
+        self._readers = ThreadPoolExecutor(
+            _READER_THREADS, "jobcast-store-read", initializer=self._open_reader
+        )
+        self._writer.start()
+        for (job_id,) in db.execute("SELECT job_id FROM deleting").fetchall():
+            await self._purge(job_id)
+        for job_id, _, _ in active:
             await self._recover_output(job_id)
+        await self._repair_unfinished_ends()
+        await self._write(Write(), wait=True)  # everything above is shown before we serve
+        if self._fsync_interval > 0:
+            self._syncer = asyncio.create_task(self._sync_output(), name="jobcast-store-fsync")
         self.hub.start()
 
     async def close(self) -> None:
         await self.hub.close()
+        if self._syncer is not None:
+            self._syncer.cancel()
+            await asyncio.gather(self._syncer, return_exceptions=True)
+        if self._writer is not None:
+            await self._writer.stop()
+            self._writer = None
+        await asyncio.to_thread(self.files.sync, self.files.take_unsynced())
+        if self._readers is not None:
+            await asyncio.to_thread(self._readers.shutdown)
+            self._readers = None
+        for rdb in self._reader_dbs:
+            rdb.close()
+        self._reader_dbs.clear()
         self.files.close()
         if self._db is not None:
             self._db.close()
             self._db = None
 
+    # -- the writer and the readers ---------------------------------------------------------------
+
+    async def _write(self, write: Write, *, wait: bool) -> Any:
+        """Submit `write`; with `wait`, until it has committed (its result, or its error raised)."""
+        if wait:
+            write.future = asyncio.get_running_loop().create_future()
+        self.writer.submit(write)
+        if write.future is not None:
+            return await write.future
+        return None
+
+    def _committed(self, writes: list[Write]) -> None:
+        """On the loop, after each commit: show the batch's events, in order, then resolve."""
+        shown = False
+        for w in writes:
+            for ev in w.done or ():
+                self._show(ev)
+                shown = True
+            if w.future is not None and not w.future.done():
+                if w.error is not None:
+                    w.future.set_exception(w.error)
+                else:
+                    w.future.set_result(w.result)
+        if shown:
+            self.hub.notify(_ALL)
+        waiter, self._next_commit = self._next_commit, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _commit_passes(self) -> None:
+        """Until the next batch has committed (and its events are shown)."""
+        if self._next_commit is None:
+            self._next_commit = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._next_commit)
+
+    async def _shown(self, tail: _Tail, seq: int) -> None:
+        """Until the tail's events up to `seq` are shown: a read sees every append before it."""
+        while tail.shown_seq < seq:
+            await self._commit_passes()
+
+    def _show(self, ev: Event) -> None:
+        # A write that failed is logged by the writer and shown all the same: a hole in the tail
+        # would stop every follower of the job for good.
+        self._unshown_bytes -= ev.size
+        self._shown_gid = ev.gid
+        tail = self._tails.get(ev.job) or self._finished_tails.get(ev.job)
+        if tail is not None:
+            tail.shown_seq = ev.seq
+            if ev.type in OUTPUT_EVENTS:
+                tail.shown_sizes[ev.type.value] = ev.data["offset"] + ev.data["length"]
+            elif ev.type is EventType.COMPLETE:
+                self._status.pop(ev.job, None)
+                self._finish(ev.job, tail)
+        self.hub.notify(ev.job, ev)
+
+    def _open_reader(self) -> None:
+        """Each reader thread's own connection (WAL: readers never wait for the writer)."""
+        rdb = sqlite3.connect(
+            self.data_dir / DB_NAME, isolation_level=None, check_same_thread=False
+        )
+        rdb.execute("PRAGMA query_only=1")
+        self._local.db = rdb
+        self._reader_dbs.append(rdb)
+
+    async def _reading(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(reader_db, *args)` in a reader thread."""
+        if self._readers is None:
+            raise RuntimeError("the store is not open")
+
+        def call() -> T:
+            return fn(self._local.db, *args)
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, call)
+
+    async def _sync_output(self) -> None:
+        """fsync the files of jobs that wrote, every `fsync_interval` (never on the loop)."""
+        while True:
+            await asyncio.sleep(self._fsync_interval)
+            jobs = self.files.take_unsynced()
+            if jobs:
+                try:
+                    await asyncio.to_thread(self.files.sync, jobs)
+                except OSError:
+                    logger.exception("fsync of the output of %d jobs failed", len(jobs))
+
     # -- jobs -------------------------------------------------------------------------------------
 
     async def create_job(self, spec: JobSpec) -> Job:
-        if spec.name is not None:
-            taken = self.db.execute(
-                "SELECT id FROM jobs WHERE name = ? AND status IN (?, ?)", (spec.name, *_ACTIVE)
-            ).fetchone()
-            if taken:
-                raise NameTaken(
-                    f"the name {spec.name!r} is held by job {taken[0]}, which has not finished; "
-                    "choose another name or wait for it to end"
-                )
+        if spec.name is not None and spec.name in self._names:
+            raise NameTaken(
+                f"the name {spec.name!r} is held by job {self._names[spec.name]}, which has not "
+                "finished; choose another name or wait for it to end"
+            )
         job_id = new_job_id()
-        self.db.execute(
-            "INSERT INTO jobs (id, name, status, spec, created_at) VALUES (?, ?, ?, ?, ?)",
-            (job_id, spec.name, JobStatus.QUEUED.value, spec.model_dump_json(), time.time()),
-        )
+        row = (job_id, spec.name, JobStatus.QUEUED.value, spec.model_dump_json(), time.time())
         self._tails[job_id] = _Tail(0, {"stdout": 0, "stderr": 0})
-        await self.append(job_id, EventType.STATUS, {"status": JobStatus.QUEUED.value})
+        self._status[job_id] = JobStatus.QUEUED
+        if spec.name is not None:
+            self._names[spec.name] = job_id
+        ev, event_row = self._stage(job_id, EventType.STATUS, {"status": JobStatus.QUEUED.value})
+
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO jobs (id, name, status, spec, created_at) VALUES (?, ?, ?, ?, ?)", row
+            )
+
+        await self._write(Write([event_row], insert, [ev]), wait=True)
         return await self.get_job(job_id)
 
     async def get_job(self, ref: str) -> Job:
@@ -225,9 +401,9 @@ class SQLiteStore:
             rec.pop(key)
         tail = self._tails.get(rec["id"])
         if tail is not None:
-            rec["last_seq"] = tail.last_seq
-            rec["stdout_bytes"] = tail.sizes["stdout"]
-            rec["stderr_bytes"] = tail.sizes["stderr"]
+            rec["last_seq"] = tail.shown_seq
+            rec["stdout_bytes"] = tail.shown_sizes["stdout"]
+            rec["stderr_bytes"] = tail.shown_sizes["stderr"]
         return Job(
             command=spec["command"],
             argv=JobSpec.model_validate(spec).resolved_argv(),
@@ -261,10 +437,9 @@ class SQLiteStore:
         if cursor is not None:
             where.append("id < ?")
             args.append(cursor)
-        rows = self.db.execute(
-            f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
-            (*args, limit + 1),
-        ).fetchall()
+        sql = f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
+        # A label filter scans every job: in a reader thread.
+        rows = await self._reading(_fetchall, sql, (*args, limit + 1))
         jobs = [self._job(r) for r in rows[:limit]]
         return JobList(jobs=jobs, next_cursor=jobs[-1].id if len(rows) > limit else None)
 
@@ -289,50 +464,94 @@ class SQLiteStore:
         return JobSpec.model_validate_json(row[0])
 
     async def set_status(self, job_id: str, status: JobStatus, **fields: Any) -> Job:
-        job = await self.get_job(job_id)
-        if not can_transition(job.status, status):
-            raise JobFinished(
-                f"job {job_id} is already {job.status.value}; it cannot become {status.value}"
-            )
         unknown = set(fields) - _JOB_FIELDS
         if unknown:
             raise ValueError(f"set_status cannot change {sorted(unknown)}")
-        cols = {"status": status.value, **fields}
-        self.db.execute(
-            f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?",
-            (*cols.values(), job_id),
-        )
+        job = await self.get_job(job_id)
+        if status.is_final:
+            # Before the final commit, so a job recorded ended has all its output on disk.
+            await asyncio.to_thread(self.files.sync, [job_id])
+        current = self._status.get(job_id, job.status)
+        if not can_transition(current, status):
+            raise JobFinished(
+                f"job {job_id} is already {current.value}; it cannot become {status.value}"
+            )
+        # From here to the write, nothing awaits: the change is one step for everyone on the loop.
+        self._status[job_id] = status
+        cols: dict[str, Any] = {"status": status.value, **fields}
         data: dict[str, Any] = {"status": status.value}
         if fields.get("reason"):
             data["reason"] = fields["reason"]
-        await self.append(job_id, EventType.STATUS, data)
-        job = await self.get_job(job_id)
+        ev, row = self._stage(job_id, EventType.STATUS, data)
+        events, rows = [ev], [row]
         if status.is_final:
-            # In the same step as the final status, so nobody sees a finished job without its end.
-            await self.append(job_id, EventType.COMPLETE, complete_data(job))
-            job = await self.get_job(job_id)
-        return job
+            if job.name is not None and self._names.get(job.name) == job_id:
+                del self._names[job.name]
+            ended = job.model_copy(update={"status": status, **fields})
+            events.append(self._stage_complete(ended, cols, rows))
+        # Status, `complete` event and byte counts in one transaction: never one without the other.
+        await self._write(Write(rows, _update_job(job_id, cols), events), wait=True)
+        return await self.get_job(job_id)
+
+    def _stage_complete(self, ended: Job, cols: dict[str, Any], rows: list[Row]) -> Event:
+        """Stage the job's `complete` event; add its row to `rows` and the final counts to `cols`."""
+        tail = self._tail(ended.id)
+        counts = {
+            "last_seq": tail.last_seq + 1,
+            "stdout_bytes": tail.sizes["stdout"],
+            "stderr_bytes": tail.sizes["stderr"],
+        }
+        cols.update(counts)
+        ev, row = self._stage(
+            ended.id, EventType.COMPLETE, complete_data(ended.model_copy(update=counts))
+        )
+        rows.append(row)
+        return ev
 
     async def set_process(self, job_id: str, info: ProcessInfo) -> None:
-        self.db.execute(
-            "UPDATE jobs SET pid = ?, pgid = ?, proc_start = ? WHERE id = ?", (*info, job_id)
-        )
+        def update(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE jobs SET pid = ?, pgid = ?, proc_start = ? WHERE id = ?", (*info, job_id)
+            )
+
+        await self._write(Write(op=update), wait=True)
 
     async def delete_job(self, job_id: str) -> None:
         job = await self.get_job(job_id)
-        if not job.status.is_final:
+        if not job.status.is_final or job.id in self._tails:
             raise JobNotFinished(
                 f"job {job.id} is still {job.status.value}; cancel it first, then delete it"
             )
-        with self.db:  # one transaction: the floor is never lost while the events go
-            self.db.execute("BEGIN")
-            self.db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('gid_floor', ?)", (self._gid,)
-            )
-            self.db.execute("DELETE FROM events WHERE job_id = ?", (job.id,))
-            self.db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+        floor = self._gid
+
+        def forget(db: sqlite3.Connection) -> None:
+            # One transaction: the job is gone for readers, the floor kept, the events marked
+            # for deletion (resumed on open if the server dies first).
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('gid_floor', ?)", (floor,))
+            db.execute("INSERT OR IGNORE INTO deleting (job_id) VALUES (?)", (job.id,))
+            db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+
+        await self._write(Write(op=forget), wait=True)
         self._finished_tails.pop(job.id, None)
-        self.files.delete(job.id)
+        self.files.finish(job.id)
+        await self._purge(job.id)
+
+    async def _purge(self, job_id: str) -> None:
+        """Delete a forgotten job's events, a chunk per transaction, then its files."""
+
+        def chunk(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
+                "DELETE FROM events WHERE gid IN (SELECT gid FROM events WHERE job_id = ? LIMIT ?)",
+                (job_id, _DELETE_CHUNK),
+            )
+            if cur.rowcount < _DELETE_CHUNK:
+                db.execute("DELETE FROM deleting WHERE job_id = ?", (job_id,))
+                return False
+            return True
+
+        while await self._write(Write(op=chunk), wait=True):
+            pass
+        await asyncio.to_thread(self.files.unlink, job_id)
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -354,9 +573,22 @@ class SQLiteStore:
         data: dict[str, Any] | None = None,
         raw: bytes | None = None,
     ) -> Event:
+        ev, row = self._stage(job_id, type, data, raw)
+        # Output goes on without waiting for its commit, unless the writer has fallen behind.
+        wait = type not in OUTPUT_EVENTS or self._unshown_bytes > self._tail_bytes
+        await self._write(Write([row], done=[ev]), wait=wait)
+        return ev
+
+    def _stage(
+        self,
+        job_id: str,
+        type: EventType,
+        data: dict[str, Any] | None = None,
+        raw: bytes | None = None,
+    ) -> tuple[Event, Row]:
+        """The event in memory (numbered, in the tail, its bytes in the file) and its row to write."""
         tail = self._tail(job_id)
         seq = tail.last_seq + 1
-        self._gid += 1
         offset = length = pos = None
         if type in OUTPUT_EVENTS:
             raw = raw or b""
@@ -370,25 +602,14 @@ class SQLiteStore:
         else:
             data = data or {}
             blob = orjson.dumps(data)
+        self._gid += 1
         ev = Event(seq, job_id, type, time.time(), data, raw, self._gid)
-        self.db.execute(
-            "INSERT INTO events (gid, job_id, seq, type, ts, data, offset, length, pos) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (ev.gid, job_id, seq, type.value, ev.ts, blob, offset, length, pos),
-        )
         tail.add(ev, self._tail_bytes)
         self._add_global(ev)
-        if type is EventType.COMPLETE:
-            self._finish(job_id, tail)
-        self.hub.notify(job_id, ev)
-        self.hub.notify(_ALL)
-        return ev
+        self._unshown_bytes += ev.size
+        return ev, (ev.gid, job_id, seq, type.value, ev.ts, blob, offset, length, pos)
 
     def _finish(self, job_id: str, tail: _Tail) -> None:
-        self.db.execute(
-            "UPDATE jobs SET last_seq = ?, stdout_bytes = ?, stderr_bytes = ? WHERE id = ?",
-            (tail.last_seq, tail.sizes["stdout"], tail.sizes["stderr"], job_id),
-        )
         self.files.finish(job_id)
         self._tails.pop(job_id, None)
         # Keep a few finished tails: their followers are still catching up on them.
@@ -407,30 +628,48 @@ class SQLiteStore:
 
     async def read(self, job_id: str, after: int, max_bytes: int = 256 * 1024) -> list[Event]:
         tail = self._tails.get(job_id) or self._finished_tails.get(job_id)
+        if tail is not None and after < tail.last_seq:
+            await self._shown(tail, tail.last_seq)
         if tail is not None and after + 1 >= tail.first_seq:
-            return _take(tail.events, after + 1 - tail.first_seq, max_bytes)
-        rows = self.db.execute(
-            f"SELECT {_EVENT_COLS} FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT 1000",
-            (job_id, after),
-        ).fetchall()
-        if not rows and tail is None:
+            first = tail.first_seq
+            return _take(tail.events, after + 1 - first, max_bytes, tail.shown_seq + 1 - first)
+        # Older than the tail: committed rows, a contiguous run from `after` on. Events trimmed
+        # from the tail before their commit are read once committed, never skipped.
+        upto = tail.shown_seq if tail is not None else _NO_BOUND
+        sql = (
+            f"SELECT {_EVENT_COLS} FROM events WHERE job_id = ? AND seq > ? AND seq <= ? "
+            "ORDER BY seq LIMIT 1000"
+        )
+        events = await self._reading(self._read_events, sql, (job_id, after, upto), max_bytes)
+        if not events and tail is None:
             await self.get_job(job_id)  # raises JobNotFound for a job that does not exist
-        return self._events_from_rows(rows, max_bytes)
+        return events
 
-    def _events_from_rows(self, rows: list[tuple[Any, ...]], max_bytes: int) -> list[Event]:
-        out: list[Event] = []
+    def _read_events(
+        self, db: sqlite3.Connection, sql: str, args: tuple[Any, ...], max_bytes: int
+    ) -> list[Event]:
+        """In a reader thread: the rows of `sql` that fit in `max_bytes`, their bytes from the files."""
+        rows: list[Row] = []
         total = 0
+        cur = db.execute(sql, args)
+        for row in cur:
+            size = row[7] if row[6] is not None else 64
+            if rows and total + size > max_bytes:
+                break
+            rows.append(row)
+            total += size
+        cur.close()  # ends the read transaction, which would hold back checkpoints
+        spans = [(r[1], r[3], r[6], r[7]) for r in rows if r[6] is not None]
+        raws = iter(self.files.read_spans(spans))
+        out: list[Event] = []
         for gid, job_id, seq, type_, ts, blob, offset, length in rows:
             kind = EventType(type_)
             if kind in OUTPUT_EVENTS:
-                raw = self.files.read(job_id, type_, offset, length)
-                ev = Event(seq, job_id, kind, ts, {"offset": offset, "length": length}, raw, gid)
+                data = {"offset": offset, "length": length}
+                out.append(Event(seq, job_id, kind, ts, data, next(raws), gid))
             else:
-                ev = Event(seq, job_id, kind, ts, orjson.loads(blob) if blob else {}, None, gid)
-            if out and total + ev.size > max_bytes:
-                break
-            out.append(ev)
-            total += ev.size
+                data = orjson.loads(blob) if blob else {}
+                out.append(Event(seq, job_id, kind, ts, data, None, gid))
         return out
 
     def listen(self, job_id: str, after: int, listener: Listener) -> bool:
@@ -452,20 +691,24 @@ class SQLiteStore:
     async def read_all(
         self, after: int, *, output: bool = False, max_bytes: int = 256 * 1024
     ) -> list[Event]:
+        newest = self._gid
+        while self._shown_gid < newest and after < newest:
+            await self._commit_passes()
         if after + 1 >= self._global_first:
             start = after + 1 - self._global_first
-            events = (
-                self._global
-                if output
-                else [e for e in self._global[start:] if e.type in LIFECYCLE_EVENTS]
-            )
-            return _take(events, start if output else 0, max_bytes)
+            end = self._shown_gid + 1 - self._global_first
+            if output:
+                return _take(self._global, start, max_bytes, end)
+            events = [
+                e for e in self._global[start : max(start, end)] if e.type in LIFECYCLE_EVENTS
+            ]
+            return _take(events, 0, max_bytes, len(events))
         types = "" if output else f" AND type IN ({_LIFECYCLE_SQL})"
-        rows = self.db.execute(
-            f"SELECT {_EVENT_COLS} FROM events WHERE gid > ?{types} ORDER BY gid LIMIT 1000",
-            (after,),
-        ).fetchall()
-        return self._events_from_rows(rows, max_bytes)
+        sql = (
+            f"SELECT {_EVENT_COLS} FROM events WHERE gid > ? AND gid <= ?{types} "
+            "ORDER BY gid LIMIT 1000"
+        )
+        return await self._reading(self._read_events, sql, (after, self._shown_gid), max_bytes)
 
     async def wait_all(self, after: int) -> None:
         if self._gid > after:
@@ -473,19 +716,19 @@ class SQLiteStore:
         await self.hub.wait(_ALL)
 
     def last_gid(self) -> int:
-        return self._gid
+        return self._shown_gid
 
     # -- output bytes -----------------------------------------------------------------------------
 
     async def output_size(self, job_id: str, stream: StreamName) -> int:
         tail = self._tails.get(job_id)
+        if tail is not None:
+            await self._shown(tail, tail.last_seq)
+            sizes = tail.shown_sizes
+            return sizes["stdout"] + sizes["stderr"] if stream == "all" else sizes[stream]
         if stream == "all":
-            return (
-                tail.pos
-                if tail is not None
-                else sum(self.files.size(job_id, s) for s in ("stdout", "stderr"))
-            )
-        return tail.sizes[stream] if tail is not None else self.files.size(job_id, stream)
+            return sum(self.files.size(job_id, s) for s in ("stdout", "stderr"))
+        return self.files.size(job_id, stream)
 
     async def read_output(
         self, job_id: str, stream: StreamName, offset: int = 0, length: int | None = None
@@ -497,21 +740,23 @@ class SQLiteStore:
         if length <= 0:
             return b""
         if stream != "all":
-            return self.files.read(job_id, stream, offset, length)
-        return self._read_combined(job_id, offset, length)
+            return await self._reading(lambda _db: self.files.read(job_id, stream, offset, length))
+        return await self._reading(self._read_combined, job_id, offset, length)
 
-    def _read_combined(self, job_id: str, offset: int, length: int) -> bytes:
+    def _read_combined(
+        self, db: sqlite3.Connection, job_id: str, offset: int, length: int
+    ) -> bytes:
         """Both streams in the order they came, from the event whose span holds `offset`."""
-        start = self.db.execute(
+        start = db.execute(
             "SELECT seq FROM events WHERE job_id = ? AND pos IS NOT NULL AND pos <= ? "
             "ORDER BY pos DESC LIMIT 1",
             (job_id, offset),
         ).fetchone()
         if start is None:
             return b""
-        parts: list[bytes] = []
+        spans = []
         want = length
-        rows = self.db.execute(
+        rows = db.execute(
             "SELECT type, offset, length, pos FROM events "
             "WHERE job_id = ? AND seq >= ? AND pos IS NOT NULL ORDER BY seq",
             (job_id, start[0]),
@@ -520,11 +765,14 @@ class SQLiteStore:
             skip = max(0, offset - pos)
             take = min(n - skip, want)
             if take > 0:
-                parts.append(self.files.read(job_id, type_, off + skip, take))
+                spans.append((job_id, type_, off + skip, take))
                 want -= take
             if want <= 0:
                 break
-        return b"".join(parts)
+        rows.close()
+        return b"".join(self.files.read_spans(spans))
+
+    # -- recovery ---------------------------------------------------------------------------------
 
     async def _recover_output(self, job_id: str) -> None:
         """Bytes that reached a file but not the index (the server died in between) get their event."""
@@ -541,3 +789,47 @@ class SQLiteStore:
                     f.truncate(indexed)  # append() writes them again, now with their event
                 self._tails.pop(job_id, None)
                 await self.append(job_id, EventType(stream), raw=extra)
+
+    async def _repair_unfinished_ends(self) -> None:
+        """Finished jobs without their `complete` event (written by an older server that died
+        between its separate writes) get it, with their final status event and byte counts."""
+        broken = self.db.execute(
+            "SELECT id FROM jobs WHERE status NOT IN (?, ?) AND COALESCE((SELECT type FROM events "
+            "WHERE job_id = jobs.id ORDER BY seq DESC LIMIT 1), '') != 'complete' ORDER BY id",
+            _ACTIVE,
+        ).fetchall()
+        for (job_id,) in broken:
+            logger.warning("job %s ended without its complete event: adding it", job_id)
+            await self._recover_output(job_id)
+            job = await self.get_job(job_id)
+            last = self.db.execute(
+                "SELECT data FROM events WHERE job_id = ? AND type = 'status' "
+                "ORDER BY seq DESC LIMIT 1",
+                (job_id,),
+            ).fetchone()
+            events, rows = [], []
+            if last is None or orjson.loads(last[0]).get("status") != job.status.value:
+                data = {
+                    "status": job.status.value,
+                    **({"reason": job.reason} if job.reason else {}),
+                }
+                ev, row = self._stage(job_id, EventType.STATUS, data)
+                events.append(ev)
+                rows.append(row)
+            cols: dict[str, Any] = {}
+            events.append(self._stage_complete(job, cols, rows))
+            await self._write(Write(rows, _update_job(job_id, cols), events), wait=True)
+
+
+def _update_job(job_id: str, cols: dict[str, Any]) -> Callable[[sqlite3.Connection], None]:
+    def update(db: sqlite3.Connection) -> None:
+        db.execute(
+            f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?",
+            (*cols.values(), job_id),
+        )
+
+    return update
+
+
+def _fetchall(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[Row]:
+    return db.execute(sql, args).fetchall()
