@@ -50,6 +50,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     state = State(settings, store, supervisor)
     state_holder["s"] = state
     app[STATE] = state
+    state.stats.loop_lag.start()
     await supervisor.start()
     sweeper = asyncio.create_task(_sweep(state), name="jobcast-stall-sweeper")
     try:
@@ -60,6 +61,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             await sweeper
         if not state.closing:
             await _shutdown(app)
+        await state.stats.loop_lag.stop()
         await store.close()
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..config import Settings
+from ..looplag import LoopLag
 from ..store import Store
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class Stats:
     events_sent: int = 0
     bytes_sent: int = 0
     stalled_disconnects: int = 0
+    loop_lag: LoopLag = field(default_factory=LoopLag)
 
     def add(self, f: Follower) -> None:
         self.followers.add(f)
@@ -61,6 +63,7 @@ class Stats:
             "events_sent": self.events_sent,
             "bytes_sent": self.bytes_sent,
             "stalled_disconnects": self.stalled_disconnects,
+            "loop_lag_ms": self.loop_lag.snapshot(),
         }
 
 
