@@ -14,7 +14,7 @@ async def test_a_stall_is_counted_at_every_tick_it_covered():
     lag.start()
     try:
         await asyncio.sleep(0.1)
-        time.sleep(0.3)  # the loop is blocked, as a slow statement on it would block it
+        time.sleep(0.3)  # noqa: ASYNC251 - the point: block the loop, as a slow statement would
         await asyncio.sleep(0.05)
     finally:
         await lag.stop()

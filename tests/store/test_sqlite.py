@@ -1,0 +1,70 @@
+"""What only the SQLite store has to prove: its files on disk after a crash, and their repair."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from jobcast.datadir import DB_NAME
+from jobcast.models import EventType, JobSpec, JobStatus
+from jobcast.store.sqlite import SQLiteStore
+
+
+async def test_a_finished_job_without_its_complete_event_is_repaired_on_open(tmp_path):
+    s1 = SQLiteStore(tmp_path / "s")
+    await s1.open()
+    job = await s1.create_job(JobSpec(argv=["true"]))
+    await s1.set_status(job.id, JobStatus.RUNNING, started_at=10.0)
+    await s1.append(job.id, EventType.STDOUT, raw=b"abc")
+    await s1.append(job.id, EventType.STDERR, raw=b"e")
+    await s1.set_status(job.id, JobStatus.FAILED, exit_code=3, finished_at=12.5)
+    await s1.close()
+    # As an older server left it when killed between its separate writes: the status changed,
+    # but no final status event, no complete event, no byte counts, and output not indexed.
+    with sqlite3.connect(tmp_path / "s" / DB_NAME) as db:
+        db.execute(
+            "DELETE FROM events WHERE job_id = ? AND seq > (SELECT MAX(seq) FROM events "
+            "WHERE job_id = ? AND type = 'stderr')",
+            (job.id, job.id),
+        )
+        db.execute("UPDATE jobs SET stdout_bytes = 0, stderr_bytes = 0, last_seq = 0")
+    with s1.files.path(job.id, "stdout").open("ab") as f:
+        f.write(b"def")
+
+    s2 = SQLiteStore(tmp_path / "s")
+    await s2.open()
+    try:
+        repaired = await s2.get_job(job.id)
+        events = await s2.read(job.id, 0)
+        assert not s2.is_live(job.id)
+    finally:
+        await s2.close()
+    assert [(e.type, e.raw or e.data.get("status")) for e in events] == [
+        (EventType.STATUS, "queued"),
+        (EventType.STATUS, "running"),
+        (EventType.STDOUT, b"abc"),
+        (EventType.STDERR, b"e"),
+        (EventType.STDOUT, b"def"),
+        (EventType.STATUS, "failed"),
+        (EventType.COMPLETE, "failed"),
+    ]
+    assert events[-1].data == {
+        "status": "failed",
+        "exit_code": 3,
+        "signal": None,
+        "duration": 2.5,
+        "reason": None,
+        "stdout_bytes": 6,
+        "stderr_bytes": 1,
+        "dropped_bytes": 0,
+    }
+    assert (repaired.stdout_bytes, repaired.stderr_bytes, repaired.last_seq) == (6, 1, 7)
+
+    s3 = SQLiteStore(tmp_path / "s")  # once repaired, left alone
+    await s3.open()
+    try:
+        again = await s3.read(job.id, 0)
+        assert [(e.seq, e.gid, e.type, e.data) for e in again] == [
+            (e.seq, e.gid, e.type, e.data) for e in events
+        ]
+    finally:
+        await s3.close()
