@@ -102,6 +102,7 @@ _JOB_FIELDS = frozenset(
 _DELETE_CHUNK = 5000
 _READER_THREADS = 2
 _NO_BOUND = 1 << 62
+_UNSHOWN_MAX = 1 << 20
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -467,10 +468,10 @@ class SQLiteStore:
         unknown = set(fields) - _JOB_FIELDS
         if unknown:
             raise ValueError(f"set_status cannot change {sorted(unknown)}")
-        job = await self.get_job(job_id)
         if status.is_final:
             # Before the final commit, so a job recorded ended has all its output on disk.
             await asyncio.to_thread(self.files.sync, [job_id])
+        job = await self.get_job(job_id)
         current = self._status.get(job_id, job.status)
         if not can_transition(current, status):
             raise JobFinished(
@@ -575,7 +576,7 @@ class SQLiteStore:
     ) -> Event:
         ev, row = self._stage(job_id, type, data, raw)
         # Output goes on without waiting for its commit, unless the writer has fallen behind.
-        wait = type not in OUTPUT_EVENTS or self._unshown_bytes > self._tail_bytes
+        wait = type not in OUTPUT_EVENTS or self._unshown_bytes > _UNSHOWN_MAX
         await self._write(Write([row], done=[ev]), wait=wait)
         return ev
 
@@ -739,9 +740,13 @@ class SQLiteStore:
         length = min(length, size - offset)
         if length <= 0:
             return b""
-        if stream != "all":
-            return await self._reading(lambda _db: self.files.read(job_id, stream, offset, length))
-        return await self._reading(self._read_combined, job_id, offset, length)
+        if stream == "all":
+            return await self._reading(self._read_combined, job_id, offset, length)
+        tail = self._tails.get(job_id) or self._finished_tails.get(job_id)
+        data = _from_tail(tail, stream, offset, length) if tail is not None else None
+        if data is not None:
+            return data  # a follower at the end of the log: the bytes are in memory
+        return await self._reading(lambda _db: self.files.read(job_id, stream, offset, length))
 
     def _read_combined(
         self, db: sqlite3.Connection, job_id: str, offset: int, length: int
@@ -819,6 +824,28 @@ class SQLiteStore:
             cols: dict[str, Any] = {}
             events.append(self._stage_complete(job, cols, rows))
             await self._write(Write(rows, _update_job(job_id, cols), events), wait=True)
+
+
+def _from_tail(tail: _Tail, stream: str, offset: int, length: int) -> bytes | None:
+    """`stream`'s bytes in [offset, offset + length) from the tail's newest shown events, or None
+    if they are not all there (looking back a few events only: this is for the end of the log)."""
+    end = offset + length
+    picked: list[bytes] = []
+    last = min(tail.shown_seq - tail.first_seq, len(tail.events) - 1)
+    for i in range(last, max(-1, last - 64), -1):
+        ev = tail.events[i]
+        if ev.type.value != stream:
+            continue
+        if ev.raw is None:
+            return None
+        start = ev.data["offset"]
+        if start >= end:
+            continue
+        picked.append(ev.raw)
+        if start <= offset:
+            data = picked[0] if len(picked) == 1 else b"".join(reversed(picked))
+            return data[offset - start : end - start]
+    return None
 
 
 def _update_job(job_id: str, cols: dict[str, Any]) -> Callable[[sqlite3.Connection], None]:
