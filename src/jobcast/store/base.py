@@ -5,10 +5,8 @@ The store is the single source of truth (runner -> store -> subscribers). A subs
 implements `Store` and passes `tests/store/test_contract.py`.
 
 Durability: an event is handed to readers and listeners only once it is stored for good (committed),
-so a crash never takes back, or renumbers, an event that a client was given. Calls that change a
-job (`create_job`, `set_status`, `set_process`, `delete_job`) and appends of other than output
-return once stored; an output `append` may return before, and every read that starts after it
-returns waits for it.
+so a crash never takes back, or renumbers, an event that a client was given. Every call that writes
+returns once what it wrote is stored.
 """
 
 from __future__ import annotations
@@ -111,14 +109,12 @@ class Store(Protocol):
         """Append one event; once it is stored, hand it to the listeners and wake the waiters.
 
         For `stdout`/`stderr` events pass the bytes as `raw`; the store keeps them exactly and adds
-        `offset` (in that stream) and `length` to `data`. Those may return before the event is
-        stored (the runner goes on reading the pipe meanwhile); any other type returns after.
+        `offset` (in that stream) and `length` to `data`. Returns once the event is stored and
+        handed to the listeners.
         """
 
     async def read(self, job_id: str, after: int, max_bytes: int = 256 * 1024) -> list[Event]:
-        """Events with seq > `after`, in order: at least one if there is one, then up to `max_bytes`.
-
-        Sees every `append` that returned before the call (waiting for it to be stored)."""
+        """Events with seq > `after`, in order: at least one if there is one, then up to `max_bytes`."""
 
     async def wait(self, job_id: str, after: int) -> None:
         """Until the job has an event past `after`, or the next tick (about a second), or close.

@@ -102,7 +102,6 @@ _JOB_FIELDS = frozenset(
 _DELETE_CHUNK = 5000
 _READER_THREADS = 2
 _NO_BOUND = 1 << 62
-_UNSHOWN_MAX = 1 << 20
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -194,9 +193,6 @@ class SQLiteStore:
         self._global_cap = firehose_events
         self._gid = 0
         self._shown_gid = 0
-        #: bytes of events appended and not yet committed; past `tail_bytes` appends wait
-        self._unshown_bytes = 0
-        self._next_commit: asyncio.Future[None] | None = None
         self._job_cols: list[str] = []
 
     @property
@@ -250,7 +246,6 @@ class SQLiteStore:
         for job_id, _, _ in active:
             await self._recover_output(job_id)
         await self._repair_unfinished_ends()
-        await self._write(Write(), wait=True)  # everything above is shown before we serve
         if self._fsync_interval > 0:
             self._syncer = asyncio.create_task(self._sync_output(), name="jobcast-store-fsync")
         self.hub.start()
@@ -300,25 +295,10 @@ class SQLiteStore:
                     w.future.set_result(w.result)
         if shown:
             self.hub.notify(_ALL)
-        waiter, self._next_commit = self._next_commit, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _commit_passes(self) -> None:
-        """Until the next batch has committed (and its events are shown)."""
-        if self._next_commit is None:
-            self._next_commit = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._next_commit)
-
-    async def _shown(self, tail: _Tail, seq: int) -> None:
-        """Until the tail's events up to `seq` are shown: a read sees every append before it."""
-        while tail.shown_seq < seq:
-            await self._commit_passes()
 
     def _show(self, ev: Event) -> None:
         # A write that failed is logged by the writer and shown all the same: a hole in the tail
         # would stop every follower of the job for good.
-        self._unshown_bytes -= ev.size
         self._shown_gid = ev.gid
         tail = self._tails.get(ev.job) or self._finished_tails.get(ev.job)
         if tail is not None:
@@ -575,9 +555,9 @@ class SQLiteStore:
         raw: bytes | None = None,
     ) -> Event:
         ev, row = self._stage(job_id, type, data, raw)
-        # Output goes on without waiting for its commit, unless the writer has fallen behind.
-        wait = type not in OUTPUT_EVENTS or self._unshown_bytes > _UNSHOWN_MAX
-        await self._write(Write([row], done=[ev]), wait=wait)
+        # Output too waits for its commit (a fraction of a millisecond): the runner's batching
+        # window then starts after the fan-out, which runs in the commit's callback.
+        await self._write(Write([row], done=[ev]), wait=True)
         return ev
 
     def _stage(
@@ -607,7 +587,6 @@ class SQLiteStore:
         ev = Event(seq, job_id, type, time.time(), data, raw, self._gid)
         tail.add(ev, self._tail_bytes)
         self._add_global(ev)
-        self._unshown_bytes += ev.size
         return ev, (ev.gid, job_id, seq, type.value, ev.ts, blob, offset, length, pos)
 
     def _finish(self, job_id: str, tail: _Tail) -> None:
@@ -629,8 +608,6 @@ class SQLiteStore:
 
     async def read(self, job_id: str, after: int, max_bytes: int = 256 * 1024) -> list[Event]:
         tail = self._tails.get(job_id) or self._finished_tails.get(job_id)
-        if tail is not None and after < tail.last_seq:
-            await self._shown(tail, tail.last_seq)
         if tail is not None and after + 1 >= tail.first_seq:
             first = tail.first_seq
             return _take(tail.events, after + 1 - first, max_bytes, tail.shown_seq + 1 - first)
@@ -675,7 +652,7 @@ class SQLiteStore:
 
     def listen(self, job_id: str, after: int, listener: Listener) -> bool:
         tail = self._tails.get(job_id)
-        if tail is None or tail.last_seq > after or self.closed:
+        if tail is None or tail.shown_seq > after or self.closed:
             return False
         self.hub.listen(job_id, listener)
         return True
@@ -685,16 +662,13 @@ class SQLiteStore:
 
     async def wait(self, job_id: str, after: int) -> None:
         tail = self._tails.get(job_id)
-        if tail is None or tail.last_seq > after:
+        if tail is None or tail.shown_seq > after:
             return  # finished (or unknown): nothing more will come, let the caller re-read
         await self.hub.wait(job_id)
 
     async def read_all(
         self, after: int, *, output: bool = False, max_bytes: int = 256 * 1024
     ) -> list[Event]:
-        newest = self._gid
-        while self._shown_gid < newest and after < newest:
-            await self._commit_passes()
         if after + 1 >= self._global_first:
             start = after + 1 - self._global_first
             end = self._shown_gid + 1 - self._global_first
@@ -712,7 +686,7 @@ class SQLiteStore:
         return await self._reading(self._read_events, sql, (after, self._shown_gid), max_bytes)
 
     async def wait_all(self, after: int) -> None:
-        if self._gid > after:
+        if self._shown_gid > after:
             return
         await self.hub.wait(_ALL)
 
@@ -724,7 +698,6 @@ class SQLiteStore:
     async def output_size(self, job_id: str, stream: StreamName) -> int:
         tail = self._tails.get(job_id)
         if tail is not None:
-            await self._shown(tail, tail.last_seq)
             sizes = tail.shown_sizes
             return sizes["stdout"] + sizes["stderr"] if stream == "all" else sizes[stream]
         if stream == "all":
