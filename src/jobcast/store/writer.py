@@ -77,7 +77,8 @@ class Writer:
         # NORMAL in WAL: a commit survives the process being killed; a power cut may lose the last
         # ones (the WAL is fsynced at checkpoints).
         db.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints run here, on a schedule, not inside whichever commit crosses the threshold.
+        # Checkpoints run in their own thread, not inside whichever commit crosses a threshold;
+        # a WAL that grew past 64 MiB is cut back when it starts over.
         db.execute("PRAGMA wal_autocheckpoint=0")
         db.execute("PRAGMA journal_size_limit=67108864")
         self._db = db
@@ -114,7 +115,7 @@ class Writer:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            stopping = batch[-1] is None
+            stopping = None in batch
             writes = [w for w in batch if w is not None]
             if writes:
                 self._commit(writes)
@@ -127,7 +128,7 @@ class Writer:
 
     def _checkpoints(self) -> None:
         """Every `checkpoint_seconds` after a commit: copy the WAL into the database."""
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(self._path, isolation_level=None)
         try:
             while not self._stopping.wait(self._checkpoint_seconds):
                 if self._committed.is_set():
