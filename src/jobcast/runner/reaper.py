@@ -28,7 +28,6 @@ __all__ = [
     "JOB_ID_ENV",
     "disown",
     "end_strays",
-    "find_strays",
     "own",
     "reap_orphans",
     "reap_periodically",
@@ -139,11 +138,15 @@ def _environ(pid: int) -> list[bytes]:
         return []
 
 
-def find_strays(job_id: str) -> list[tuple[int, int]]:
+def _find_strays(job_id: str, own: frozenset[int]) -> list[tuple[int, int]]:
     """This server's live descendants whose environment has the job's id: (pid, start time) each.
 
     Blocking: reads all of /proc; call it in a thread.
     """
+    # Each stray descends from a child of this server that is not a job's leader: without one,
+    # there is none, and no need to read all of /proc.
+    if not set(_children()) - own:
+        return []
     children: dict[int, list[int]] = {}
     processes: dict[int, tuple[bytes, int]] = {}
     with os.scandir("/proc") as entries:
@@ -210,16 +213,19 @@ async def _exited(pidfds: list[int], within: float) -> list[int]:
     return [fd for fd, fut in waits.items() if not fut.done()]
 
 
-async def end_strays(job_id: str, grace: float) -> int:
+async def end_strays(job_id: str, grace: float) -> None:
     """End the job's descendants outside its process group: SIGTERM, SIGKILL after `grace`.
 
-    Found by `JOBCAST_JOB_ID` in their environment and matched by start time, never by pid alone.
-    Returns how many were ended; reaps those that were this server's children.
+    Call once the job's own process has exited. Found by `JOBCAST_JOB_ID` in their environment
+    and matched by start time, never by pid alone; those that were this server's children are
+    reaped.
     """
-    ended = 0
+    if not _adopting:
+        # Then what the exited process left went to init (or a subreaper above): none is ours.
+        return
     try:
         for _ in range(_ROUNDS):
-            strays = await asyncio.to_thread(find_strays, job_id)
+            strays = await asyncio.to_thread(_find_strays, job_id, frozenset(_own))
             pidfds = [fd for fd in (_pin(pid, start) for pid, start in strays) if fd is not None]
             if not pidfds:
                 break
@@ -238,7 +244,5 @@ async def end_strays(job_id: str, grace: float) -> int:
             finally:
                 for fd in pidfds:
                     os.close(fd)
-            ended += len(pidfds)
     finally:
         reap_orphans()
-    return ended
