@@ -217,8 +217,10 @@ async def test_the_kill_grace_is_waited_out_without_reading_proc_on_the_loop(mon
         return stat_fields(pid)
 
     monkeypatch.setattr(group, "stat_fields", spy)
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(300)"
-    argv = [sys.executable, "-c", code]
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True)"
+    )
+    argv = [sys.executable, "-c", code + "; time.sleep(300)"]
     child = await asyncio.to_thread(subprocess.Popen, argv, stdout=subprocess.PIPE, process_group=0)
     assert child.stdout is not None
     await asyncio.to_thread(child.stdout.readline)
