@@ -216,7 +216,11 @@ class Job(BaseModel):
     )
     stdout_bytes: int = 0
     stderr_bytes: int = 0
-    dropped_bytes: int = Field(0, description="Output dropped past max_output_bytes.")
+    dropped_bytes: int = Field(
+        0,
+        description="Output dropped: past max_output_bytes, or refused by the store "
+        "(a `store_failed` error event tells).",
+    )
     last_seq: int = 0
 
     @property

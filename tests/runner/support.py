@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from jobcast.models import Event, EventType, Job, JobSpec, JobStatus
@@ -11,12 +12,8 @@ from tests.helpers import async_wait_for
 
 def process_alive(pid: int) -> bool:
     """True while `pid` runs; a zombie (dead, not yet reaped by init) counts as gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2 :].split()[0] not in (b"Z", b"X")
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in (b"Z", b"X")
 
 
 async def submit(store: Any, sup: Supervisor, **spec: Any) -> Job:
@@ -80,3 +77,56 @@ async def wait_status(store: Any, job_id: str, status: JobStatus, within: float 
         return job.status is status
 
     await async_wait_for(reached, within)
+
+
+def _stat(pid: int | str) -> list[bytes] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(b")") + 2 :].split()
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def parent_of(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if fields is not None else None
+
+
+def session_of(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[3]) if fields is not None else None
+
+
+def with_job_id(job_id: str) -> list[int]:
+    """Every live process on the machine whose environment says it belongs to the job."""
+    marker = f"JOBCAST_JOB_ID={job_id}".encode()
+    found = []
+    for pid in _pids():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if marker in env and process_alive(pid):
+            found.append(pid)
+    return found
+
+
+def zombies_of(ppid: int) -> list[int]:
+    """The zombies whose parent is `ppid`: exited, never reaped."""
+    zombies = []
+    for pid in _pids():
+        fields = _stat(pid)
+        if fields is not None and fields[0] == b"Z" and int(fields[1]) == ppid:
+            zombies.append(pid)
+    return zombies
+
+
+def reaped(pid: int) -> bool:
+    """The process is gone, and not even a zombie is left of it."""
+    return not os.path.exists(f"/proc/{pid}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -13,9 +15,11 @@ import uvloop
 
 from jobcast.errors import Conflict
 from jobcast.models import EventType
+from jobcast.runner import group
 from jobcast.runner.backend import SpawnError, SpawnRequest
-from jobcast.runner.group import group_alive, read_starttime
+from jobcast.runner.group import end_group, group_alive, read_starttime
 from jobcast.runner.process import INPUT_LIMIT, LocalProcess, spawn_pipes
+from jobcast.runner.procfs import stat_fields
 from tests.helpers import async_wait_for
 from tests.runner.support import process_alive, wait_gone
 
@@ -194,6 +198,36 @@ async def test_what_the_process_leaves_in_its_group_is_ended():
     child = int(sink.data())
     await wait_gone([child])
     assert not group_alive(proc.info[1])
+
+
+async def test_a_group_of_zombies_only_is_gone():
+    # This test's child, alone in its group, exited and not reaped: kill() still finds the group,
+    # yet nothing is left to end, so the grace (60 s) and the SIGKILL wait are not waited out.
+    child = await asyncio.to_thread(subprocess.Popen, ["true"], process_group=0)
+    await async_wait_for(lambda: asyncio.sleep(0, not process_alive(child.pid)), 10)
+    await asyncio.wait_for(end_group(child.pid, 60), 30)
+    assert child.wait() == 0  # not reaped by anyone else
+
+
+async def test_the_kill_grace_is_waited_out_without_reading_proc_on_the_loop(monkeypatch):
+    readers: set[str] = set()
+
+    def spy(pid: int | str) -> list[bytes] | None:
+        readers.add(threading.current_thread().name)
+        return stat_fields(pid)
+
+    monkeypatch.setattr(group, "stat_fields", spy)
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True)"
+    )
+    argv = [sys.executable, "-c", code + "; time.sleep(300)"]
+    child = await asyncio.to_thread(subprocess.Popen, argv, stdout=subprocess.PIPE, process_group=0)
+    assert child.stdout is not None
+    await asyncio.to_thread(child.stdout.readline)
+    await end_group(child.pid, 0.3)
+    assert await asyncio.to_thread(child.wait) == -signal.SIGKILL
+    child.stdout.close()
+    assert readers and threading.current_thread().name not in readers
 
 
 async def test_an_escaped_descendant_holding_the_pipe_does_not_hold_the_job():

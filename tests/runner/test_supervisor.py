@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import os
 import signal
 import subprocess
@@ -152,6 +154,39 @@ async def test_output_cap_keeps_exactly_n_bytes_and_the_job_goes_on(store, make_
     assert len(errors) == 1 and errors[0].data["code"] == "output_limit"
     assert "output limit of 1000 bytes reached" in errors[0].data["message"]
     assert evs[-1].data["dropped_bytes"] == 7005
+
+
+async def test_a_failed_store_write_is_an_error_event_and_a_log_line(
+    store, supervisor, monkeypatch, caplog
+):
+    job = await submit(store, supervisor, argv=["cat"], stdin=True)
+    await wait_status(store, job.id, JobStatus.RUNNING)
+    append = store.files.append
+
+    def disk_full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(store.files, "append", disk_full)
+    await supervisor.write_input(job.id, b"lost\n")
+
+    async def errors() -> list[Event]:
+        return of_type(await events(store, job.id), EventType.ERROR)
+
+    [error] = await async_wait_for(errors, 10)
+    assert error.data["code"] == "store_failed"
+    assert "5 bytes of stdout" in error.data["message"]
+    assert "No space left on device" in error.data["message"]
+    [line] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert job.id in line.getMessage() and "No space left on device" in line.getMessage()
+    assert line.exc_info is None  # one line, no traceback
+
+    # The job went on; once the store takes writes again, so does its output.
+    monkeypatch.setattr(store.files, "append", append)
+    await supervisor.write_input(job.id, b"kept\n", eof=True)
+    job = await wait_final(store, job.id)
+    assert (job.status, job.dropped_bytes) == (JobStatus.SUCCEEDED, 5)
+    assert await store.read_output(job.id, "stdout") == b"kept\n"
+    assert len(await errors()) == 1
 
 
 async def test_stdin_is_echoed_back(store, supervisor):

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..config import Settings
+from ..runner.reaper import reap_periodically, set_subreaper
 from ..runner.supervisor import Supervisor
 from ..store import open_store
 from . import jobs, log, openapi, sse, status, websocket
@@ -40,7 +41,10 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    # Before any job starts: what its daemons leave behind is reparented here, to be found.
+    set_subreaper()
     store = await open_store(settings)
+    reaper = asyncio.create_task(reap_periodically(), name="jobcast-reaper")
     state_holder: dict[str, State] = {}
 
     def followers(job_id: str) -> int:
@@ -62,6 +66,9 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         if not state.closing:
             await _shutdown(app)
         await state.stats.loop_lag.stop()
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
         await store.close()
 
 

@@ -9,6 +9,8 @@ import signal
 import time
 
 from ..store.base import ProcessInfo
+from .procfs import stat_fields
+from .reaper import reap_orphans
 
 __all__ = [
     "end_group",
@@ -22,22 +24,13 @@ __all__ = [
 logger = logging.getLogger("jobcast.runner")
 
 _GROUP_POLL = 0.02
-
-
-def _stat_fields(pid: int | str) -> list[bytes] | None:
-    """Fields 3 on of /proc/PID/stat (index 0 is the state), or None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses; it ends at the last ")".
-    return stat[stat.rindex(b")") + 2 :].split()
+#: while kill() still finds the group, the longest wait between looks in /proc for zombies only
+_ZOMBIE_LOOK = 0.2
 
 
 def read_starttime(pid: int) -> int | None:
     """Field 22 of /proc/PID/stat (clock ticks after boot), or None if there is no such process."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return int(fields[19]) if fields is not None else None
 
 
@@ -74,26 +67,40 @@ def signal_group(pgid: int, sig: int) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether a live (not zombie) process is left in the group."""
+    """Whether a live (not zombie) process is left in the group.
+
+    Blocking: reads all of /proc while the group exists; call it in a thread.
+    """
     if not signal_group(pgid, 0):
         return False
-    # kill() also finds zombies, which an init that reaps slowly (or never, in some containers)
-    # leaves behind: only a look at their state tells. Rare, so the scan of /proc is affordable.
     with os.scandir("/proc") as entries:
         for entry in entries:
-            fields = _stat_fields(entry.name) if entry.name.isdigit() else None
+            fields = stat_fields(entry.name) if entry.name.isdigit() else None
             if fields is not None and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
                 return True
     return False
 
 
 async def _group_gone(pgid: int, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while group_alive(pgid):
-        if time.monotonic() >= deadline:
+    """Wait up to `within` seconds until no live process is left in the group."""
+    now = time.monotonic()
+    deadline, look_at, look_every = now + within, now, _GROUP_POLL
+    while True:
+        # Zombies count for kill(): those reparented to this server are reaped here and now.
+        reap_orphans()
+        if not signal_group(pgid, 0):
+            return True
+        now = time.monotonic()
+        if now >= look_at:
+            # Zombies left to an init that reaps slowly (or never, in some containers) still
+            # count: only their state in /proc tells, and reading all of it is for a thread.
+            if not await asyncio.to_thread(group_alive, pgid):
+                return True
+            look_every = min(2 * look_every, _ZOMBIE_LOOK)
+            look_at = time.monotonic() + look_every
+        if now >= deadline:
             return False
         await asyncio.sleep(_GROUP_POLL)
-    return True
 
 
 async def end_group(pgid: int, grace: float) -> None:

@@ -17,8 +17,9 @@ from ..errors import Conflict
 from ..models import EventType
 from ..store.base import ProcessInfo
 from .backend import OutputSink, SpawnError, SpawnRequest, Window
-from .group import end_group, group_alive, read_starttime, signal_group
+from .group import end_group, read_starttime, signal_group
 from .limits import spawn_failure, utf8_boundary
+from .reaper import JOB_ID_ENV, disown, end_strays, own
 
 __all__ = ["LocalProcess", "spawn_pipes"]
 
@@ -229,8 +230,12 @@ class LocalProcess:
         input_fd: int | None,
         kill_grace: float,
         eof_byte: bytes | None = None,
+        job_id: str | None = None,
     ) -> None:
         self._popen = popen
+        # Reaped here only (through the pidfd and Popen), never as an orphan.
+        own(popen.pid)
+        self._job_id = job_id
         self._outputs = outputs
         self._input = _Input(input_fd, eof_byte) if input_fd is not None else None
         self._kill_grace = kill_grace
@@ -248,9 +253,11 @@ class LocalProcess:
         tasks = [asyncio.create_task(p.run(), name=f"jobcast-pump-{self.info[0]}") for p in pumps]
         try:
             rc = await self._reap()
-            # Whatever it left in its group would outlive the job unsupervised: end it too.
-            if group_alive(self.info[1]):
-                await end_group(self.info[1], self._kill_grace)
+            # Whatever it left would outlive the job unsupervised: end it too, in its group and
+            # out of it (daemons), before they can hold the output pipes open.
+            await end_group(self.info[1], self._kill_grace)
+            if self._job_id is not None:
+                await end_strays(self._job_id, self._kill_grace)
             _, pending = await asyncio.wait(tasks, timeout=DRAIN_GRACE)
             if pending:
                 logger.info("pid %d: output still open after exit; closing it", self.info[0])
@@ -280,6 +287,7 @@ class LocalProcess:
             signal_group(self.info[1], signal.SIGKILL)
             self._popen.wait()
         self._reaped = True
+        disown(self.info[0])
         for p, t in zip(pumps, tasks, strict=True):
             p.close()
             if not t.done():
@@ -332,4 +340,6 @@ def spawn_pipes(request: SpawnRequest) -> LocalProcess:
             if fd is not None:
                 os.close(fd)
     outputs = [(out_r, EventType.STDOUT), (err_r, EventType.STDERR)]
-    return LocalProcess(popen, outputs, in_w, request.kill_grace)
+    return LocalProcess(
+        popen, outputs, in_w, request.kill_grace, job_id=request.env.get(JOB_ID_ENV)
+    )

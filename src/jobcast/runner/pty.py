@@ -12,6 +12,7 @@ import termios
 from ..models import EventType
 from .backend import OutputSink, SpawnRequest, Window
 from .process import LocalProcess, spawn_error
+from .reaper import JOB_ID_ENV
 
 __all__ = ["PtyProcess", "set_winsize", "spawn_pty"]
 
@@ -38,7 +39,13 @@ def _eof_byte(fd: int) -> bytes:
 class PtyProcess(LocalProcess):
     """A LocalProcess whose one output is the PTY master; input goes to the master too."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], master: int, kill_grace: float) -> None:
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        master: int,
+        kill_grace: float,
+        job_id: str | None = None,
+    ) -> None:
         # Reading, writing and resizing each get their own descriptor of the master, so each
         # closes its own when done and none can act on a number the kernel has since reused.
         self._tty = os.dup(master)
@@ -48,6 +55,7 @@ class PtyProcess(LocalProcess):
             os.dup(master),
             kill_grace,
             eof_byte=_eof_byte(master),
+            job_id=job_id,
         )
 
     async def run(self, sink: OutputSink, window: Window) -> int:
@@ -88,4 +96,4 @@ def spawn_pty(request: SpawnRequest) -> PtyProcess:
     finally:
         # Only the child may hold the slave, so the master reads EIO (EOF) once the job is gone.
         os.close(slave)
-    return PtyProcess(popen, master, request.kill_grace)
+    return PtyProcess(popen, master, request.kill_grace, request.env.get(JOB_ID_ENV))

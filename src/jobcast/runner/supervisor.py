@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..config import Settings
 from ..errors import BadRequest, Conflict, JobFinished, NoStdin, ServerShuttingDown
@@ -20,6 +21,7 @@ from .group import end_group, group_is_ours
 from .limits import Outcome, OutputCap, batch_window, outcome, parse_signal
 from .process import spawn_pipes
 from .pty import spawn_pty
+from .reaper import JOB_ID_ENV
 
 __all__ = ["LocalBackend", "Supervisor"]
 
@@ -37,21 +39,55 @@ class LocalBackend:
 
 
 class _Output:
-    """A job's output sink: applies the output cap, then appends to the store."""
+    """A job's output sink: applies the output cap, then appends to the store.
+
+    A failed append drops that output, never silently: it is counted in the job's dropped bytes,
+    logged, and recorded as a `store_failed` error event (if the store takes that), once per run
+    of failures. The job goes on, and so does recording once the store takes writes again.
+    """
 
     def __init__(self, store: Store, job_id: str, limit: int) -> None:
         self._store, self._job_id = store, job_id
         self.cap = OutputCap(limit)
+        self._lost = 0
+        self._failing = False
+
+    @property
+    def dropped(self) -> int:
+        """Bytes not recorded: past the output cap, or refused by the store."""
+        return self.cap.dropped + self._lost
 
     async def __call__(self, stream: EventType, data: bytes) -> None:
         keep, crossed = self.cap.take(len(data))
         if keep:
-            await self._store.append(
-                self._job_id, stream, raw=data if keep == len(data) else data[:keep]
-            )
+            await self._append(stream, raw=data if keep == len(data) else data[:keep])
         if crossed:
             notice = {"message": self.cap.notice(), "code": "output_limit"}
-            await self._store.append(self._job_id, EventType.ERROR, notice)
+            await self._append(EventType.ERROR, notice)
+
+    async def _append(
+        self, type: EventType, data: dict[str, Any] | None = None, raw: bytes | None = None
+    ) -> None:
+        try:
+            await self._store.append(self._job_id, type, data, raw=raw)
+        except Exception as e:
+            await self._failed(type, len(raw or b""), e)
+        else:
+            self._failing = False
+
+    async def _failed(self, type: EventType, n: int, exc: Exception) -> None:
+        self._lost += n
+        if self._failing:
+            return
+        self._failing = True
+        what = f"{n} bytes of {type}" if n else f"an {type} event"
+        logger.error("job %s: the store failed to record %s: %r", self._job_id, what, exc)
+        message = f"the store failed to record {what} ({exc}); it was dropped, the job goes on"
+        try:
+            error = {"message": message, "code": "store_failed"}
+            await self._store.append(self._job_id, EventType.ERROR, error)
+        except Exception as e:
+            logger.error("job %s: the store failed to record that too: %r", self._job_id, e)
 
 
 async def _discard(stream: EventType, data: bytes) -> None:
@@ -342,7 +378,7 @@ class Supervisor:
             await run.killer
         await self._quiesce(run)
         result = outcome(returncode, run.ended_by, run.reason)
-        await self._record_end(run.job.id, result, sink.cap.dropped)
+        await self._record_end(run.job.id, result, sink.dropped)
 
     async def _spawn(self, run: _Run) -> Process | None:
         """Start the process and record it running; None if it could not start (recorded so)."""
@@ -372,7 +408,7 @@ class Supervisor:
         cwd = os.path.abspath(os.path.expanduser(spec.cwd)) if spec.cwd else os.getcwd()
         # The server's own settings (JOBCAST_*) are not the job's business, and may be secret.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("JOBCAST_")}
-        env = {**inherited, **spec.env, "JOBCAST_JOB_ID": run.job.id}
+        env = {**inherited, **spec.env, JOB_ID_ENV: run.job.id}
         return SpawnRequest(
             argv=list(run.job.argv),
             cwd=cwd,
