@@ -39,7 +39,7 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     *((m, "serialization") for m in (Job, JobList)),
 ]
 
-#: the shape of every error (errors.py), whoever raised it: a handler, the guard or aiohttp
+#: the shape of every error (errors.py): a handler's, the guard's, aiohttp's routing's
 _ERROR: Schema = {
     "type": "object",
     "description": "Every error answer; `code` is stable (see jobcast.errors), `message` says what to do.",
@@ -63,7 +63,7 @@ _EVENT: Schema = {
     "properties": {
         "seq": _INT,
         "job": {"type": "string"},
-        "type": {"type": "string", "enum": [t.value for t in EventType]},
+        "type": {"type": "string", "enum": list(EventType)},
         "ts": {"type": "number"},
         "data": {"type": "object"},
     },
@@ -153,10 +153,15 @@ def _object(**properties: Schema) -> Schema:
 
 
 def _ok(content: Schema | None = None, headers: Schema | None = None) -> Schema:
-    return {"description": "OK", **({"content": content} if content else {}), **(headers or {})}
+    response: Schema = {"description": "OK"}
+    if content:
+        response["content"] = content
+    if headers:
+        response["headers"] = headers
+    return response
 
 
-_CONTENT_RANGE = {"headers": {"Content-Range": {"schema": {"type": "string"}, "required": True}}}
+_CONTENT_RANGE = {"Content-Range": {"schema": {"type": "string"}, "required": True}}
 
 
 def _op(
@@ -172,7 +177,7 @@ def _op(
     responses = {str(status): response for status, response in ok.items()}
     for status in sorted({403, *errors}):
         error = {"description": _ERRORS[status], "content": _json(_ref("Error"))}
-        responses[str(status)] = error | (_CONTENT_RANGE if status == 416 else {})
+        responses[str(status)] = error | ({"headers": _CONTENT_RANGE} if status == 416 else {})
     op: Schema = {"operationId": operation_id, "summary": summary, "responses": responses}
     if params:
         op["parameters"] = params
