@@ -98,3 +98,11 @@ def test_refused_websocket_upgrade_is_the_json_shape(api, done):
     assert r.status_code == 400
     assert "WebSocket" in r.json()["error"]["message"]
     assert api.get("/jobs/nope/ws").json()["error"]["code"] == "job_not_found"
+
+
+def test_b64_with_non_ascii_characters_is_a_400(api):
+    # Found by schemathesis (tests/api/test_openapi.py): b64decode raised ValueError, a 500.
+    job = api.post("/jobs", json={"argv": ["cat"], "stdin": True}).json()
+    r = api.post(f"/jobs/{job['id']}/input", json={"b64": "Ü÷QUJD"})
+    assert r.status_code == 400 and "b64" in r.json()["error"]["message"]
+    api.post(f"/jobs/{job['id']}/cancel")

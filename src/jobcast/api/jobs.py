@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 
 from aiohttp import web
@@ -88,7 +87,7 @@ async def send_input(request: web.Request) -> web.Response:
         if body.b64 is not None:
             try:
                 data = base64.b64decode(body.b64, validate=True)
-            except binascii.Error:
+            except ValueError:  # binascii.Error, or a non-ASCII character
                 raise BadRequest("`b64` is not valid base64") from None
         else:
             data = (body.data or "").encode()

@@ -1,23 +1,48 @@
-"""/openapi.json, generated from the pydantic models, and /docs, a page that renders it."""
+"""/openapi.json, generated from the pydantic models, and /docs, a page that renders it.
+
+Every route of the router is described here with the parameters and headers its handler reads and
+the statuses it can answer; tests/api/test_openapi.py holds the two side by side, and runs
+schemathesis against a real server to hold the responses to these schemas.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .. import __version__
-from ..models import InputRequest, Job, JobList, JobSpec, ResizeRequest, SignalRequest
-from .http import json_response
+from ..models import (
+    EventType,
+    InputRequest,
+    Job,
+    JobList,
+    JobSpec,
+    JobStatus,
+    ResizeRequest,
+    SignalRequest,
+)
+from .http import MAX_INT, json_response
 
 __all__ = ["routes", "spec"]
 
 routes = web.RouteTableDef()
 
-_MODELS: list[type[BaseModel]] = [JobSpec, Job, JobList, InputRequest, SignalRequest, ResizeRequest]
-_ERROR = {
+Schema = dict[str, Any]
+
+#: request bodies validated as they come in, and responses as they are dumped
+_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+    *((m, "validation") for m in (JobSpec, InputRequest, SignalRequest, ResizeRequest)),
+    *((m, "serialization") for m in (Job, JobList)),
+]
+
+#: the shape of every error (errors.py): a handler's, the guard's, aiohttp's routing's
+_ERROR: Schema = {
     "type": "object",
+    "description": "Every error answer; `code` is stable (see jobcast.errors), `message` says what to do.",
     "properties": {
         "error": {
             "type": "object",
@@ -25,141 +50,365 @@ _ERROR = {
             "required": ["code", "message"],
         }
     },
+    "required": ["error"],
+}
+
+_INT: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
+
+#: the wire shape of an event (protocol.event_dict): an SSE message's `data`, a WebSocket text frame
+_EVENT: Schema = {
+    "type": "object",
+    "description": "One entry of a job's event log. Output events' `data` has `text` (and `b64` "
+    "with encoding=base64); `complete`'s has the status, exit code and byte counts.",
+    "properties": {
+        "seq": _INT,
+        "job": {"type": "string"},
+        "type": {"type": "string", "enum": list(EventType)},
+        "ts": {"type": "number"},
+        "data": {"type": "object"},
+    },
+    "required": ["seq", "job", "type", "ts", "data"],
+}
+
+_COUNT: Schema = {"type": "integer", "minimum": 0}
+_STATUS: Schema = {
+    "type": "object",
+    "properties": {
+        "version": {"type": "string"},
+        "protocol": {"type": "integer"},
+        "uptime": {"type": "number", "description": "Seconds since the server started."},
+        "store": {"type": "string"},
+        "jobs": {
+            "type": "object",
+            "properties": {"queued": _COUNT, "running": _COUNT},
+            "required": ["queued", "running"],
+        },
+    },
+    "required": ["version", "protocol", "uptime", "store", "jobs"],
+}
+_STATS: Schema = {
+    "type": "object",
+    "properties": {
+        "clients": {
+            "type": "object",
+            "description": "Streaming clients connected now, in total and by transport.",
+            "properties": {k: _COUNT for k in ("total", "sse", "ws", "log", "stream")},
+            "required": ["total", "sse", "ws", "log", "stream"],
+        },
+        "per_job": {"type": "object", "additionalProperties": _COUNT},
+        "events_sent": _COUNT,
+        "bytes_sent": _COUNT,
+        "stalled_disconnects": _COUNT,
+    },
+    "required": ["clients", "per_job", "events_sent", "bytes_sent", "stalled_disconnects"],
+}
+
+#: what each error status means here; every operation lists those its handler can answer
+_ERRORS = {
+    400: "Bad input; the message names the parameter or field",
+    403: "`Host` or `Origin` not allowed (settings allowed_hosts, allowed_origins)",
+    404: "No job with this id or name",
+    409: "The job is not in a state that allows this",
+    413: "Request body too large",
+    415: "`Content-Type` not accepted",
+    416: "Range or offset past the end of the output; `Content-Range: bytes */SIZE`",
+    422: "The body is JSON but not valid; the message names the field",
+    503: "The server is shutting down",
 }
 
 
-def _ref(name: str) -> dict[str, str]:
+def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _op(
-    summary: str,
-    *,
-    body: str | None = None,
-    ok: str | None = None,
-    status: str = "200",
-    params: list[tuple[str, str, str]] | None = None,
-    media: str = "application/json",
-) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "responses": {
-            status: {"description": "OK", "content": {media: {"schema": _ref(ok) if ok else {}}}},
-            "default": {
-                "description": "Error",
-                "content": {"application/json": {"schema": _ref("Error")}},
-            },
-        },
+def _json(schema: Schema) -> Schema:
+    return {"application/json": {"schema": schema}}
+
+
+def _text(media: str) -> Schema:
+    fmt = {"format": "binary"} if media == "application/octet-stream" else {}
+    return {media: {"schema": {"type": "string", **fmt}}}
+
+
+def _param(name: str, where: str, description: str, schema: Schema | None = None) -> Schema:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "description": description,
+        "schema": schema or {"type": "string"},
     }
-    if body:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _ref(body)}},
-        }
+
+
+def _enum(*values: str, default: bool = True) -> Schema:
+    """A string that is one of `values`, the first the default unless `default` is False."""
+    return {"type": "string", "enum": list(values), **({"default": values[0]} if default else {})}
+
+
+_BOOL: Schema = {"type": "boolean", "default": False}
+
+
+def _object(**properties: Schema) -> Schema:
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def _ok(content: Schema | None = None, headers: Schema | None = None) -> Schema:
+    response: Schema = {"description": "OK"}
+    if content:
+        response["content"] = content
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+_CONTENT_RANGE = {"Content-Range": {"schema": {"type": "string"}, "required": True}}
+
+
+def _op(
+    operation_id: str,
+    summary: str,
+    ok: dict[int, Schema],
+    errors: tuple[int, ...],
+    params: list[Schema] | None = None,
+    body: Schema | None = None,
+) -> Schema:
+    """An operation, its id the name of its handler: `ok` its success responses, `errors` the
+    error statuses the handler answers (403 always: the guard's), `body` its content by media type."""
+    responses = {str(status): response for status, response in ok.items()}
+    for status in sorted({403, *errors}):
+        error = {"description": _ERRORS[status], "content": _json(_ref("Error"))}
+        responses[str(status)] = error | ({"headers": _CONTENT_RANGE} if status == 416 else {})
+    op: Schema = {"operationId": operation_id, "summary": summary, "responses": responses}
     if params:
-        op["parameters"] = [
-            {
-                "name": n,
-                "in": where,
-                "required": where == "path",
-                "description": d,
-                "schema": {"type": "string"},
-            }
-            for n, where, d in params
-        ]
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = {"required": True, "content": body}
     return op
 
 
-REF = ("ref", "path", "Job id or name")
+def _with_head(get: Schema) -> Schema:
+    """GET and the HEAD aiohttp answers beside it: the same headers and statuses, no body."""
+    head = copy.deepcopy(get)
+    head["operationId"] = f"{get['operationId']}_head"
+    head["summary"] = f"{get['summary']}: the headers only"
+    for response in head["responses"].values():
+        response.pop("content", None)
+    return {"get": get, "head": head}
 
 
-def spec() -> dict[str, Any]:
-    schemas: dict[str, Any] = {"Error": _ERROR}
-    for model in _MODELS:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
-    paths: dict[str, Any] = {
+REF = _param("ref", "path", "Job id, or a name (its newest job)")
+AFTER = _param("after", "query", "Resume after this seq", _INT)
+LAST_EVENT_ID = _param(
+    "Last-Event-ID", "header", "Sent by a reconnecting EventSource; wins over `after`", _INT
+)
+ENCODING = _param(
+    "encoding", "query", "base64: output events also carry `b64`", _enum("text", "base64")
+)
+#: each message of an event stream, as OpenAPI 3.2 describes them (and schemathesis reads 3.1's)
+SSE = {
+    200: _ok(
+        {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^[0-9]+$"},
+                        "event": _enum(*EventType, default=False),
+                        "data": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "contentSchema": _ref("Event"),
+                        },
+                    },
+                    "required": ["id", "event", "data"],
+                }
+            }
+        }
+    )
+}
+ANSWER = (400, 404, 409, 413, 415, 422)  # a command to a job, with a JSON body
+
+
+def _paths() -> dict[str, Schema]:
+    job = {200: _ok(_json(_ref("Job")))}
+    return {
         "/jobs": {
-            "post": _op("Start a job", body="JobSpec", ok="Job", status="201"),
-            "get": _op(
-                "List jobs, newest first",
-                ok="JobList",
-                params=[
-                    ("status", "query", "Only jobs with this status"),
-                    ("label", "query", "key=value; repeatable"),
-                    ("name", "query", "Only jobs with this name"),
-                    ("limit", "query", "Page size (default 50)"),
-                    ("cursor", "query", "next_cursor of the previous page"),
-                ],
+            "post": _op(
+                "create_job",
+                "Start a job",
+                {201: _ok(_json(_ref("Job")))},
+                (400, 409, 413, 415, 422, 503),
+                body=_json(_ref("JobSpec")),
+            ),
+            **_with_head(
+                _op(
+                    "list_jobs",
+                    "List jobs, newest first",
+                    {200: _ok(_json(_ref("JobList")))},
+                    (400,),
+                    [
+                        _param(
+                            "status",
+                            "query",
+                            "Only jobs with this status",
+                            _enum(*JobStatus, default=False),
+                        ),
+                        _param(
+                            "label",
+                            "query",
+                            "key=value; repeat it for jobs with all of them",
+                            {"type": "array", "items": {"type": "string", "pattern": "^[^=]+="}},
+                        ),
+                        _param("name", "query", "Only jobs with this name"),
+                        _param(
+                            "limit",
+                            "query",
+                            "Page size; at most 1000 are returned",
+                            {**_INT, "minimum": 1, "default": 50},
+                        ),
+                        _param("cursor", "query", "`next_cursor` of the previous page"),
+                    ],
+                )
             ),
         },
         "/jobs/{ref}": {
-            "get": _op("A job", ok="Job", params=[REF]),
-            "delete": _op("Forget a finished job and its output", status="204", params=[REF]),
+            **_with_head(_op("get_job", "A job", job, (404,), [REF])),
+            "delete": _op(
+                "delete_job",
+                "Forget a finished job and its output",
+                {204: _ok()},
+                (404, 409, 415),
+                [REF],
+            ),
         },
         "/jobs/{ref}/cancel": {
-            "post": _op("SIGTERM the process group, SIGKILL after a grace", ok="Job", params=[REF])
-        },
-        "/jobs/{ref}/input": {
-            "post": _op("Write to stdin or the PTY", body="InputRequest", params=[REF])
-        },
-        "/jobs/{ref}/signal": {
-            "post": _op("Signal the process group", body="SignalRequest", params=[REF])
-        },
-        "/jobs/{ref}/resize": {
-            "post": _op("Set the PTY window size", body="ResizeRequest", params=[REF])
-        },
-        "/jobs/{ref}/log": {
-            "get": _op(
-                "Raw output bytes (Range supported)",
-                media="application/octet-stream",
-                params=[
-                    REF,
-                    ("stream", "query", "stdout, stderr or all (default)"),
-                    ("offset", "query", "Start at this byte"),
-                    ("follow", "query", "1: keep the response open like tail -f"),
-                ],
+            "post": _op(
+                "cancel_job",
+                "SIGTERM the process group, SIGKILL after a grace; a finished job is left as it is",
+                job,
+                (404, 409, 415),
+                [REF],
             )
         },
+        "/jobs/{ref}/input": {
+            "post": _op(
+                "send_input",
+                "Write to stdin or the PTY: JSON, or the bytes themselves as application/octet-stream",
+                {200: _ok(_json(_object(written=_COUNT)))},
+                ANSWER,
+                [REF, _param("eof", "query", "With a raw body: close stdin after it", _BOOL)],
+                _json(_ref("InputRequest")) | _text("application/octet-stream"),
+            )
+        },
+        "/jobs/{ref}/signal": {
+            "post": _op(
+                "send_signal",
+                "Signal the process group",
+                {200: _ok(_json(_object(signal={"type": "string"})))},
+                ANSWER,
+                [REF],
+                _json(_ref("SignalRequest")),
+            )
+        },
+        "/jobs/{ref}/resize": {
+            "post": _op(
+                "resize",
+                "Set the PTY window size",
+                {200: _ok(_json(_object(cols=_COUNT, rows=_COUNT)))},
+                ANSWER,
+                [REF],
+                _json(_ref("ResizeRequest")),
+            )
+        },
+        "/jobs/{ref}/log": _with_head(
+            _op(
+                "job_log",
+                "Raw output bytes, by Range or offset, or followed like tail -f",
+                {
+                    200: _ok(_text("application/octet-stream")),
+                    206: _ok(_text("application/octet-stream"), _CONTENT_RANGE),
+                },
+                (400, 404, 416),
+                [
+                    REF,
+                    _param("stream", "query", "Which output", _enum("all", "stdout", "stderr")),
+                    _param("offset", "query", "Start at this byte", _INT),
+                    _param("follow", "query", "Keep the response open until the job ends", _BOOL),
+                    _param(
+                        "Range",
+                        "header",
+                        "bytes=START-END, bytes=START- or bytes=-N; ignored with follow",
+                        {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*$"},
+                    ),
+                ],
+            )
+        ),
         "/jobs/{ref}/events": {
             "get": _op(
-                "Server-Sent Events of the job; ends after `complete`",
-                media="text/event-stream",
-                params=[
-                    REF,
-                    ("after", "query", "Resume after this seq (or send Last-Event-ID)"),
-                    ("encoding", "query", "base64: output events also carry `b64`"),
-                ],
+                "job_events",
+                "Server-Sent Events of the job, an Event in each; ends after `complete`",
+                SSE,
+                (400, 404),
+                [REF, AFTER, LAST_EVENT_ID, ENCODING],
             )
         },
         "/jobs/{ref}/ws": {
             "get": _op(
-                "WebSocket: events as JSON frames (format=raw: output as binary frames)",
-                params=[
-                    REF,
-                    ("after", "query", "Resume after this seq"),
-                    ("format", "query", "json (default) or raw"),
-                ],
+                "job_ws",
+                "WebSocket: events as JSON text frames (format=raw: output as binary frames); "
+                "takes input, resize, signal and cancel messages",
+                {101: _ok()},
+                (400, 404),
+                [REF, AFTER, _param("format", "query", "Frames", _enum("json", "raw")), ENCODING],
             )
         },
         "/stream": {
             "get": _op(
-                "Firehose of all jobs' lifecycle events (output=1: output too)",
-                media="text/event-stream",
-                params=[
-                    ("output", "query", "1 to include output"),
-                    ("after", "query", "Resume after this id"),
+                "firehose",
+                "Server-Sent Events of all jobs: lifecycle events, and output with output=true",
+                SSE,
+                (400,),
+                [
+                    _param("output", "query", "Include output events", _BOOL),
+                    _param("after", "query", "Resume after this global position", _INT),
+                    LAST_EVENT_ID,
+                    ENCODING,
                 ],
             )
         },
-        "/status": {"get": _op("Health, version, job counts")},
-        "/stats": {"get": _op("Streaming clients, events and bytes sent")},
+        "/status": _with_head(
+            _op("status", "Health, version, job counts", {200: _ok(_json(_ref("Status")))}, ())
+        ),
+        "/stats": _with_head(
+            _op(
+                "stats",
+                "Streaming clients, events and bytes sent",
+                {200: _ok(_json(_ref("Stats")))},
+                (),
+            )
+        ),
+        "/openapi.json": _with_head(
+            _op("openapi_json", "This description", {200: _ok(_json({"type": "object"}))}, ())
+        ),
+        "/docs": _with_head(
+            _op("docs", "A page that renders it", {200: _ok(_text("text/html"))}, ())
+        ),
+    }
+
+
+def spec() -> Schema:
+    _, defs = models_json_schema(_MODELS, ref_template="#/components/schemas/{model}")
+    schemas: dict[str, Schema] = {
+        **defs["$defs"],
+        "Error": _ERROR,
+        "Event": _EVENT,
+        "Status": _STATUS,
+        "Stats": _STATS,
     }
     return {
         "openapi": "3.1.0",
         "info": {"title": "jobcast", "version": __version__},
-        "paths": paths,
+        "paths": _paths(),
         "components": {"schemas": schemas},
     }
 
@@ -180,12 +429,16 @@ fetch("openapi.json").then(r => r.json()).then(s => {
   const root = document.getElementById("api");
   const esc = t => String(t).replace(/[&<>]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;"}[c]));
   for (const [path, ops] of Object.entries(s.paths)) for (const [m, op] of Object.entries(ops)) {
+    if (m === "head") continue;
     const d = document.createElement("details");
     const params = (op.parameters || []).map(p => `<li><code>${esc(p.name)}</code> (${p.in}): ${esc(p.description)}</li>`).join("");
-    const body = op.requestBody ? op.requestBody.content["application/json"].schema.$ref.split("/").pop() : "";
+    const json = op.requestBody && op.requestBody.content["application/json"];
+    const body = json ? json.schema.$ref.split("/").pop() : "";
+    const codes = Object.keys(op.responses).join(", ");
     d.innerHTML = `<summary><span class="m">${m.toUpperCase()}</span><code>${esc(path)}</code> ${esc(op.summary)}</summary>`
       + (params ? `<ul>${params}</ul>` : "")
-      + (body ? `<p>Body: <code>${body}</code></p><pre>${esc(JSON.stringify(s.components.schemas[body], null, 2))}</pre>` : "");
+      + (body ? `<p>Body: <code>${body}</code></p><pre>${esc(JSON.stringify(s.components.schemas[body], null, 2))}</pre>` : "")
+      + `<p>Answers ${codes}</p>`;
     root.appendChild(d);
   }
 });
