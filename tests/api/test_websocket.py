@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+
+import httpx
 import orjson
 import websockets
 
 from tests.conftest import wait_job
-from tests.helpers import wait_for
+from tests.helpers import async_wait_for, collect_sse, wait_for
 
 
 def ws_url(server, path: str) -> str:
@@ -92,13 +96,6 @@ async def test_clients_that_close_or_drop_are_forgotten(server, api):
 
 
 async def test_sigterm_closes_every_stream_at_once(server_factory, data_dir):
-    import asyncio
-    import signal
-
-    import httpx
-
-    from tests.helpers import async_wait_for, collect_sse
-
     srv = server_factory(data_dir).start()
     async with httpx.AsyncClient(base_url=srv.url, timeout=30) as aapi:
         job = (await aapi.post("/jobs", json={"command": "exec sleep 60"})).json()
