@@ -160,7 +160,7 @@ def _listen(host: str, port: int) -> list[socket.socket]:
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
     except socket.gaierror as e:
-        raise CannotListen(f"cannot listen on {where}: {e.strerror}") from None
+        raise CannotListen(f"cannot listen on {where}: {str(e.strerror).lower()}") from None
     sockets: list[socket.socket] = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(infos):
