@@ -1,17 +1,17 @@
-"""Settings: defaults < TOML file < JOBCAST_* environment < flags."""
+"""Settings: defaults < TOML file < JOBCAST_* environment < flags; unusable ones refused."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from jobcast.config import load_settings
+from jobcast.config import ConfigError, load_settings
 
 
 def test_precedence(tmp_path, monkeypatch):
     cfg = tmp_path / "jobcast.toml"
-    cfg.write_text(
-        'port = 9000\nmax_running_jobs = 3\nheartbeat_seconds = 5\n[policy]\nmode = "safe"\n'
-    )
+    cfg.write_text("port = 9000\nmax_running_jobs = 3\nheartbeat_seconds = 5\n")
     monkeypatch.setenv("JOBCAST_MAX_RUNNING_JOBS", "5")
     s = load_settings(cfg, heartbeat_seconds=None)
     assert (s.port, s.max_running_jobs, s.heartbeat_seconds, s.host) == (9000, 5, 5.0, "127.0.0.1")
@@ -21,5 +21,45 @@ def test_precedence(tmp_path, monkeypatch):
 
 
 def test_missing_config_file_says_so(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_unknown_keys_in_the_file_are_named_with_the_file(tmp_path):
+    cfg = tmp_path / "jobcast.toml"
+    # a misspelt setting, and a table this release does not know: ignoring `[policy]` would run
+    # with fewer restrictions than the file asks for
+    cfg.write_text('port = 9000\nmax_runing_jobs = 3\n[policy]\nmode = "safe"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cfg)
+    message = str(caught.value)
+    assert "'max_runing_jobs' (did you mean 'max_running_jobs'?)" in message
+    assert "'policy'" in message and str(cfg) in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("port = 70000\n", "port: Input should be less than or equal to 65535 (got 70000)"),
+        ("port = \n", "is not valid TOML"),
+        ("config = 'other.toml'\n", "unknown setting 'config'"),
+    ],
+)
+def test_bad_files_are_one_line(tmp_path, text, expected):
+    cfg = tmp_path / "jobcast.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(expected)) as caught:
+        load_settings(cfg)
+    assert "\n" not in str(caught.value)
+
+
+def test_env_values_are_checked_but_other_jobcast_names_pass(monkeypatch):
+    # JOBCAST_URL, JOBCAST_TOKEN (the CLI's) and JOBCAST_JOB_ID (a job's) share the prefix: a
+    # server started where they are set must start
+    monkeypatch.setenv("JOBCAST_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("JOBCAST_JOB_ID", "01abc")
+    assert load_settings().port == 8080
+    monkeypatch.setenv("JOBCAST_PORT", "eighty")
+    with pytest.raises(ConfigError, match="port: Input should be a valid integer"):
+        load_settings()

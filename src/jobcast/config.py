@@ -5,11 +5,13 @@ Built once at the edge (`load_settings`) and passed down; nothing else reads the
 
 from __future__ import annotations
 
+import difflib
+import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,7 +19,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+
+class ConfigError(ValueError):
+    """Settings that cannot be used; the message is one line naming the setting and its source."""
+
 
 _config_file: ContextVar[Path | None] = ContextVar("jobcast_config_file", default=None)
 
@@ -72,17 +79,58 @@ class Settings(BaseSettings):
 
 
 def load_settings(config: Path | str | None = None, **flags: Any) -> Settings:
-    """Build the settings. `flags` left as None fall through to the environment, file and defaults."""
+    """Build the settings. `flags` left as None fall through to the environment, file and defaults.
+
+    Raises:
+        ConfigError: a missing or unreadable config file, a key in it that is no setting, or a
+            value out of range (wherever it came from).
+    """
     given = {k: v for k, v in flags.items() if v is not None and v != ()}
-    if config is None:
-        config = Settings().config
-    path = Path(config) if config is not None else None
-    if path is not None and not path.is_file():
-        raise FileNotFoundError(
-            f"config file {str(path)!r} does not exist (from --config or JOBCAST_CONFIG)"
-        )
-    token = _config_file.set(path)
     try:
-        return Settings(config=path, **given)
-    finally:
-        _config_file.reset(token)
+        if config is None:
+            config = Settings().config
+        path = Path(config) if config is not None else None
+        if path is not None:
+            _check_file(path)
+        token = _config_file.set(path)
+        try:
+            return Settings(config=path, **given)
+        finally:
+            _config_file.reset(token)
+    except ValidationError as e:
+        raise ConfigError(f"invalid settings: {_describe(e)}") from None
+
+
+def _check_file(path: Path) -> None:
+    """Refuse a config file with keys that are no setting: a misspelt or not yet supported one
+    (a `[policy]` table, say) silently ignored would leave the server less safe than written."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {str(path)!r} does not exist (from --config or JOBCAST_CONFIG)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}") from None
+    known = [name for name in Settings.model_fields if name != "config"]
+    unknown = [key for key in data if key not in known]
+    if not unknown:
+        return
+
+    def named(key: str) -> str:
+        close = difflib.get_close_matches(key, known, n=1)
+        return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+
+    raise ConfigError(
+        f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(map(named, unknown))} "
+        f"in config file {str(path)!r}; `jobcast serve --help` lists them"
+    )
+
+
+def _describe(e: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, err['loc'])) or 'settings'}: {err['msg']} (got {err['input']!r})"
+        for err in e.errors()
+    )

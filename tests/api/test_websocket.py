@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+
+import httpx
 import orjson
 import websockets
 
 from tests.conftest import wait_job
-from tests.helpers import wait_for
+from tests.helpers import async_wait_for, collect_sse, wait_for
 
 
 def ws_url(server, path: str) -> str:
@@ -89,3 +93,34 @@ async def test_clients_that_close_or_drop_are_forgotten(server, api):
                 ws.transport.abort()  # the connection just drops
         wait_for(lambda: api.get("/stats").json()["clients"]["ws"] == 0, timeout=10)
     api.post(f"/jobs/{job['id']}/cancel")
+
+
+async def test_sigterm_closes_every_stream_at_once(server_factory, data_dir):
+    srv = server_factory(data_dir).start()
+    async with httpx.AsyncClient(base_url=srv.url, timeout=30) as aapi:
+        job = (await aapi.post("/jobs", json={"command": "exec sleep 60"})).json()
+        sockets = [await websockets.connect(ws_url(srv, f"/jobs/{job['id']}/ws")) for _ in range(3)]
+
+        async def close_code(ws: websockets.ClientConnection) -> int | None:
+            async for _ in ws:
+                pass
+            return ws.close_code
+
+        readers = [asyncio.create_task(close_code(ws)) for ws in sockets]
+        streams = [
+            asyncio.create_task(collect_sse(aapi, url))
+            for url in (f"/jobs/{job['id']}/events", f"/jobs/{job['id']}/events", "/stream")
+        ]
+
+        async def all_connected() -> bool:
+            return (await aapi.get("/stats")).json()["clients"]["total"] == 6
+
+        await async_wait_for(all_connected)
+        srv.proc.send_signal(signal.SIGTERM)
+        # Generous, but well under the ten seconds that each WebSocket used to add.
+        assert await asyncio.to_thread(srv.proc.wait, 8) == 0
+        assert await asyncio.gather(*readers) == [1001, 1001, 1001]
+        for events in await asyncio.gather(*streams[:2]):
+            assert events[-1]["type"] == "complete"
+            assert events[-1]["data"]["status"] == "cancelled"
+        await streams[2]  # the firehose ended too

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -67,6 +69,93 @@ def test_a_data_dir_that_is_a_file_is_one_line_and_exit_2(tmp_path):
 
     bad = tmp_path / "afile"
     bad.write_text("x")
-    result = _serve(bad, free_port())
-    assert result.returncode == 2
-    assert "data dir" in result.stderr and "Traceback" not in result.stderr
+    assert "data dir" in _one_line_exit_2(_serve(bad, free_port()))
+
+
+def _one_line_exit_2(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("jobcast serve: ")
+    assert "serving on" not in result.stdout
+    return result.stderr
+
+
+def test_unknown_config_keys_are_one_line_and_exit_2(tmp_path):
+    from tests.conftest import free_port
+
+    cfg = tmp_path / "jobcast.toml"
+    cfg.write_text("max_runing_jobs = 3\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "jobcast", "serve", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+        env={**os.environ, "JOBCAST_PORT": str(free_port())},
+    )
+    line = _one_line_exit_2(result)
+    assert "'max_runing_jobs'" in line and str(cfg) in line
+    assert not (tmp_path / ".jobcast").exists()  # refused before the data dir was made
+
+
+def test_a_redis_store_is_refused_as_not_available_yet(tmp_path):
+    from tests.conftest import free_port
+
+    data = tmp_path / "data"
+    result = subprocess.run(
+        [sys.executable, "-m", "jobcast", "serve", "--store", "redis://127.0.0.1:6379/0"]
+        + ["--port", str(free_port()), "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "not available yet" in _one_line_exit_2(result)
+    assert not data.exists()
+
+
+def test_a_port_in_use_is_one_line_exit_2_and_leaves_the_jobs_alone(
+    server_factory, data_dir, tmp_path
+):
+    # A server killed while its job runs: the next one must find that job as it was left
+    # (running, its process alive) if it cannot serve: recovery comes only after the bind.
+    first = server_factory(data_dir).start()
+    with httpx.Client(base_url=first.url, timeout=30) as api:
+        api.post("/jobs", json={"command": "echo $$ > pid; exec sleep 30", "cwd": str(tmp_path)})
+        pid = int(wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text()))
+    first.kill()
+    try:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            line = _one_line_exit_2(_serve(data_dir, port))
+        assert line == f"jobcast serve: cannot listen on 127.0.0.1:{port}: address in use\n"
+        os.kill(pid, 0)  # not recovered, so not ended
+    finally:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_serving_on_is_printed_once_requests_are_served(server_factory, data_dir, tmp_path):
+    # A slow recovery to come first: a lost job that ignores SIGTERM, ended after the grace.
+    first = server_factory(data_dir).start()
+    with httpx.Client(base_url=first.url, timeout=30) as api:
+        command = "trap '' TERM; echo $$ > pid; exec sleep 30"
+        api.post("/jobs", json={"command": command, "cwd": str(tmp_path)})
+        wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text())
+    first.kill()
+    cmd = [sys.executable, "-m", "jobcast", "serve", "--port", str(first.port)]
+    with subprocess.Popen(
+        [*cmd, "--data-dir", str(data_dir), "--kill-grace-seconds", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.startswith(f"jobcast serving on {first.url} "), line
+            # at once, without a retry: the line comes only once requests are served
+            with httpx.Client(base_url=first.url, timeout=10) as api:
+                assert api.get("/jobs").json()["jobs"][0]["status"] == "lost"
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=30) == 0

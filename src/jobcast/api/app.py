@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
-from collections.abc import AsyncIterator
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -19,7 +22,7 @@ from .guard import guard_middleware
 from .http import error_middleware
 from .state import STATE, State
 
-__all__ = ["create_app", "run_server"]
+__all__ = ["CannotListen", "create_app", "run_server"]
 
 logger = logging.getLogger("jobcast.api")
 SETTINGS = web.AppKey("jobcast_settings", Settings)
@@ -86,8 +89,9 @@ async def _sweep(state: State) -> None:
 async def _shutdown(app: web.Application) -> None:
     """Stop accepting is done by aiohttp; here: end the jobs, then tell every stream to finish."""
     state = app[STATE]
-    if state.closing:
+    if state.stopping:
         return
+    state.stopping = True
     logger.info("shutting down: ending running jobs")
     await state.supervisor.shutdown("the server shut down while the job ran")
     state.closing = True
@@ -95,30 +99,90 @@ async def _shutdown(app: web.Application) -> None:
     state.store.wake_all()
 
 
+class CannotListen(Exception):
+    """The address cannot be bound (in use, not ours, not resolvable); the message says which."""
+
+
 def run_server(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM, on uvloop where it is installed."""
+    """Serve until SIGINT/SIGTERM, on uvloop where it is installed.
+
+    The socket is bound first, before the store is opened or recovery touches a job: a port in
+    use then costs nothing (recovery would end the previous server's jobs `lost` and start the
+    queued ones, only to cancel them again). "serving on" is printed once requests are served.
+
+    Raises:
+        CannotListen: the address cannot be bound; nothing else was done.
+    """
     # Thousands of connections make thousands of long-lived objects; the default thresholds run
     # a full collection over all of them often enough to stall every stream for tens of ms.
     gc.set_threshold(50_000, 20, 100)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    loop: asyncio.AbstractEventLoop
+    sockets = _listen(settings.host, settings.port)
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     try:
         import uvloop
 
-        loop = uvloop.new_event_loop()
+        loop_factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency everywhere but Windows
-        loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    url = f"http://{settings.host}:{settings.port}"
-    print(f"jobcast serving on {url} (data in {settings.data_dir})", flush=True)
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop=loop,
-        print=None,
-        shutdown_timeout=settings.kill_grace_seconds + 5,
-        access_log=None,
+        pass
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(_serve(settings, sockets))
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(
+        create_app(settings), access_log=None, shutdown_timeout=settings.kill_grace_seconds + 5
     )
+    try:
+        await runner.setup()  # the lifespan: store, recovery, supervisor
+        if not stop.is_set():
+            for sock in sockets:
+                await web.SockSite(runner, sock).start()
+            port = sockets[0].getsockname()[1]
+            host = f"[{settings.host}]" if ":" in settings.host else settings.host
+            print(
+                f"jobcast serving on http://{host}:{port} (data in {settings.data_dir})", flush=True
+            )
+            await stop.wait()
+    finally:
+        # Stops accepting, then `_shutdown` ends the jobs and the streams, then the lifespan's end.
+        await runner.cleanup()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for every address `host` names, as asyncio's create_server makes them."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as e:
+        raise CannotListen(f"cannot listen on {where}: {str(e.strerror).lower()}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(128)  # aiohttp's default backlog
+    except OSError as e:
+        for sock in sockets:
+            sock.close()
+        why = "address in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e)).lower()
+        raise CannotListen(f"cannot listen on {where}: {why}") from None
+    return sockets

@@ -74,6 +74,9 @@ class State:
     supervisor: Supervisor
     stats: Stats = field(default_factory=Stats)
     started: float = field(default_factory=time.time)
+    #: shutdown has begun: the jobs are being ended, and their last events still go out
+    stopping: bool = False
+    #: the jobs have ended: streams finish once they have sent what there is
     closing: bool = False
 
     async def guarded(self, follower: Follower, write: Awaitable[None]) -> None:

@@ -78,13 +78,19 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
     finally:
         state.stats.remove(follower)
         receiver.remove_done_callback(left)
+        if not ws.closed and not write.transport.is_closing():
+            # 1001 whenever the server goes away, even after `complete`: the client should not
+            # come back here. Closed while the receiver still waits for a message, aiohttp hands
+            # it the close and does not wait for the client's answer, which during shutdown it
+            # would never read (the connection ignores input by then): 10 s a connection.
+            done = complete and not state.stopping
+            with contextlib.suppress(ConnectionError):
+                await ws.close(
+                    code=1000 if done else 1001, message=b"job complete" if done else b"going away"
+                )
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, JobcastError):
             await receiver
-        if not ws.closed and not write.transport.is_closing():
-            code = 1000 if complete else 1001
-            with contextlib.suppress(ConnectionError):
-                await ws.close(code=code, message=b"job complete" if complete else b"going away")
     return ws
 
 

@@ -6,7 +6,7 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -53,25 +53,35 @@ def serve(**flags: Any) -> None:
     Every setting comes from a flag, else JOBCAST_<NAME> in the environment, else the TOML file
     given by --config, else its default.
     """
-    from pydantic import ValidationError
-
-    from ..config import load_settings
+    from ..config import ConfigError, load_settings
 
     try:
         settings = load_settings(flags.pop("config"), **flags)
-    except (FileNotFoundError, ValidationError) as e:
-        click.echo(f"jobcast serve: {e}", err=True)
-        sys.exit(2)
+    except ConfigError as e:
+        _fail(str(e))
+    if settings.store != "sqlite":
+        # Refused before the data dir is touched, rather than once the server has half started.
+        _fail(
+            f"store {settings.store!r} is not available yet: this release has the `sqlite` store "
+            "only (Redis comes later); leave --store at its default"
+        )
     from ..datadir import DataDirInUse, claim
 
     try:
         claim(settings.data_dir, f"http://{settings.host}:{settings.port}")
     except DataDirInUse as e:
-        click.echo(f"jobcast serve: {e}", err=True)
-        sys.exit(2)
+        _fail(str(e))
     except OSError as e:
-        click.echo(f"jobcast serve: cannot use data dir {str(settings.data_dir)!r}: {e}", err=True)
-        sys.exit(2)
-    from ..api.app import run_server
+        _fail(f"cannot use data dir {str(settings.data_dir)!r}: {e}")
+    from ..api.app import CannotListen, run_server
 
-    run_server(settings)
+    try:
+        run_server(settings)
+    except CannotListen as e:
+        _fail(str(e))
+
+
+def _fail(message: str) -> NoReturn:
+    """A start-up failure: one line, exit 2, no traceback."""
+    click.echo(f"jobcast serve: {message}", err=True)
+    sys.exit(2)
