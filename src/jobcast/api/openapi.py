@@ -99,8 +99,22 @@ _STATS: Schema = {
         "events_sent": _COUNT,
         "bytes_sent": _COUNT,
         "stalled_disconnects": _COUNT,
+        "loop_lag_ms": {
+            "type": "object",
+            "description": "How late the event loop ran a 50 ms timer over the last minute, in "
+            "ms (a stall counts at every tick it covered).",
+            "properties": {k: {"type": "number", "minimum": 0} for k in ("p50", "p99", "max")},
+            "required": ["p50", "p99", "max"],
+        },
     },
-    "required": ["clients", "per_job", "events_sent", "bytes_sent", "stalled_disconnects"],
+    "required": [
+        "clients",
+        "per_job",
+        "events_sent",
+        "bytes_sent",
+        "stalled_disconnects",
+        "loop_lag_ms",
+    ],
 }
 
 #: what each error status means here; every operation lists those its handler can answer
