@@ -74,7 +74,8 @@ class Hub:
         fut = self._futures.get(key)
         if fut is None:
             fut = self._futures[key] = asyncio.get_running_loop().create_future()
-        await fut
+        # Shielded: the future is shared, and one waiter's cancellation must not cancel it for all.
+        await asyncio.shield(fut)
 
     async def close(self) -> None:
         self.closed = True
