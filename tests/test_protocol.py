@@ -19,6 +19,11 @@ from jobcast.protocol import (
 )
 
 
+class _Unbounded:
+    def charge(self, ev: Event, nbytes: int) -> bool:
+        return True
+
+
 def _out(raw: bytes) -> Event:
     return Event(5, "j1", EventType.STDOUT, 1.5, {"offset": 10, "length": len(raw)}, raw, gid=42)
 
@@ -33,6 +38,8 @@ def test_event_json_decodes_output_with_replacement_and_caches():
         "ts": 1.5,
         "data": {"offset": 10, "length": 4, "text": "ok\ufffd\n"},
     }
+    assert sse_frame(ev) is not sse_frame(ev)  # no meter pays for a copy: not kept
+    ev.meter = _Unbounded()
     assert sse_frame(ev) is sse_frame(ev)  # encoded once for every client
     b64 = orjson.loads(event_json(ev, b64=True))["data"]["b64"]
     assert base64.b64decode(b64) == b"ok\xff\n"

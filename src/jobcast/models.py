@@ -7,7 +7,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -31,6 +31,7 @@ __all__ = [
     "JobSpec",
     "JobStatus",
     "InputRequest",
+    "Meter",
     "ResizeRequest",
     "SignalRequest",
     "can_transition",
@@ -265,10 +266,38 @@ class Event:
     #: position in the store's global order (the firehose cursor)
     gid: int = 0
     cache: dict[str, bytes] = field(default_factory=dict, repr=False)
+    #: what pays for the encodings cached on the event (the store's tail that holds it); None: an
+    #: event read for one client, whose encodings are not worth keeping
+    meter: Meter | None = field(default=None, repr=False)
+    #: bytes charged to `meter` for what `cache` holds
+    cached: int = field(default=0, repr=False)
+    #: the first and the last event of an aligned batch of the tail: every client catching up
+    #: reads the same batches there, so their joins are built once (see `store.sqlite`)
+    opens: bool = field(default=False, repr=False)
+    closes: bool = field(default=False, repr=False)
 
     @property
     def size(self) -> int:
         return len(self.raw) if self.raw is not None else 64
+
+    def remember(self, key: str, data: bytes) -> bytes:
+        """Cache an encoding of the event under `key` if its meter pays for it; return `data`."""
+        meter = self.meter
+        if meter is not None and meter.charge(self, len(data)):
+            self.cache[key] = data
+        return data
+
+    def forget(self) -> None:
+        """Drop the cached encodings: the event has left the memory that paid for them."""
+        self.meter = None
+        self.cached = 0
+        self.cache.clear()
+
+
+class Meter(Protocol):
+    def charge(self, ev: Event, nbytes: int) -> bool:
+        """Count `nbytes` more cached on `ev`; False if `ev` should not keep them."""
+        ...
 
 
 class InputRequest(BaseModel):

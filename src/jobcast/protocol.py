@@ -60,7 +60,7 @@ def sse_frame(ev: Event, *, b64: bool = False, firehose: bool = False) -> bytes:
             ev.type.value.encode(),
             event_json(ev, b64=b64),
         )
-        ev.cache[key] = out
+        ev.remember(key, out)
     return out
 
 
@@ -83,7 +83,7 @@ def ws_event_frame(ev: Event, *, b64: bool = False) -> bytes:
     key = "ws64" if b64 else "ws"
     out = ev.cache.get(key)
     if out is None:
-        out = ev.cache[key] = ws_frame(event_json(ev, b64=b64))
+        out = ev.remember(key, ws_frame(event_json(ev, b64=b64)))
     return out
 
 

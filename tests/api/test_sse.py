@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 
 import httpx
 import orjson
 
 from jobcast.protocol import SSEParser
 from tests.conftest import wait_job
-from tests.helpers import async_wait_for, collect_sse, output_of, rss_kib
+from tests.helpers import async_wait_for, collect_sse, output_of, rss_kib, stalled_sse_request
 
 NUMBERS = "".join(f"{i}\n" for i in range(1, 100_001))
 
@@ -107,7 +106,7 @@ async def test_100_clients_each_get_100000_lines_in_order_once(server):
     async with httpx.AsyncClient(base_url=server.url, timeout=120, limits=limits) as c:
         job = (await c.post("/jobs", json={"command": "sleep 0.5; seq 1 100000"})).json()
         # one more client stops reading until the hundred others are done
-        reader, writer = await _raw_sse_request(server.port, f"/jobs/{job['id']}/events")
+        reader, writer = await stalled_sse_request(server.port, f"/jobs/{job['id']}/events")
         results = await asyncio.gather(
             *(collect_sse(c, f"/jobs/{job['id']}/events") for _ in range(100))
         )
@@ -116,20 +115,6 @@ async def test_100_clients_each_get_100000_lines_in_order_once(server):
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         assert output_of(events) == NUMBERS
         assert events[-1]["type"] == "complete"
-
-
-async def _raw_sse_request(
-    port: int, path: str
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
-    sock.connect(("127.0.0.1", port))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
-    writer.write(
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n".encode()
-    )
-    await writer.drain()
-    return reader, writer
 
 
 def _dechunk(body: bytes) -> bytes:
@@ -149,7 +134,7 @@ async def test_a_stalled_client_slows_nobody_and_catches_up(server, aapi):
     job = (await aapi.post("/jobs", json={"command": "sleep 0.3; " + cmd})).json()
     expected = "".join(f"{i:099d}\n" for i in range(lines))
     rss_before = rss_kib(server.proc.pid)
-    reader, writer = await _raw_sse_request(server.port, f"/jobs/{job['id']}/events")
+    reader, writer = await stalled_sse_request(server.port, f"/jobs/{job['id']}/events")
     try:
         # The stalled client reads nothing while two others follow the whole job to its end.
         others = await asyncio.gather(
@@ -187,7 +172,7 @@ async def test_a_client_that_stops_reading_is_disconnected_and_counted(server_fa
     async with httpx.AsyncClient(base_url=srv.url, timeout=60) as c:
         cmd = "python3 -c \"import sys\nfor i in range(2000000): sys.stdout.write('%099d\\n' % i)\""
         job = (await c.post("/jobs", json={"command": cmd})).json()
-        reader, writer = await _raw_sse_request(srv.port, f"/jobs/{job['id']}/events")
+        reader, writer = await stalled_sse_request(srv.port, f"/jobs/{job['id']}/events")
 
         async def counted() -> bool:
             return (await c.get("/stats")).json()["stalled_disconnects"] >= 1

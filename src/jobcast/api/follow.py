@@ -17,6 +17,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..models import Event, EventType
+from ..store.base import BATCH_BYTES
 from .state import Follower, State, Stats
 
 __all__ = [
@@ -27,10 +28,6 @@ __all__ = [
     "follow_job",
 ]
 
-#: the most one joined write carries to one client
-BATCH_BYTES = 256 * 1024
-#: joins up to this size are cached on the batch's last event and shared by every client at that cursor
-_SHARED_JOIN = BATCH_BYTES
 
 #: past this much unsent data a writer waits for the client to read
 _HIGH_WATER = 64 * 1024
@@ -82,28 +79,32 @@ class TransportWriter:
 
 def _one(ev: Event, frame: Frame, key: str, envelope: Envelope | None) -> bytes:
     """One event framed and enveloped, cached on it under `key` (`one:<tag>`) for every client."""
+    if envelope is None:
+        return frame(ev)  # the frames cache themselves
     out = ev.cache.get(key)
     if out is None:
         out = frame(ev)
-        if out and envelope is not None:
-            out = envelope(out)
-        if len(out) <= _SHARED_JOIN:
-            ev.cache[key] = out
+        if out:
+            out = ev.remember(key, envelope(out))
     return out
 
 
 def _join(events: list[Event], frame: Frame, tag: str, envelope: Envelope | None) -> bytes:
     if len(events) == 1:
         return _one(events[0], frame, f"one:{tag}", envelope)  # shared with parked followers
-    last = events[-1]
-    key = f"join:{tag}:{events[0].seq}:{events[0].gid}"
-    out = last.cache.get(key)
+    first, last = events[0], events[-1]
+    # Kept only where other clients will ask for the same: an aligned batch of the tail, or one
+    # at the live end (its followers wake together). A catching-up client's first batch, from
+    # wherever it was, is its own: caching those would grow with the number of cursors.
+    shared = first.opens or not last.closes
+    key = f"join:{tag}:{first.seq}:{first.gid}"
+    out = last.cache.get(key) if shared else None
     if out is None:
         out = b"".join(frame(e) for e in events)
         if out and envelope is not None:
             out = envelope(out)
-        if len(out) <= _SHARED_JOIN:
-            last.cache[key] = out
+        if shared:
+            last.remember(key, out)
     return out
 
 
@@ -190,15 +191,16 @@ async def follow_job(
         if events:
             woken_empty = False
             data = _join(events, frame, tag, envelope)
-            after = events[-1].seq
+            count, after, done = len(events), events[-1].seq, events[-1].type is EventType.COMPLETE
+            del events  # not held while the client reads: a stalled client keeps only `data`
             if data:
                 # The catching-up path, once per batch per client: one joined write.
                 last_write = follower.blocked_since = time.monotonic()
                 await write(data)
                 follower.blocked_since = None
-                stats.events_sent += len(events)
+                stats.events_sent += count
                 stats.bytes_sent += len(data)
-            if events[-1].type is EventType.COMPLETE:
+            if done:
                 return True
             continue
         if state.closing or store.closed:

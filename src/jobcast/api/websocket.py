@@ -32,7 +32,7 @@ def _raw_frame(ev: Event) -> bytes:
         return b""
     out = ev.cache.get("wsraw")
     if out is None:
-        out = ev.cache["wsraw"] = ws_frame(ev.raw, binary=True)
+        out = ev.remember("wsraw", ws_frame(ev.raw, binary=True))
     return out
 
 

@@ -25,8 +25,9 @@ __all__ = ["LocalProcess", "spawn_pipes"]
 
 logger = logging.getLogger("jobcast.runner")
 
-#: Most bytes gathered into one output event.
-BATCH_MAX = 1 << 20
+#: Most bytes gathered into one output event: what a catching-up client holds in flight is
+#: about one event (see store.base.BATCH_BYTES), so this bounds its memory too.
+BATCH_MAX = 256 << 10
 #: A read at least this large means the producer outruns the window: read again at once.
 FAST_READ = 256 << 10
 #: Input waiting for a child that does not read; past it, writes are refused rather than buffered.

@@ -16,7 +16,11 @@ from typing import Any, Literal, Protocol
 from ..hub import Listener
 from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus
 
-__all__ = ["ProcessInfo", "Store", "StreamName"]
+__all__ = ["BATCH_BYTES", "ProcessInfo", "Store", "StreamName"]
+
+#: the most one `read` returns (and one joined write carries to a client); a backend that keeps a
+#: tail in memory cuts it into batches of this size, the same for every reader
+BATCH_BYTES = 256 * 1024
 
 StreamName = Literal["stdout", "stderr", "all"]
 
@@ -113,7 +117,7 @@ class Store(Protocol):
         handed to the listeners.
         """
 
-    async def read(self, job_id: str, after: int, max_bytes: int = 256 * 1024) -> list[Event]:
+    async def read(self, job_id: str, after: int, max_bytes: int = BATCH_BYTES) -> list[Event]:
         """Events with seq > `after`, in order: at least one if there is one, then up to `max_bytes`."""
 
     async def wait(self, job_id: str, after: int) -> None:
@@ -136,7 +140,7 @@ class Store(Protocol):
         this node knows). Cheap: followers ask it at every tick."""
 
     async def read_all(
-        self, after: int, *, output: bool = False, max_bytes: int = 256 * 1024
+        self, after: int, *, output: bool = False, max_bytes: int = BATCH_BYTES
     ) -> list[Event]:
         """The firehose: events of all jobs with `gid` > `after`; lifecycle events only unless `output`."""
 

@@ -39,7 +39,7 @@ from ..models import (
     complete_data,
     new_job_id,
 )
-from .base import ProcessInfo, StreamName
+from .base import BATCH_BYTES, ProcessInfo, StreamName
 from .logfiles import OutputFiles
 from .writer import Write, Writer
 
@@ -107,17 +107,34 @@ T = TypeVar("T")
 Row = tuple[Any, ...]
 
 
+#: the default bound of each unfinished job's in-memory tail, cached encodings included
+TAIL_BYTES = 8 * 1024 * 1024
+#: what an event costs in memory beside its bytes (the object, its data and cache dicts), and
+#: each encoding cached on it beside its own bytes: measured with tracemalloc, rounded up
+_EVENT_COST = 448
+_ENTRY_COST = 96
+
+
 class _Tail:
     """The newest events of one job, contiguous by seq, and its running counters.
+
+    Bounded by `limit` bytes, counting each event's bytes, its cost as an object and every
+    encoding cached on it (the tail is the `Meter` its events charge): past the limit the older
+    half goes. The events are cut into batches of up to `BATCH_BYTES` as they come (`opens` and
+    `closes` mark them) and `read` stops at their edges, so clients catching up from anywhere
+    read the same batches after their first and share their joins: one per batch and encoding,
+    not one per cursor.
 
     `last_seq` and `sizes` count what was appended; `shown_seq` and `shown_sizes` what has
     committed, the part readers are given.
     """
 
     __slots__ = (
+        "batch_bytes",
         "events",
         "first_seq",
         "last_seq",
+        "limit",
         "nbytes",
         "pos",
         "shown_seq",
@@ -125,35 +142,72 @@ class _Tail:
         "sizes",
     )
 
-    def __init__(self, last_seq: int, sizes: dict[str, int]) -> None:
+    def __init__(self, last_seq: int, sizes: dict[str, int], limit: int) -> None:
         self.events: list[Event] = []
         self.first_seq = last_seq + 1
         self.last_seq = last_seq
+        self.limit = limit
         self.nbytes = 0
+        self.batch_bytes = 0
         self.sizes = sizes
         self.pos = sizes["stdout"] + sizes["stderr"]
         self.shown_seq = last_seq
         self.shown_sizes = dict(sizes)
 
-    def add(self, ev: Event, limit: int) -> None:
+    def add(self, ev: Event) -> None:
+        if not self.events or self.batch_bytes + ev.size > BATCH_BYTES:
+            if self.events:
+                self.events[-1].closes = True
+            ev.opens = True
+            self.batch_bytes = 0
+        self.batch_bytes += ev.size
+        ev.meter = self
         self.events.append(ev)
         self.last_seq = ev.seq
-        self.nbytes += ev.size
-        if self.nbytes > limit and len(self.events) > 1:
-            # Drop the older half at once: trimming amortises to O(1) per event.
+        self.nbytes += ev.size + _EVENT_COST
+        if self.nbytes > self.limit:
+            self._trim()
+
+    def charge(self, ev: Event, nbytes: int) -> bool:
+        nbytes += _ENTRY_COST
+        ev.cached += nbytes
+        self.nbytes += nbytes
+        if self.nbytes > self.limit:
+            self._trim()
+        return ev.meter is self  # False if that trimmed `ev` itself
+
+    def _trim(self) -> None:
+        # The older half at once: trimming amortises to O(1) per event.
+        while self.nbytes > self.limit and len(self.events) > 1:
             cut = len(self.events) // 2
-            self.nbytes -= sum(e.size for e in self.events[:cut])
+            for e in self.events[:cut]:
+                self.nbytes -= e.size + _EVENT_COST + e.cached
+                e.forget()
             del self.events[:cut]
-            self.first_seq = self.events[0].seq
+        self.first_seq = self.events[0].seq
+
+    def release(self) -> None:
+        """The job has finished: keep only its last event, for the followers that wait for it."""
+        if not self.events:
+            return
+        for e in self.events[:-1]:
+            e.forget()
+        del self.events[:-1]
+        last = self.events[-1]
+        self.first_seq = last.seq
+        self.nbytes = last.size + _EVENT_COST + last.cached
 
 
-def _take(events: list[Event], start: int, max_bytes: int, end: int) -> list[Event]:
-    """From `events[start:end]`: at least one, then as many as fit in `max_bytes`."""
+def _take(
+    events: list[Event], start: int, max_bytes: int, end: int, *, aligned: bool = False
+) -> list[Event]:
+    """From `events[start:end]`: at least one, then as many as fit in `max_bytes` (and, if
+    `aligned`, up to the end of the tail's batch)."""
     out: list[Event] = []
     total = 0
     for i in range(start, min(end, len(events))):
         ev = events[i]
-        if out and total + ev.size > max_bytes:
+        if out and (total + ev.size > max_bytes or (aligned and ev.opens)):
             break
         out.append(ev)
         total += ev.size
@@ -166,7 +220,7 @@ class SQLiteStore:
         data_dir: Path,
         *,
         tick_seconds: float = 1.0,
-        tail_bytes: int = 8 * 1024 * 1024,
+        tail_bytes: int = TAIL_BYTES,
         firehose_events: int = 20_000,
         fsync_interval: float = 1.0,
     ) -> None:
@@ -350,7 +404,7 @@ class SQLiteStore:
             )
         job_id = new_job_id()
         row = (job_id, spec.name, JobStatus.QUEUED.value, spec.model_dump_json(), time.time())
-        self._tails[job_id] = _Tail(0, {"stdout": 0, "stderr": 0})
+        self._tails[job_id] = _Tail(0, {"stdout": 0, "stderr": 0}, self._tail_bytes)
         self._status[job_id] = JobStatus.QUEUED
         if spec.name is not None:
             self._names[spec.name] = job_id
@@ -543,7 +597,8 @@ class SQLiteStore:
         row = self.db.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM events WHERE job_id = ?", (job_id,)
         ).fetchone()
-        tail = _Tail(row[0], {s: self.files.size(job_id, s) for s in ("stdout", "stderr")})
+        sizes = {s: self.files.size(job_id, s) for s in ("stdout", "stderr")}
+        tail = _Tail(row[0], sizes, self._tail_bytes)
         self._tails[job_id] = tail
         return tail
 
@@ -585,32 +640,35 @@ class SQLiteStore:
             blob = orjson.dumps(data)
         self._gid += 1
         ev = Event(seq, job_id, type, time.time(), data, raw, self._gid)
-        tail.add(ev, self._tail_bytes)
+        tail.add(ev)
         self._add_global(ev)
         return ev, (ev.gid, job_id, seq, type.value, ev.ts, blob, offset, length, pos)
 
     def _finish(self, job_id: str, tail: _Tail) -> None:
         self.files.finish(job_id)
         self._tails.pop(job_id, None)
-        # Keep a few finished tails: their followers are still catching up on them.
+        # Keep the `complete` event of a few finished jobs, for their followers at the end; those
+        # still catching up read the rest from storage.
+        tail.release()
         self._finished_tails[job_id] = tail
         while len(self._finished_tails) > 16:
             self._finished_tails.popitem(last=False)
 
     def _add_global(self, ev: Event) -> None:
         self._global.append(ev)
-        self._global_bytes += ev.size
+        self._global_bytes += ev.size + _EVENT_COST
         if len(self._global) > self._global_cap or self._global_bytes > self._tail_bytes:
             cut = len(self._global) // 2
-            self._global_bytes -= sum(e.size for e in self._global[:cut])
+            self._global_bytes -= sum(e.size + _EVENT_COST for e in self._global[:cut])
             del self._global[:cut]
             self._global_first = self._global[0].gid
 
-    async def read(self, job_id: str, after: int, max_bytes: int = 256 * 1024) -> list[Event]:
+    async def read(self, job_id: str, after: int, max_bytes: int = BATCH_BYTES) -> list[Event]:
         tail = self._tails.get(job_id) or self._finished_tails.get(job_id)
         if tail is not None and after + 1 >= tail.first_seq:
             first = tail.first_seq
-            return _take(tail.events, after + 1 - first, max_bytes, tail.shown_seq + 1 - first)
+            start, end = after + 1 - first, tail.shown_seq + 1 - first
+            return _take(tail.events, start, max_bytes, end, aligned=True)
         # Older than the tail: committed rows, a contiguous run from `after` on. Events trimmed
         # from the tail before their commit are read once committed, never skipped.
         upto = tail.shown_seq if tail is not None else _NO_BOUND
@@ -667,7 +725,7 @@ class SQLiteStore:
         await self.hub.wait(job_id)
 
     async def read_all(
-        self, after: int, *, output: bool = False, max_bytes: int = 256 * 1024
+        self, after: int, *, output: bool = False, max_bytes: int = BATCH_BYTES
     ) -> list[Event]:
         if after + 1 >= self._global_first:
             start = after + 1 - self._global_first
