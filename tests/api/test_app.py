@@ -64,7 +64,12 @@ def test_sigkilled_server_leaves_nothing_running_and_queued_jobs_run_after_resta
         data_dir, extra=["--max-running-jobs", "1", "--kill-grace-seconds", "60"]
     ).start()
     with httpx.Client(base_url=srv.url, timeout=30) as api:
-        script = "(trap '' TERM; exec sleep 300) & echo $! > orphan; echo bye; exit 0"
+        # The shell exits only once the grandchild ignores SIGTERM: the group's SIGTERM, sent
+        # when the shell has exited, must not find it before its `trap`.
+        script = (
+            "(trap '' TERM; : > ready; exec sleep 300) & echo $! > orphan; "
+            "until [ -e ready ]; do sleep 0.01; done; echo bye; exit 0"
+        )
         left = api.post("/jobs", json={"command": script, "cwd": str(tmp_path)}).json()
         orphan = int(
             wait_for(lambda: (tmp_path / "orphan").is_file() and (tmp_path / "orphan").read_text())
