@@ -24,3 +24,10 @@ async def test_a_stall_is_counted_at_every_tick_it_covered():
     # median is one of the stalled ones. Counted once, the stall would leave the median near 0.
     assert snap["p50"] >= 50
     assert snap["p50"] <= snap["p99"] <= snap["max"]
+
+
+def test_snapshot_over_the_last_seconds_only() -> None:
+    lag = LoopLag(interval=0.05, window=100)
+    lag._samples.extend([500.0] * 50 + [1.0] * 20)  # a stall, then a second of quiet
+    assert lag.snapshot()["max"] == 500.0
+    assert lag.snapshot(1) == {"p50": 1.0, "p99": 1.0, "max": 1.0}

@@ -42,9 +42,17 @@ class LoopLag:
                 self._samples.append((now - due) * 1000)
                 due += self.interval
 
-    def snapshot(self) -> dict[str, float]:
-        """p50, p99 and max of the lag in ms over the window (the last minute, at the defaults)."""
-        ordered = sorted(self._samples)
+    @property
+    def window_seconds(self) -> float:
+        return (self._samples.maxlen or 0) * self.interval
+
+    def snapshot(self, seconds: float | None = None) -> dict[str, float]:
+        """p50, p99 and max of the lag in ms over the last `seconds` (default: the whole window,
+        the last minute at the defaults)."""
+        samples = list(self._samples)
+        if seconds is not None:
+            samples = samples[-max(1, round(seconds / self.interval)) :]
+        ordered = sorted(samples)
         if not ordered:
             return {"p50": 0.0, "p99": 0.0, "max": 0.0}
 

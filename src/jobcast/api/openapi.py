@@ -101,8 +101,8 @@ _STATS: Schema = {
         "stalled_disconnects": _COUNT,
         "loop_lag_ms": {
             "type": "object",
-            "description": "How late the event loop ran a 50 ms timer over the last minute, in "
-            "ms (a stall counts at every tick it covered).",
+            "description": "How late the event loop ran a 50 ms timer over the last minute (or "
+            "`lag_seconds`), in ms (a stall counts at every tick it covered).",
             "properties": {k: {"type": "number", "minimum": 0} for k in ("p50", "p99", "max")},
             "required": ["p50", "p99", "max"],
         },
@@ -398,7 +398,15 @@ def _paths() -> dict[str, Schema]:
                 "stats",
                 "Streaming clients, events and bytes sent",
                 {200: _ok(_json(_ref("Stats")))},
-                (),
+                (400,),
+                [
+                    _param(
+                        "lag_seconds",
+                        "query",
+                        "The window of `loop_lag_ms`, in seconds (1-60, default 60)",
+                        {"type": "integer", "minimum": 1, "maximum": 60},
+                    )
+                ],
             )
         ),
         "/openapi.json": _with_head(

@@ -52,7 +52,7 @@ class Stats:
             if self.per_job[f.job] <= 0:
                 del self.per_job[f.job]
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self, lag_seconds: float | None = None) -> dict[str, object]:
         kinds = Counter(f.kind for f in self.followers)
         return {
             "clients": {
@@ -63,7 +63,7 @@ class Stats:
             "events_sent": self.events_sent,
             "bytes_sent": self.bytes_sent,
             "stalled_disconnects": self.stalled_disconnects,
-            "loop_lag_ms": self.loop_lag.snapshot(),
+            "loop_lag_ms": self.loop_lag.snapshot(lag_seconds),
         }
 
 

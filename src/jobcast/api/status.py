@@ -7,8 +7,9 @@ import time
 from aiohttp import web
 
 from .. import __version__
+from ..errors import BadRequest
 from ..protocol import PROTOCOL_VERSION
-from .http import json_response
+from .http import json_response, query_int
 from .state import STATE
 
 __all__ = ["routes"]
@@ -33,4 +34,9 @@ async def status(request: web.Request) -> web.Response:
 
 @routes.get("/stats")
 async def stats(request: web.Request) -> web.Response:
-    return json_response(request.app[STATE].stats.snapshot())
+    stats = request.app[STATE].stats
+    window = int(stats.loop_lag.window_seconds)
+    seconds = query_int(request, "lag_seconds", window, minimum=1)
+    if seconds is not None and seconds > window:
+        raise BadRequest(f"query parameter `lag_seconds` must be at most {window}, not {seconds}")
+    return json_response(stats.snapshot(seconds))
