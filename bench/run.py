@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import math
 import os
 import platform
 import select
@@ -487,6 +488,16 @@ def file_mbps(directory: Path, nbytes: int) -> float:
 BULK_TARGETS = {"log": Target(">=", 500), "sse": Target(">=", 200)}
 
 
+def loop_lag(srv: Server, scenario: str, label: str, t0: float, t1: float) -> list[Metric]:
+    """The server's event-loop lag (its own probe, /stats) over the run, from t0 to t1."""
+    seconds = min(60, max(1, math.ceil(t1 - t0)))
+    lag = srv.api("GET", f"/stats?lag_seconds={seconds}")["loop_lag_ms"]
+    return [
+        Metric(scenario, f"{label}server event-loop lag {q}", lag[q], "ms")
+        for q in ("p50", "p99", "max")
+    ]
+
+
 def scenario_bulk(cfg: Config) -> list[Metric]:
     pipe = pipe_mbps(cfg.bulk_bytes)
     # Twice: the first write into fresh pages is the machine's cost, not the server's (see above);
@@ -540,6 +551,7 @@ def scenario_bulk(cfg: Config) -> list[Metric]:
                 Metric(
                     "bulk", f"{name}: client CPU", res["client_cpu_s"] / (t1 - t0) * 100, "% core"
                 ),
+                *loop_lag(srv, "bulk", f"{name}: ", t0, t1),
             ]
             cfg.log(
                 f"  bulk {kind}: {mbps:.0f} MB/s, {res['events']} events, server CPU "
@@ -584,9 +596,10 @@ def _fanout(
             lg.go(t0)
         t1 = max(lg.done(cfg.duration + 120) for lg in lgs)
         cpu1, other = srv.cpu_seconds(), window.other_pct()
+        lag = loop_lag(srv, scenario, "", t0, t1)
         results = [lg.result() for lg in lgs]
     cpu = {"server": (cpu1 - cpu0) / (t1 - t0) * 100, "server_s": cpu1 - cpu0, "other": other}
-    return _fanout_metrics(cfg, scenario, results, clients, connected, cpu, p99_target)
+    return _fanout_metrics(cfg, scenario, results, clients, connected, cpu, p99_target) + lag
 
 
 def _merged(results: list[dict[str, Any]], key: str) -> dict[int, int]:
