@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import signal
+import socket
 import subprocess
 
 import httpx
@@ -158,3 +159,18 @@ def test_sigkilled_while_a_job_writes_what_a_client_received_is_kept_exactly(
     # ... and every event it got, with the same number: none was lost or renumbered.
     assert events[: len(received)] == received
     assert events[-1]["type"] == "complete" and events[-1]["data"]["stdout_bytes"] == len(log)
+
+
+def test_garbage_on_the_socket_is_a_400_and_one_log_line_not_a_traceback(server):
+    requests = [
+        b"GARBAGE\r\n\r\n",
+        b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: x\r\n\r\n",
+        b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n",
+    ]
+    for raw in requests:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(raw)
+            assert sock.recv(100).startswith(b"HTTP/1.0 400 ")
+    assert httpx.get(server.url + "/status").status_code == 200
+    log = wait_for(lambda: (out := server.output()).count("malformed HTTP request") >= 2 and out)
+    assert "Traceback" not in log

@@ -12,6 +12,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..config import Settings
 from ..runner.reaper import reap_periodically, set_subreaper
@@ -26,6 +27,21 @@ __all__ = ["CannotListen", "create_app", "run_server"]
 
 logger = logging.getLogger("jobcast.api")
 SETTINGS = web.AppKey("jobcast_settings", Settings)
+
+
+def _bad_http_in_one_line(record: logging.LogRecord) -> bool:
+    """A request that is not HTTP (garbage, TLS on the plain port) is the client's fault: one
+    warning line, not a traceback that reads like a crash of the server."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, HttpProcessingError) and exc.code == 400:
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg, record.args = (
+            "refused a malformed HTTP request from %s: %s",
+            (remote, exc.message.split("\n", 1)[0].rstrip(": ")),
+        )
+        record.exc_info = record.exc_text = None
+    return True
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -119,6 +135,7 @@ def run_server(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("aiohttp.server").addFilter(_bad_http_in_one_line)
     sockets = _listen(settings.host, settings.port)
     loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     try:
