@@ -124,3 +124,12 @@ async def test_sigterm_closes_every_stream_at_once(server_factory, data_dir):
             assert events[-1]["type"] == "complete"
             assert events[-1]["data"]["status"] == "cancelled"
         await streams[2]  # the firehose ended too
+
+
+def test_an_unknown_encoding_or_format_is_a_400_naming_it(api):
+    job = api.post("/jobs", json={"command": "true"}).json()
+    for path in (f"/jobs/{job['id']}/ws", f"/jobs/{job['id']}/events"):
+        resp = api.get(path, params={"encoding": "utf16"})
+        assert resp.status_code == 400 and "`encoding`" in resp.json()["error"]["message"]
+    resp = api.get(f"/jobs/{job['id']}/ws", params={"format": "xml"})
+    assert resp.status_code == 400 and "format" in resp.json()["error"]["message"]

@@ -82,6 +82,14 @@ def query_int(
     return parse_uint(raw, f"query parameter `{name}`", minimum)
 
 
+def query_b64(request: web.Request) -> bool:
+    """`?encoding=`: `text` (the default) or `base64`, which adds `b64` to output events."""
+    encoding = request.query.get("encoding", "text")
+    if encoding not in ("text", "base64"):
+        raise BadRequest(f"query parameter `encoding` must be `text` or `base64`, not {encoding!r}")
+    return encoding == "base64"
+
+
 def header_int(request: web.Request, name: str) -> int | None:
     """An integer header; absent or empty is None (EventSource may send `Last-Event-ID: `)."""
     raw = request.headers.get(name, "").strip()

@@ -7,11 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import BadRequest, JobNotFound
+from ..errors import JobNotFound
 from ..models import Event
 from ..protocol import sse_comment, sse_frame
 from .follow import TransportWriter, chunked, follow_firehose, follow_job
-from .http import header_int, query_int
+from .http import header_int, query_b64, query_int
 from .state import STATE, Follower
 
 __all__ = ["routes"]
@@ -25,13 +25,6 @@ def _resume_point(request: web.Request) -> int | None:
     """`Last-Event-ID` (sent by a reconnecting EventSource) wins over `after`; both read alike."""
     last = header_int(request, "Last-Event-ID")
     return last if last is not None else query_int(request, "after")
-
-
-def _b64(request: web.Request) -> bool:
-    encoding = request.query.get("encoding", "text")
-    if encoding not in ("text", "base64"):
-        raise BadRequest(f"encoding must be `text` or `base64`, not {encoding!r}")
-    return encoding == "base64"
 
 
 async def _open(request: web.Request) -> web.StreamResponse:
@@ -58,7 +51,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     # Only the id is kept: a Job model held for the stream's life would cost ~3 KiB a client.
     job_id = (await state.store.get_job(request.match_info["ref"])).id
     after = _resume_point(request) or 0
-    b64 = _b64(request)
+    b64 = query_b64(request)
 
     def frame(ev: Event) -> bytes:
         return sse_frame(ev, b64=b64)
@@ -82,7 +75,7 @@ async def firehose(request: web.Request) -> web.StreamResponse:
     if after is None:
         after = state.store.last_gid()
     output = request.query.get("output") in ("1", "true", "yes")
-    b64 = _b64(request)
+    b64 = query_b64(request)
 
     def frame(ev: Event) -> bytes:
         return sse_frame(ev, b64=b64, firehose=True)

@@ -18,7 +18,7 @@ from ..errors import BadRequest, JobcastError
 from ..models import OUTPUT_EVENTS, Event
 from ..protocol import parse_ws_command, ws_event_frame, ws_frame
 from .follow import TransportWriter, follow_job
-from .http import query_int
+from .http import query_b64, query_int
 from .state import STATE, Follower, State
 
 __all__ = ["routes"]
@@ -44,7 +44,7 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "raw"):
         raise BadRequest(f"format must be `json` or `raw`, not {fmt!r}")
-    b64 = request.query.get("encoding") == "base64"
+    b64 = query_b64(request)
     after = query_int(request, "after", 0) or 0
 
     ws = web.WebSocketResponse(
