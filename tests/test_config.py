@@ -63,3 +63,18 @@ def test_env_values_are_checked_but_other_jobcast_names_pass(monkeypatch):
     monkeypatch.setenv("JOBCAST_PORT", "eighty")
     with pytest.raises(ConfigError, match="port: Input should be a valid integer"):
         load_settings()
+
+
+def test_retention_settings_are_checked(tmp_path):
+    cfg = tmp_path / "jobcast.toml"
+    cfg.write_text("retention_days = 7\nretention_max_jobs = 500\nretention_max_bytes = 1000000\n")
+    s = load_settings(cfg)
+    assert (s.retention_days, s.retention_max_jobs, s.retention_max_bytes) == (7, 500, 1000000)
+    assert load_settings().retention_days is None  # off unless asked for
+    for bad in ("retention_days = 0", "retention_max_jobs = 0", "retention_max_bytes = -1"):
+        cfg.write_text(bad + "\n")
+        with pytest.raises(ConfigError, match=bad.split()[0]):
+            load_settings(cfg)
+    cfg.write_text("retention_day = 7\n")
+    with pytest.raises(ConfigError, match="did you mean 'retention_days'"):
+        load_settings(cfg)

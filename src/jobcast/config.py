@@ -52,6 +52,21 @@ class Settings(BaseSettings):
     fsync_interval_seconds: float = Field(
         1.0, ge=0, description="fsync running jobs' output this often (0: only at their end)"
     )
+    #: Retention, applied by the server every `retention_interval_seconds` (and at start) to
+    #: finished jobs only, oldest first; unset, a rule deletes nothing. Running and queued jobs are
+    #: never deleted, nor counted.
+    retention_days: float | None = Field(
+        None, gt=0, description="Delete finished jobs that ended more than this many days ago"
+    )
+    retention_max_jobs: int | None = Field(
+        None, ge=1, description="Keep at most this many finished jobs (the newest)"
+    )
+    retention_max_bytes: int | None = Field(
+        None, ge=1, description="Keep at most this many bytes of finished jobs' output (the newest)"
+    )
+    retention_interval_seconds: float = Field(
+        60.0, gt=0, description="How often the retention rules are applied"
+    )
     log_level: str = "info"
     #: more names this server answers to (behind a proxy, say); "*" for any
     allowed_hosts: list[str] = Field(

@@ -32,6 +32,8 @@ __all__ = [
     "JobStatus",
     "InputRequest",
     "Meter",
+    "PruneRequest",
+    "PruneResult",
     "ResizeRequest",
     "SignalRequest",
     "can_transition",
@@ -322,6 +324,35 @@ class ResizeRequest(BaseModel):
 
     cols: int = Field(..., ge=1, le=1000)
     rows: int = Field(..., ge=1, le=1000)
+
+
+class PruneRequest(BaseModel):
+    """`POST /prune`: which finished jobs to delete, oldest first; a job goes if any rule given
+    says so. With no rule, the server's retention settings are applied now."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    older_than: float | None = Field(
+        None, ge=0, le=1e12, description="Seconds since it finished (0: every finished job)."
+    )
+    max_jobs: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="Keep this many finished jobs, the newest."
+    )
+    max_bytes: int | None = Field(
+        None,
+        ge=0,
+        le=2**63 - 1,
+        description="Keep this many bytes of finished jobs' output, the newest.",
+    )
+    dry_run: bool = Field(False, description="Only say which jobs would be deleted.")
+
+
+class PruneResult(BaseModel):
+    """What `POST /prune` deleted (or would, with `dry_run`)."""
+
+    deleted: list[str] = Field(..., description="Ids of the jobs deleted, oldest first.")
+    bytes: int = Field(..., ge=0, description="Their output, stdout and stderr bytes together.")
+    dry_run: bool
 
 
 _B32 = "0123456789abcdefghjkmnpqrstvwxyz"

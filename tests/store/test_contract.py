@@ -218,3 +218,56 @@ async def test_firehose_ids_are_never_reused_after_a_delete_and_a_restart(tmp_pa
         assert (await s2.read(again.id, 0))[0].gid == newest + 1
     finally:
         await s2.close()
+
+
+async def _finished(store, finished_at: float, output: bytes = b"", **spec):
+    job = await store.create_job(JobSpec(argv=["true"], **spec))
+    await store.set_status(job.id, JobStatus.RUNNING, started_at=finished_at - 1)
+    if output:
+        await store.append(job.id, EventType.STDOUT, raw=output)
+    await store.set_status(job.id, JobStatus.SUCCEEDED, exit_code=0, finished_at=finished_at)
+    return job
+
+
+async def test_finished_jobs_oldest_end_first_with_their_output(store):
+    late = await _finished(store, 300.0, b"abc", name="late")
+    early = await _finished(store, 100.0, b"de")
+    await store.create_job(JobSpec(argv=["true"]))  # queued: not finished
+    running = await store.create_job(JobSpec(argv=["true"]))
+    await store.set_status(running.id, JobStatus.RUNNING)
+    assert await store.finished_jobs() == [
+        (early.id, None, 100.0, 2),
+        (late.id, "late", 300.0, 3),
+    ]
+
+
+async def test_delete_jobs_skips_the_unfinished_and_the_unknown(store):
+    done = [await _finished(store, 10.0 + i, b"x" * i) for i in range(3)]
+    queued = await store.create_job(JobSpec(argv=["true"]))
+    running = await store.create_job(JobSpec(argv=["true"]))
+    await store.set_status(running.id, JobStatus.RUNNING)
+    await store.append(running.id, EventType.STDOUT, raw=b"still here")
+    ids = [done[2].id, queued.id, "nope", running.id, done[0].id]
+    assert await store.delete_jobs(ids) == [done[2].id, done[0].id]
+    for gone in (done[0], done[2]):
+        with pytest.raises(JobNotFound):
+            await store.get_job(gone.id)
+        assert await store.read_output(gone.id, "all") == b""
+    assert (await store.get_job(done[1].id)).status is JobStatus.SUCCEEDED
+    assert (await store.get_job(queued.id)).status is JobStatus.QUEUED
+    assert await store.read_output(running.id, "stdout") == b"still here"
+    assert [j.id for j in await store.finished_jobs()] == [done[1].id]
+
+
+async def test_disk_usage_counts_output_and_drops_with_a_delete(store):
+    job = await _finished(store, 1.0, b"y" * 100_000)
+    before = await store.disk_usage()
+    assert before["output_bytes"] == 100_000
+    assert before["data_dir_bytes"] >= before["output_bytes"] + before["db_bytes"]
+    await store.delete_jobs([job.id])
+    after = await store.disk_usage()
+    assert after["output_bytes"] == 0
+    # the write-ahead log grows with the delete's writes, until a checkpoint restarts it
+    assert after["data_dir_bytes"] - after["wal_bytes"] <= (
+        before["data_dir_bytes"] - before["wal_bytes"] - 100_000
+    )

@@ -55,3 +55,39 @@ def test_loop_lag_stays_low_while_a_big_job_is_deleted_and_another_writes(server
         left = db.execute("SELECT COUNT(*) FROM events WHERE job_id = ?", (big,)).fetchone()[0]
     assert left == 0
     assert not list((data_dir / "logs").glob(f"{big}.*"))
+
+
+async def _finished_jobs(data_dir: Path, jobs: int) -> None:
+    store = SQLiteStore(data_dir)
+    await store.open()
+
+    async def one() -> None:
+        job = await store.create_job(JobSpec(argv=["true"]))
+        await store.set_status(job.id, JobStatus.RUNNING)
+        for _ in range(10):
+            await store.append(job.id, EventType.STDOUT, raw=b"x" * 99 + b"\n")
+        await store.set_status(job.id, JobStatus.SUCCEEDED, exit_code=0)
+
+    try:
+        for _ in range(0, jobs, 200):
+            await asyncio.gather(*(one() for _ in range(200)))
+    finally:
+        await store.close()
+
+
+def test_loop_lag_stays_low_while_thousands_of_jobs_are_pruned(server_factory, data_dir):
+    asyncio.run(_finished_jobs(data_dir, 2000))
+    srv = server_factory(data_dir, extra=["--batch-window-ms", "0"]).start()
+    with httpx.Client(base_url=srv.url, timeout=120) as api:
+        writer = api.post("/jobs", json={"command": _LINES}).json()
+        wait_for(lambda: api.get(f"/jobs/{writer['id']}").json()["stdout_bytes"] > 500_000)
+        pruned = api.post("/prune", json={"older_than": 0}).json()
+        busy = api.get(f"/jobs/{writer['id']}").json()
+        lag = api.get("/stats").json()["loop_lag_ms"]
+        api.post(f"/jobs/{writer['id']}/cancel")
+        left = api.get("/jobs").json()["jobs"]
+    assert len(pruned["deleted"]) == 2000
+    assert [j["id"] for j in left] == [writer["id"]]  # running all along, never pruned
+    assert busy["status"] == "running"
+    assert lag["p99"] < LAG_BOUND_MS, lag
+    assert sorted(p.name for p in (data_dir / "logs").iterdir()) == [f"{writer['id']}.stdout"]

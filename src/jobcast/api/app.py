@@ -15,10 +15,11 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..config import Settings
+from ..retention import Policy, prune_periodically
 from ..runner.reaper import reap_periodically, set_subreaper
 from ..runner.supervisor import Supervisor
 from ..store import open_store
-from . import jobs, log, openapi, sse, status, websocket
+from . import housekeeping, jobs, log, openapi, sse, status, websocket
 from .guard import guard_middleware
 from .http import error_middleware
 from .state import STATE, State
@@ -50,7 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, guard_middleware(settings)], client_max_size=4 * 1024 * 1024
     )
-    for module in (jobs, sse, websocket, log, status, openapi):
+    for module in (jobs, sse, websocket, log, status, housekeeping, openapi):
         app.router.add_routes(module.routes)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_lifespan)
@@ -70,18 +71,22 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         return state_holder["s"].stats.per_job.get(job_id, 0)
 
     supervisor = Supervisor(store, settings, followers=followers)
-    state = State(settings, store, supervisor)
+    state = State(settings, store, supervisor, retention=Policy.from_settings(settings))
     state_holder["s"] = state
     app[STATE] = state
     state.stats.loop_lag.start()
     await supervisor.start()
-    sweeper = asyncio.create_task(_sweep(state), name="jobcast-stall-sweeper")
+    background = [asyncio.create_task(_sweep(state), name="jobcast-stall-sweeper")]
+    if state.retention.active:
+        # After recovery: jobs it ended `lost` are finished, and fall under the rules too.
+        retention = prune_periodically(store, state.retention, settings.retention_interval_seconds)
+        background.append(asyncio.create_task(retention, name="jobcast-retention"))
     try:
         yield
     finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         if not state.closing:
             await _shutdown(app)
         await state.stats.loop_lag.stop()

@@ -22,6 +22,8 @@ from ..models import (
     JobList,
     JobSpec,
     JobStatus,
+    PruneRequest,
+    PruneResult,
     ResizeRequest,
     SignalRequest,
 )
@@ -35,8 +37,11 @@ Schema = dict[str, Any]
 
 #: request bodies validated as they come in, and responses as they are dumped
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
-    *((m, "validation") for m in (JobSpec, InputRequest, SignalRequest, ResizeRequest)),
-    *((m, "serialization") for m in (Job, JobList)),
+    *(
+        (m, "validation")
+        for m in (JobSpec, InputRequest, SignalRequest, ResizeRequest, PruneRequest)
+    ),
+    *((m, "serialization") for m in (Job, JobList, PruneResult)),
 ]
 
 #: the shape of every error (errors.py): a handler's, the guard's, aiohttp's routing's
@@ -71,6 +76,7 @@ _EVENT: Schema = {
 }
 
 _COUNT: Schema = {"type": "integer", "minimum": 0}
+_DISK = ("data_dir_bytes", "db_bytes", "db_free_bytes", "wal_bytes", "output_bytes")
 _STATUS: Schema = {
     "type": "object",
     "properties": {
@@ -83,8 +89,16 @@ _STATUS: Schema = {
             "properties": {"queued": _COUNT, "running": _COUNT},
             "required": ["queued", "running"],
         },
+        "disk": {
+            "type": "object",
+            "description": "Bytes on disk: the whole data dir; the SQLite file, its free pages "
+            "(reused, or given back by the incremental vacuum after deletes) and its "
+            "write-ahead log; the jobs' output files.",
+            "properties": {k: _COUNT for k in _DISK},
+            "required": list(_DISK),
+        },
     },
-    "required": ["version", "protocol", "uptime", "store", "jobs"],
+    "required": ["version", "protocol", "uptime", "store", "jobs", "disk"],
 }
 _STATS: Schema = {
     "type": "object",
@@ -390,8 +404,23 @@ def _paths() -> dict[str, Schema]:
                 ],
             )
         },
+        "/prune": {
+            "post": _op(
+                "prune_jobs",
+                "Delete finished jobs, oldest first, by age, count or output size (no rule given: "
+                "the server's retention settings); answers once their space is given back",
+                {200: _ok(_json(_ref("PruneResult")))},
+                (400, 413, 415, 422),
+                body=_json(_ref("PruneRequest")),
+            )
+        },
         "/status": _with_head(
-            _op("status", "Health, version, job counts", {200: _ok(_json(_ref("Status")))}, ())
+            _op(
+                "status",
+                "Health, version, job counts, disk use",
+                {200: _ok(_json(_ref("Status")))},
+                (),
+            )
         ),
         "/stats": _with_head(
             _op(

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..config import Settings
 from ..looplag import LoopLag
+from ..retention import Policy
 from ..store import Store
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class State:
     store: Store
     supervisor: Supervisor
     stats: Stats = field(default_factory=Stats)
+    #: the retention settings, applied in the background and by `POST /prune` without rules
+    retention: Policy = field(default_factory=Policy)
     started: float = field(default_factory=time.time)
     #: shutdown has begun: the jobs are being ended, and their last events still go out
     stopping: bool = False

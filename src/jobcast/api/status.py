@@ -1,4 +1,4 @@
-"""/status (health, version, job counts) and /stats (streaming clients, events and bytes sent)."""
+"""/status (health, version, job counts, disk use) and /stats (streaming clients, events and bytes sent)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ async def status(request: web.Request) -> web.Response:
             "uptime": round(time.time() - state.started, 3),
             "store": state.settings.store,
             "jobs": {"queued": sup.queued(), "running": sup.running()},
+            # Walked at each call, in a reader thread: exact right after a delete.
+            "disk": await state.store.disk_usage(),
         }
     )
 

@@ -12,6 +12,7 @@ import click
 
 from .. import __version__
 from ..errors import JobcastError
+from .housekeeping import COMMANDS as HOUSEKEEPING
 from .jobs import COMMANDS, Target
 from .serve import serve
 
@@ -67,6 +68,6 @@ def main(ctx: click.Context, url: str | None, token: str | None) -> None:
     ctx.obj = Target(url, token)
 
 
-for _command in COMMANDS:
+for _command in [*COMMANDS, *HOUSEKEEPING]:
     main.add_command(_command)
 main.add_command(serve)

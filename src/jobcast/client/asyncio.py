@@ -21,7 +21,7 @@ from websockets.exceptions import (
     WebSocketException,
 )
 
-from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus
+from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus, PruneResult
 from .base import (
     API,
     DEFAULT_TIMEOUT,
@@ -199,6 +199,21 @@ class AsyncClient:
         """Set the window size of a job's terminal (`pty=True`)."""
         await self._call(API.resize(ref, cols, rows))
 
+    async def prune(
+        self,
+        *,
+        older_than: float | None = None,
+        max_jobs: int | None = None,
+        max_bytes: int | None = None,
+        dry_run: bool = False,
+    ) -> PruneResult:
+        """Delete finished jobs, oldest first: those that ended `older_than` seconds ago or more
+        (0: all), and the oldest beyond the newest `max_jobs` or `max_bytes` of output. Given no
+        rule, the server applies its retention settings. Queued and running jobs are never
+        deleted. Returns once the jobs and their space are gone; `dry_run` deletes nothing.
+        """
+        return await self._call(API.prune(older_than, max_jobs, max_bytes, dry_run))
+
     async def delete(self, ref: str) -> None:
         """Forget a finished job and its output.
 
@@ -277,7 +292,12 @@ class AsyncClient:
     async def _call(self, call: Call[T]) -> T:
         try:
             resp = await self._http.request(
-                call.method, call.path, params=call.params, json=call.json, headers=call.headers
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.json,
+                headers=call.headers,
+                timeout=self._config.slow_timeout() if call.slow else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as e:
             raise connection_failed(self.url, e) from e

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from websockets.exceptions import InvalidStatus
 
 from ..errors import ConnectionFailed, JobcastError, ValidationFailed, error_from_payload
-from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus
+from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus, PruneResult
 
 if TYPE_CHECKING:
     from .stream import EventCursor  # for annotations only: `stream` imports this module
@@ -68,6 +68,7 @@ class ServerStatus(TypedDict):
     version: str
     uptime: float
     jobs: dict[str, int]
+    disk: dict[str, int]
 
 
 class ServerStats(TypedDict):
@@ -118,6 +119,9 @@ class ClientConfig:
     def http_timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout)
 
+    def slow_timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout, read=None)
+
     def stream_timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout, read=max(STREAM_READ_TIMEOUT, self.timeout))
 
@@ -154,6 +158,8 @@ class Call(Generic[T]):
     params: tuple[tuple[str, str], ...] = ()
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: the server answers once a long job is done (a big prune): no read timeout
+    slow: bool = False
 
     def result(self, status: int, body: bytes) -> T:
         """Parse a successful answer.
@@ -307,6 +313,16 @@ class API:
     @staticmethod
     def delete(ref: str) -> Call[None]:
         return Call("DELETE", _job_path(ref), _none)
+
+    @staticmethod
+    def prune(
+        older_than: float | None, max_jobs: int | None, max_bytes: int | None, dry_run: bool
+    ) -> Call[PruneResult]:
+        rules = {"older_than": older_than, "max_jobs": max_jobs, "max_bytes": max_bytes}
+        body: dict[str, Any] = {k: v for k, v in rules.items() if v is not None}
+        if dry_run:
+            body["dry_run"] = True
+        return Call("POST", "/prune", PruneResult.model_validate_json, json=body, slow=True)
 
     @staticmethod
     def log(

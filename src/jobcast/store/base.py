@@ -11,12 +11,13 @@ returns once what it wrote is stored.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from collections.abc import Sequence
+from typing import Any, Literal, NamedTuple, Protocol, TypedDict
 
 from ..hub import Listener
 from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus
 
-__all__ = ["BATCH_BYTES", "ProcessInfo", "Store", "StreamName"]
+__all__ = ["BATCH_BYTES", "DiskUsage", "FinishedJob", "ProcessInfo", "Store", "StreamName"]
 
 #: the most one `read` returns (and one joined write carries to a client); a backend that keeps a
 #: tail in memory cuts it into batches of this size, the same for every reader
@@ -27,6 +28,32 @@ StreamName = Literal["stdout", "stderr", "all"]
 #: pid, process group id and start time (clock ticks since boot, /proc/PID/stat field 22): enough
 #: to recognise the very process later and never signal a reused pid.
 ProcessInfo = tuple[int, int, int]
+
+
+class FinishedJob(NamedTuple):
+    """What retention needs to know of a finished job."""
+
+    id: str
+    name: str | None
+    #: when it ended (Unix time); its creation time if it never recorded an end
+    finished_at: float
+    #: stdout and stderr bytes together
+    output_bytes: int
+
+
+class DiskUsage(TypedDict):
+    """The space the store takes on disk, in bytes (`GET /status`)."""
+
+    #: every file under the data dir: database, output, token, ledger
+    data_dir_bytes: int
+    #: the database file itself (SQLite), without its write-ahead log
+    db_bytes: int
+    #: of `db_bytes`, the free pages (left by deletes) that new writes reuse or a vacuum gives back
+    db_free_bytes: int
+    #: the write-ahead log, copied into the database and restarted at checkpoints
+    wal_bytes: int
+    #: the jobs' output files
+    output_bytes: int
 
 
 class Store(Protocol):
@@ -100,6 +127,22 @@ class Store(Protocol):
         Raises:
             JobNotFinished: the job is still queued or running.
         """
+
+    async def delete_jobs(self, job_ids: Sequence[str]) -> list[str]:
+        """Forget many finished jobs, their events and output, a chunk per write, so no write
+        holds the store for long; the space is given back (see each backend) before it returns.
+
+        Jobs that are queued, running or unknown are skipped, not raised about.
+
+        Returns:
+            The ids deleted, in the order given.
+        """
+
+    async def finished_jobs(self) -> list[FinishedJob]:
+        """Every finished job, the one that ended first first (ties by id)."""
+
+    async def disk_usage(self) -> DiskUsage:
+        """What the store takes on disk now."""
 
     # -- events ---------------------------------------------------------------------------------
 
