@@ -241,3 +241,69 @@ def test_usage_errors(args):
     done = jobcast("http://127.0.0.1:1", *args)
     assert done.returncode == 2
     assert b"Usage:" in done.stderr
+
+
+def test_cancel_says_it_waits_for_a_job_that_ignores_sigterm(server_factory, data_dir):
+    srv = server_factory(data_dir, extra=["--kill-grace-seconds", "2"]).start()
+    job_id = jobcast(srv.url, "run", "-d", "trap '' TERM; echo ready; sleep 30").stdout.decode()
+    job_id = job_id.strip()
+    with Client(srv.url) as client:  # the trap is set once it has printed
+        wait_for(lambda: client.job(job_id).stdout_bytes > 0)
+    done = jobcast(srv.url, "cancel", job_id)
+    assert done.returncode == 0
+    assert "waiting for the server's grace period" in done.stderr.decode()
+    assert done.stdout.decode() == (
+        f"job {job_id} was cancelled: it did not end on SIGTERM, "
+        "and was killed (SIGKILL) after the grace period\n"
+    )
+    again = jobcast(srv.url, "cancel", job_id)
+    assert (
+        again.stdout.decode()
+        == f"job {job_id} had already finished (cancelled): nothing to cancel\n"
+    )
+
+
+def test_a_closing_line_on_a_terminal_for_a_timed_out_job(server):
+    import os
+    import pty
+
+    main_fd, term = pty.openpty()
+    try:
+        done = subprocess.run(
+            jobcast_cmd(server.url, "run", "--name", "slow", "--timeout", "0.5", "sleep 30"),
+            stderr=term,
+            stdout=subprocess.PIPE,
+            timeout=TIMEOUT,
+        )
+        os.close(term)
+        said = b""
+        while True:
+            try:
+                chunk = os.read(main_fd, 4096)
+            except OSError:  # EIO: the terminal's other end is closed
+                break
+            if not chunk:
+                break
+            said += chunk
+    finally:
+        os.close(main_fd)
+    assert done.returncode == 124
+    line = said.decode().strip()
+    assert line.startswith("jobcast: job "), line
+    assert "(slow) timed out after " in line
+    assert "ran past its timeout of 0.5s" in line
+
+
+def test_no_closing_line_in_a_pipe(server):
+    done = jobcast(server.url, "run", "--timeout", "0.5", "sleep 30")
+    assert (done.returncode, done.stderr) == (124, b"")
+
+
+def test_validation_errors_say_what_a_name_may_contain(server):
+    done = jobcast(server.url, "run", "--name", "my job", "true")
+    assert done.returncode == 2
+    assert done.stderr.decode() == (
+        "jobcast: invalid job: name: 'my job' is not a valid job name: a name starts with a "
+        "letter and has at most 64 characters, each a letter (A-Z, a-z), a digit, `_`, `.` or "
+        "`-`\n"
+    )

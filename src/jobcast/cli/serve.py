@@ -26,6 +26,13 @@ def _flag_type(annotation: Any) -> tuple[Any, bool]:
     return {int: int, float: float, bool: bool}.get(annotation, str), False
 
 
+def _shown(default: Any) -> str:
+    """A default as one would type it: `.jobcast`, `8080`, `none`."""
+    if default is None or default == []:
+        return "none"
+    return str(default)
+
+
 def _settings_options() -> list[click.Parameter]:
     """One flag per setting, named like the setting (`max_output_bytes` -> `--max-output-bytes`)."""
     from ..config import Settings
@@ -35,14 +42,16 @@ def _settings_options() -> list[click.Parameter]:
         kind, multiple = _flag_type(field.annotation)
         helptext = field.description or ""
         env = f"JOBCAST_{name.upper()}"
-        default = field.get_default(call_default_factory=True)
+        default = _shown(field.get_default(call_default_factory=True))
+        if multiple:
+            helptext += "; repeat the flag for more"
         options.append(
             click.Option(
                 ["--" + name.replace("_", "-"), name],
                 type=kind,
                 multiple=multiple,
                 default=None,
-                help=f"{helptext} [env {env}; default {default!r}]".strip(),
+                help=f"{helptext} [env {env}; default {default}]",
             )
         )
     return options
