@@ -56,3 +56,11 @@ def test_one_shot_commands_use_the_light_client():
     loaded = _loaded("from jobcast.cli import main\nmain()", "--url", "http://127.0.0.1:1", "ls")
     assert "jobcast.client.plain" in loaded
     assert _heavy(loaded) == set()
+
+
+@pytest.mark.parametrize("argv", [["run", "--", "true"], ["follow", "x"], ["logs", "x"]])
+def test_streaming_commands_load_neither_websockets_nor_rich(argv):
+    # they need the full clients (httpx, the models), but not a WebSocket, nor httpx's own CLI
+    loaded = _loaded("from jobcast.cli import main\nmain()", "--url", "http://127.0.0.1:1", *argv)
+    assert "httpx" in loaded
+    assert not {m for m in loaded if m.startswith(("websockets", "rich", "pygments", "aiohttp"))}

@@ -40,11 +40,13 @@ class Target:
     token: str | None
 
     def client(self) -> Client:
+        _without_httpx_cli()
         from ..client.sync import Client
 
         return Client(self.url, self.token)
 
     def async_client(self) -> AsyncClient:
+        _without_httpx_cli()
         from ..client.asyncio import AsyncClient
 
         return AsyncClient(self.url, self.token)
@@ -54,6 +56,20 @@ class Target:
         from ..client.plain import DEFAULT_TIMEOUT, PlainClient
 
         return PlainClient(self.url, self.token, timeout=timeout or DEFAULT_TIMEOUT)
+
+
+def _without_httpx_cli() -> None:
+    """Import httpx without its own command line, which it loads whenever rich and pygments are
+    installed (as they are here): a third of the start-up of `jobcast run`. Only in this process,
+    where nobody calls `httpx.main`; httpx's fallback for a missing CLI takes its place."""
+    if "httpx" in sys.modules:
+        return
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # None: "not there"
+    try:
+        import httpx  # noqa: F401
+    except ImportError:  # a version that needs it: import it whole
+        sys.modules.pop("httpx._main", None)
+        sys.modules.pop("httpx", None)
 
 
 pass_target = click.make_pass_decorator(Target)

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar, cas
 import httpx
 import orjson
 from pydantic import ValidationError
-from websockets.exceptions import InvalidStatus
 
 from ..errors import ConnectionFailed, JobcastError, ValidationFailed, error_from_payload
 from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus
@@ -177,6 +176,8 @@ def error_from_body(status: int, body: bytes | bytearray) -> JobcastError:
 
 def socket_failed(url: str, exc: Exception) -> JobcastError:
     """What opening a WebSocket raised, as the error the server answered or a `ConnectionFailed`."""
+    from websockets.exceptions import InvalidStatus  # loaded already: a socket was opened
+
     if isinstance(exc, InvalidStatus):
         return error_from_body(exc.response.status_code, exc.response.body or b"")
     return connection_failed(url, exc)
