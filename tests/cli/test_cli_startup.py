@@ -58,7 +58,8 @@ def test_one_shot_commands_use_the_light_client():
     assert _heavy(loaded) == set()
 
 
-@pytest.mark.parametrize("argv", [["run", "--", "true"], ["follow", "x"], ["logs", "x"]])
+# (not `logs` nor `watch`: against no server, they go on trying to reconnect)
+@pytest.mark.parametrize("argv", [["run", "--", "true"], ["follow", "x"], ["send", "x", "y"]])
 def test_streaming_commands_load_neither_websockets_nor_rich(argv):
     # they need the full clients (httpx, the models), but not a WebSocket, nor httpx's own CLI
     loaded = _loaded("from jobcast.cli import main\nmain()", "--url", "http://127.0.0.1:1", *argv)

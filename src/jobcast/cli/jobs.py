@@ -95,6 +95,7 @@ def _json_option(func: Any) -> Any:
 async def _run(target: Target, command: str | list[str], detach: bool, **options: Any) -> int:
     import asyncio
 
+    _without_httpx_cli()
     from .follow import follow_job
     from .stdin import forward_stdin
 
@@ -177,6 +178,7 @@ def follow(target: Target, job: str) -> None:
 
     import asyncio
 
+    _without_httpx_cli()
     from .follow import follow_job
 
     async def main() -> int:
@@ -325,6 +327,7 @@ def send(target: Target, job: str, text: str, eof: bool, no_newline: bool, wait:
 
     import asyncio
 
+    _without_httpx_cli()
     from .stdin import send_when_ready
 
     async def main() -> None:
