@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -156,6 +155,8 @@ def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
       130      you detached with a second Ctrl-C (the job goes on)
       2        jobcast itself failed (bad usage, server unreachable)
     """
+    import shutil
+
     cols, rows = shutil.get_terminal_size() if opts["pty"] and sys.stdout.isatty() else (80, 24)
     spec: str | list[str] = command[0] if len(command) == 1 else list(command)
     opts["labels"] = opts.pop("label")

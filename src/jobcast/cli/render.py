@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
-import orjson
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -327,6 +326,8 @@ def print_mapping(data: Mapping[str, Any], *, uptime: float | None = None) -> No
 
 
 def print_json(data: Any) -> None:
+    import orjson
+
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 
 
@@ -354,6 +355,8 @@ def _summary(ev: Event) -> str:
         return " ".join(parts)
     if ev.raw is not None:
         return ev.raw.decode("utf-8", "replace").rstrip("\n")
+    import orjson
+
     return str(data.get("message") or orjson.dumps(data).decode())
 
 
