@@ -85,9 +85,11 @@ def _post_job(url: str, argv: list[str], name: str | None = None) -> str:
         return str(json.loads(resp.read())["id"])
 
 
-def time_command(args: list[str], env: dict[str, str], runs: int) -> list[float]:
+def time_command(
+    args: list[str], env: dict[str, str], runs: int, program: str = JOBCAST
+) -> list[float]:
     """Wall milliseconds of each of `runs` calls, after one call that is not counted."""
-    argv = [*_taskset("1"), JOBCAST, *args]
+    argv = [*_taskset("1"), program, *args]
     took: list[float] = []
     for i in range(runs + 1):
         start = time.perf_counter()
@@ -122,6 +124,18 @@ def main() -> None:
             "run -- true": ["run", "--", "true"],
         }
         print("| command | median ms | min | max | target |\n|---|---|---|---|---|")
+        # the floor under every figure: the interpreter (with this venv's site), and click
+        floors = {
+            "python -c pass": ["-c", "pass"],
+            "python -c 'import click'": ["-c", "import click"],
+        }
+        for label, args in floors.items():
+            took = time_command(args, env, a.runs, program=PY)
+            print(
+                f"| `{label}` (floor) | {statistics.median(took):.0f} | {min(took):.0f} "
+                f"| {max(took):.0f} | |",
+                flush=True,
+            )
         for label, args in commands.items():
             took = time_command(args, env, a.runs)
             target = TARGETS.get(label)
