@@ -171,5 +171,5 @@ def test_serve_help_describes_every_option():
     named = {p.name for p in options}
     assert set(Settings.model_fields) <= named
     for option in options:
-        said = (option.help or "").split(" [env ")[0]
+        said = (option.help or "").split("[env ")[0].strip()
         assert said, f"--{option.name} has no description in `jobcast serve --help`"
