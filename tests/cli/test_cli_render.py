@@ -139,10 +139,16 @@ def test_ls_says_why_a_job_failed_to_start_or_was_lost(capsys):
             job(status="failed", reason="could not start: no such file: nope"),
             job(status="lost", reason="the server stopped while it ran"),
             job(status="failed", exit_code=2, reason="exited with code 2"),
+            job(status="failed", exit_code=127, reason="command not found: nope"),
         ]
     )
     reasons = [line.split("\t")[6] for line in capsys.readouterr().out.splitlines()]
-    assert reasons == ["could not start: no such file: nope", "the server stopped while it ran", ""]
+    assert reasons == [
+        "could not start: no such file: nope",
+        "the server stopped while it ran",
+        "",  # the exit code says it
+        "command not found: nope",
+    ]
 
 
 def test_ls_on_a_terminal_has_a_reason_column_when_one_is_needed(capsys, monkeypatch):

@@ -169,9 +169,10 @@ def _why(job: Job) -> str:
     status = job.get("status")
     if status in ("succeeded", "running", "queued"):
         return ""
-    if status == "failed" and job.get("exit_code") is not None:
-        return ""  # it exited by itself: the exit column says it all
-    return str(job.get("reason") or "")
+    reason = str(job.get("reason") or "")
+    if reason == f"exited with code {job.get('exit_code')}":
+        return ""  # the exit column says it already
+    return reason
 
 
 def print_jobs(jobs: Iterable[Job]) -> None:
