@@ -3,6 +3,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make run PORT=9000 HOST=0.0.0.0 DATA_DIR=/srv/jobcast`
+HOST ?= 127.0.0.1
+PORT ?= 8080
+DATA_DIR ?= ./.jobcast
 
 .PHONY: install run test check lint bench clean
 
@@ -15,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/jobcast serve --host 127.0.0.1 --port 8080 --data-dir ./.jobcast
+	$(BIN)/jobcast serve --host '$(HOST)' --port '$(PORT)' --data-dir '$(DATA_DIR)'
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

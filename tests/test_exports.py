@@ -14,6 +14,27 @@ def test_all_is_sorted_and_importable():
         assert getattr(jobcast, name) is not None
 
 
+def test_every_error_is_importable_from_jobcast():
+    import jobcast.errors
+
+    errors = [
+        name
+        for name in jobcast.errors.__all__
+        if isinstance(getattr(jobcast.errors, name), type)
+        and issubclass(getattr(jobcast.errors, name), Exception)
+    ]
+    assert len(errors) > 10
+    for name in errors:
+        assert name in jobcast.__all__
+        assert getattr(jobcast, name) is getattr(jobcast.errors, name)
+
+
+def test_the_data_is_loaded_on_first_use():
+    code = "import sys, jobcast; a = 'pydantic' in sys.modules; jobcast.Job; print(a, 'pydantic' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]
+
+
 def _loaded_after(stmt: str) -> set[str]:
     code = f"import sys; {stmt}; print(' '.join(sorted(sys.modules)))"
     return set(

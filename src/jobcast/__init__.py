@@ -1,7 +1,9 @@
 """jobcast: run commands in the background and stream their output live and durably.
 
-The public API is what `__all__` names: the clients, the data they return, and the errors they
-raise. Importing it loads neither the server (aiohttp) nor its storage (sqlite3).
+The public API is what `__all__` names: the clients, the data they return, and every error they
+raise. Importing it loads only the errors: the data (pydantic) and the clients (httpx,
+websockets) are imported when first used, so `import jobcast` and the command line stay quick,
+and neither loads the server (aiohttp) nor its storage (sqlite3).
 """
 
 from __future__ import annotations
@@ -14,27 +16,52 @@ from .errors import (
     BadRequest,
     Conflict,
     ConnectionFailed,
+    Forbidden,
+    InvalidJSON,
     JobcastError,
     JobFinished,
     JobNotFinished,
     JobNotFound,
+    NameTaken,
     NoStdin,
     NotFound,
+    RangeNotSatisfiable,
+    ServerShuttingDown,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
 )
-from .models import Event, EventType, Job, JobList, JobSpec, JobStatus
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
+    from .models import Event, EventType, Job, JobList, JobSpec, JobStatus
+
+#: the names `__getattr__` imports on first use, and from where
+_LAZY = {
+    "AsyncClient": "client",
+    "Client": "client",
+    "Event": "models",
+    "EventType": "models",
+    "Job": "models",
+    "JobList": "models",
+    "JobSpec": "models",
+    "JobStatus": "models",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The clients pull in httpx and websockets; the server, which imports this package too,
-    # starts faster without them.
-    if name in ("Client", "AsyncClient"):
-        from . import client
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'jobcast' has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(client, name)
-    raise AttributeError(f"module 'jobcast' has no attribute {name!r}")
+    value = getattr(import_module(f".{where}", __name__), name)
+    globals()[name] = value  # once is enough: the next lookup finds it without this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [
@@ -45,6 +72,8 @@ __all__ = [
     "ConnectionFailed",
     "Event",
     "EventType",
+    "Forbidden",
+    "InvalidJSON",
     "Job",
     "JobFinished",
     "JobList",
@@ -53,7 +82,13 @@ __all__ = [
     "JobSpec",
     "JobStatus",
     "JobcastError",
+    "NameTaken",
     "NoStdin",
     "NotFound",
+    "RangeNotSatisfiable",
+    "ServerShuttingDown",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "ValidationFailed",
     "__version__",
 ]

@@ -32,25 +32,41 @@ _config_file: ContextVar[Path | None] = ContextVar("jobcast_config_file", defaul
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOBCAST_", frozen=True, extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
-    data_dir: Path = Path(".jobcast")
-    config: Path | None = None
+    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0: every interface)")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on")
+    data_dir: Path = Field(
+        Path(".jobcast"), description="Where jobs, events and output are kept (created 0700)"
+    )
+    config: Path | None = Field(None, description="A TOML file of these settings")
     store: str = Field("sqlite", description="`sqlite` (embedded) or a `redis://` URL")
     #: beyond this many running jobs, new jobs wait `queued` (FIFO)
-    max_running_jobs: int = Field(8, ge=1)
+    max_running_jobs: int = Field(
+        8, ge=1, description="Jobs running at once; more wait `queued`, first in first out"
+    )
     #: per job, stdout and stderr together; past it output is dropped with an `error` notice
-    max_output_bytes: int = Field(100 * 1024 * 1024, ge=0)
-    heartbeat_seconds: float = Field(15.0, gt=0)
+    max_output_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=0,
+        description="Output kept per job (stdout and stderr together); the rest is dropped",
+    )
+    heartbeat_seconds: float = Field(
+        15.0, gt=0, description="An SSE comment or WebSocket ping this often on idle streams"
+    )
     #: a client that reads nothing for this long is disconnected
-    stall_timeout_seconds: float = Field(120.0, gt=0)
+    stall_timeout_seconds: float = Field(
+        120.0, gt=0, description="Disconnect a client that reads nothing for this long"
+    )
     #: between SIGTERM and SIGKILL on cancel, timeout and shutdown
-    kill_grace_seconds: float = Field(5.0, ge=0)
+    kill_grace_seconds: float = Field(
+        5.0, ge=0, description="Between SIGTERM and SIGKILL on cancel, timeout and shutdown"
+    )
     #: how long output may gather in a pipe before it is read; grows with the number of followers
-    batch_window_ms: float = Field(10.0, ge=0, le=1000)
+    batch_window_ms: float = Field(
+        10.0, ge=0, le=1000, description="Output gathers this long in a job's pipe before a read"
+    )
     #: how often a running job's output files are fsynced (0: only when the job ends)
     fsync_interval_seconds: float = Field(
-        1.0, ge=0, description="fsync running jobs' output this often (0: only at their end)"
+        1.0, ge=0, description="Fsync running jobs' output this often (0: only at their end)"
     )
     #: Retention, applied by the server every `retention_interval_seconds` (and at start) to
     #: finished jobs only, oldest first; unset, a rule deletes nothing. Running and queued jobs are
@@ -67,7 +83,7 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(
         60.0, gt=0, description="How often the retention rules are applied"
     )
-    log_level: str = "info"
+    log_level: str = Field("info", description="debug, info, warning or error")
     #: more names this server answers to (behind a proxy, say); "*" for any
     allowed_hosts: list[str] = Field(
         default_factory=list, description="Host names besides --host and localhost (`*`: any)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pydantic import (
     StrictStr,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "FINAL_STATUSES",
@@ -42,6 +44,12 @@ __all__ = [
 ]
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+#: NAME_PATTERN in words, for the people who get a name wrong
+NAME_RULE = (
+    "a name starts with a letter and has at most 64 characters, each a letter (A-Z, a-z), "
+    "a digit, `_`, `.` or `-`"
+)
+_NAME = re.compile(NAME_PATTERN)
 
 #: Linux's MAX_ARG_STRLEN: the longest single argument or `NAME=value` execve takes, NUL included.
 MAX_ARG_STRLEN = 32 * 4096
@@ -73,7 +81,22 @@ def _env_name(value: str) -> str:
     return _no_nul(value)
 
 
+def _job_name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        # A custom error: its message is shown as is, without pydantic's "Value error, " prefix.
+        raise PydanticCustomError(
+            "job_name",
+            "{name} is not a valid job name: {rule}",
+            {"name": repr(value), "rule": NAME_RULE},
+        )
+    return value
+
+
 ExecStr = Annotated[str, AfterValidator(_no_nul)]
+# The schema keeps the pattern for machines; the error says the rule in words.
+JobName = Annotated[
+    str, AfterValidator(_job_name), Field(json_schema_extra={"pattern": NAME_PATTERN})
+]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 
 
@@ -167,7 +190,7 @@ class JobSpec(BaseModel):
     timeout: float | None = Field(
         None, gt=0, description="Seconds before the job is ended timed_out."
     )
-    name: str | None = Field(None, pattern=NAME_PATTERN, description="Unique among active jobs.")
+    name: JobName | None = Field(None, description="Unique among active jobs.")
     labels: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

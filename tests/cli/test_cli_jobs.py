@@ -98,7 +98,8 @@ def test_detach_show_ls_follow_logs(server):
     assert listed.returncode == 0
     row = listed.stdout.decode().splitlines()[0].split("\t")
     assert row[:3] == [job_id, "twice", "failed"]
-    assert row[-1] == "4"
+    # the exit code says why it failed: no reason beside it
+    assert row[5:] == ["4", ""]
     filtered = json.loads(
         jobcast(server.url, "ls", "--json", "--label", "k=v", "--status", "failed").stdout
     )
@@ -152,7 +153,8 @@ def test_send_signal_cancel(server):
     assert jobcast(server.url, "follow", sleeper).returncode == 128 + signal.SIGTERM
 
     sleeper = jobcast(server.url, "run", "-d", "sleep 30").stdout.decode().strip()
-    assert jobcast(server.url, "cancel", sleeper).stdout.decode().strip() == sleeper
+    said = jobcast(server.url, "cancel", sleeper).stdout.decode()
+    assert said.startswith(f"job {sleeper} was cancelled"), said
     jobcast(server.url, "follow", sleeper)
     assert (
         json.loads(jobcast(server.url, "show", "--json", sleeper).stdout)["status"] == "cancelled"
@@ -195,12 +197,14 @@ def test_watch_prints_lifecycle_lines(server):
         # watch shows what happens from the moment it is connected on
         with Client(server.url) as client:
             wait_for(lambda: client.stats()["clients"]["stream"] >= 1)
-        job_id = jobcast(server.url, "run", "-d", "sleep 0.2").stdout.decode().strip()
+        started = jobcast(server.url, "run", "-d", "--name", "napper", "sleep 0.2")
+        job_id = started.stdout.decode().strip()
         while True:
             fields = proc.stdout.readline().decode().rstrip("\n").split("\t")
-            assert len(fields) == 4, fields
-            if fields[1] == job_id and fields[2] == "complete":
-                assert fields[3].startswith("succeeded")
+            assert len(fields) == 5, fields
+            if fields[1] == job_id and fields[3] == "complete":
+                assert fields[2] == "napper"  # its name, looked up once
+                assert fields[4].startswith("succeeded")
                 break
     finally:
         proc.send_signal(signal.SIGINT)
@@ -237,3 +241,69 @@ def test_usage_errors(args):
     done = jobcast("http://127.0.0.1:1", *args)
     assert done.returncode == 2
     assert b"Usage:" in done.stderr
+
+
+def test_cancel_says_it_waits_for_a_job_that_ignores_sigterm(server_factory, data_dir):
+    srv = server_factory(data_dir, extra=["--kill-grace-seconds", "2"]).start()
+    job_id = jobcast(srv.url, "run", "-d", "trap '' TERM; echo ready; sleep 30").stdout.decode()
+    job_id = job_id.strip()
+    with Client(srv.url) as client:  # the trap is set once it has printed
+        wait_for(lambda: client.job(job_id).stdout_bytes > 0)
+    done = jobcast(srv.url, "cancel", job_id)
+    assert done.returncode == 0
+    assert "waiting for the server's grace period" in done.stderr.decode()
+    assert done.stdout.decode() == (
+        f"job {job_id} was cancelled: it did not end on SIGTERM, "
+        "and was killed (SIGKILL) after the grace period\n"
+    )
+    again = jobcast(srv.url, "cancel", job_id)
+    assert (
+        again.stdout.decode()
+        == f"job {job_id} had already finished (cancelled): nothing to cancel\n"
+    )
+
+
+def test_a_closing_line_on_a_terminal_for_a_timed_out_job(server):
+    import os
+    import pty
+
+    main_fd, term = pty.openpty()
+    try:
+        done = subprocess.run(
+            jobcast_cmd(server.url, "run", "--name", "slow", "--timeout", "0.5", "sleep 30"),
+            stderr=term,
+            stdout=subprocess.PIPE,
+            timeout=TIMEOUT,
+        )
+        os.close(term)
+        said = b""
+        while True:
+            try:
+                chunk = os.read(main_fd, 4096)
+            except OSError:  # EIO: the terminal's other end is closed
+                break
+            if not chunk:
+                break
+            said += chunk
+    finally:
+        os.close(main_fd)
+    assert done.returncode == 124
+    line = said.decode().strip()
+    assert line.startswith("jobcast: job "), line
+    assert "(slow) timed out after " in line
+    assert "ran past its timeout of 0.5s" in line
+
+
+def test_no_closing_line_in_a_pipe(server):
+    done = jobcast(server.url, "run", "--timeout", "0.5", "sleep 30")
+    assert (done.returncode, done.stderr) == (124, b"")
+
+
+def test_validation_errors_say_what_a_name_may_contain(server):
+    done = jobcast(server.url, "run", "--name", "my job", "true")
+    assert done.returncode == 2
+    assert done.stderr.decode() == (
+        "jobcast: invalid job: name: 'my job' is not a valid job name: a name starts with a "
+        "letter and has at most 64 characters, each a letter (A-Z, a-z), a digit, `_`, `.` or "
+        "`-`\n"
+    )

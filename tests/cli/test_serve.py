@@ -159,3 +159,17 @@ def test_serving_on_is_printed_once_requests_are_served(server_factory, data_dir
         finally:
             proc.terminate()
             assert proc.wait(timeout=30) == 0
+
+
+def test_serve_help_describes_every_option():
+    import click
+
+    from jobcast.cli.serve import serve
+    from jobcast.config import Settings
+
+    options = [p for p in serve.get_params(click.Context(serve)) if isinstance(p, click.Option)]
+    named = {p.name for p in options}
+    assert set(Settings.model_fields) <= named
+    for option in options:
+        said = (option.help or "").split("[env ")[0].strip()
+        assert said, f"--{option.name} has no description in `jobcast serve --help`"

@@ -1,5 +1,10 @@
-"""The `jobcast` command line. Every command but `serve` is a thin layer over `jobcast.client`;
-`serve` loads the server lazily, so the other commands never import it.
+"""The `jobcast` command line. Every command but `serve` is a thin layer over the clients.
+
+Each command imports what it uses when it runs, so starting the command line imports little
+more than click: the one-shot commands (`ls`, `show`, `cancel`, `status`, ...) use the light
+client of the standard library (`jobcast.client.plain`) and never load pydantic, httpx or rich
+(rich only to draw on a terminal); the streaming ones load the full clients; `serve` loads the
+server.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import click
 
 from .. import __version__
 from ..errors import JobcastError
+from .completion import completion
 from .housekeeping import COMMANDS as HOUSEKEEPING
 from .jobs import COMMANDS, Target
 from .serve import serve
@@ -71,3 +77,4 @@ def main(ctx: click.Context, url: str | None, token: str | None) -> None:
 for _command in [*COMMANDS, *HOUSEKEEPING]:
     main.add_command(_command)
 main.add_command(serve)
+main.add_command(completion)

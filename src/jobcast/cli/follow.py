@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..client import AsyncClient
+from ..client.asyncio import AsyncClient
 from ..errors import JobcastError
 from ..models import Event, EventType, Job
 from . import render
@@ -94,6 +94,13 @@ async def follow_job(client: AsyncClient, job: Job, *, forward_interrupt: bool) 
     done = printer.result()  # raises what ended the stream, if not its end
     if done is not None:
         # the final event says how the job ended: the server may already be gone (shutdown)
-        fields = {k: done.data[k] for k in ("status", "exit_code", "signal") if k in done.data}
-        return render.exit_code_of(Job.model_validate({**job.model_dump(), **fields}))
-    return render.exit_code_of(await client.job(job.id))
+        fields = ("status", "exit_code", "signal", "reason", "duration")
+        final = {
+            **job.model_dump(mode="json"),
+            **{k: done.data[k] for k in fields if k in done.data},
+        }
+    else:
+        final = (await client.job(job.id)).model_dump(mode="json")
+    if sys.stderr.isatty() and (line := render.closing_line(final)) is not None:
+        click.echo(line, err=True)
+    return render.exit_code_of(final)

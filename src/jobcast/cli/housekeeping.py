@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import JobcastError, JobNotFinished
-from ..models import Job, JobStatus
 
 if TYPE_CHECKING:
+    from ..models import Job
     from .jobs import Target
 
 __all__ = ["COMMANDS", "Duration", "Size"]
@@ -108,7 +108,7 @@ def rm(
 
 def _ending(job: Job, code: int) -> str:
     how = job.status.value
-    if job.status is JobStatus.FAILED:
+    if how == "failed":
         how += f", {job.signal}" if job.signal else f", exit {job.exit_code}"
     name = f" ({job.name})" if job.name else ""
     return f"jobcast: job {job.id}{name} {how} (exit status {code})"
@@ -144,7 +144,7 @@ def wait(target: Target, jobs: tuple[str, ...], quiet: bool) -> None:
 
             async def one(job: Job) -> None:
                 ended = await client.wait(job.id)
-                codes[job.id] = exit_code_of(ended)
+                codes[job.id] = exit_code_of(ended.model_dump(mode="json"))
                 if not quiet:
                     click.echo(_ending(ended, codes[job.id]), err=True)
 

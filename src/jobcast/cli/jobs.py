@@ -7,29 +7,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
-import shutil
-import stat
 import sys
-import threading
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..client import AsyncClient, Client, backoff
-from ..errors import Conflict, JobcastError, JobFinished, NoStdin
-from ..models import JobStatus
+from ..client.endpoint import job_path
 from . import render
-from .follow import follow_job
+from .completion import complete_job
 
-__all__ = ["COMMANDS", "Target"]
+if TYPE_CHECKING:
+    from ..client.asyncio import AsyncClient
+    from ..client.plain import PlainClient
+    from ..client.sync import Client
 
-#: bytes read from stdin at a time when forwarding it
-CHUNK = 64 * 1024
+__all__ = ["COMMANDS", "STATUSES", "Target", "complete_job"]
+
+#: `JobStatus`'s values, spelt out so that `ls --status` needs no models to parse its options
+#: seconds a cancel may take before `jobcast cancel` says that it waits for the grace period
+CANCEL_PATIENCE = 1.0
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "lost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +39,36 @@ class Target:
     token: str | None
 
     def client(self) -> Client:
+        _without_httpx_cli()
+        from ..client.sync import Client
+
         return Client(self.url, self.token)
 
     def async_client(self) -> AsyncClient:
+        _without_httpx_cli()
+        from ..client.asyncio import AsyncClient
+
         return AsyncClient(self.url, self.token)
+
+    def plain(self, timeout: float | None = None) -> PlainClient:
+        """The light client of the one-shot commands (no httpx, no pydantic to import)."""
+        from ..client.plain import DEFAULT_TIMEOUT, PlainClient
+
+        return PlainClient(self.url, self.token, timeout=timeout or DEFAULT_TIMEOUT)
+
+
+def _without_httpx_cli() -> None:
+    """Import httpx without its own command line, which it loads whenever rich and pygments are
+    installed (as they are here): a third of the start-up of `jobcast run`. Only in this process,
+    where nobody calls `httpx.main`; httpx's fallback for a missing CLI takes its place."""
+    if "httpx" in sys.modules:
+        return
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # None: "not there"
+    try:
+        import httpx  # noqa: F401
+    except ImportError:  # a version that needs it: import it whole
+        sys.modules.pop("httpx._main", None)
+        sys.modules.pop("httpx", None)
 
 
 pass_target = click.make_pass_decorator(Target)
@@ -66,71 +91,13 @@ def _json_option(func: Any) -> Any:
 # -- following ----------------------------------------------------------------------------------
 
 
-async def _stdin_chunks() -> AsyncIterator[bytes]:
-    fd = sys.stdin.fileno()
-    if stat.S_ISREG(os.fstat(fd).st_mode):
-        while chunk := os.read(fd, CHUNK):  # a file never blocks for long
-            yield chunk
-        return
-    # A pipe or terminal is read by a daemon thread: it may block forever without holding up our
-    # exit, and stdin keeps its blocking mode (a terminal's is shared with stdout).
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4)
-
-    def reader() -> None:
-        while True:
-            try:
-                chunk = os.read(fd, CHUNK)
-            except OSError:
-                chunk = b""
-            try:
-                asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
-            except (RuntimeError, concurrent.futures.CancelledError):
-                return  # the loop is gone: nobody wants the rest
-            if not chunk:
-                return
-
-    threading.Thread(target=reader, name="jobcast-stdin", daemon=True).start()
-    while chunk := await queue.get():
-        yield chunk
-
-
-async def send_when_ready(
-    client: AsyncClient, job_id: str, data: bytes, *, eof: bool = False, patience: float | None
-) -> None:
-    """Send input, waiting while the job cannot take it yet, as a write to a full pipe waits.
-
-    The server answers a plain `Conflict` while the job is queued or has not read what it was
-    sent before; `JobFinished` and `NoStdin` are final. `patience` bounds the wait (None: none).
-    """
-    loop = asyncio.get_running_loop()
-    deadline = None if patience is None else loop.time() + patience
-    delays = backoff(initial=0.05, maximum=1.0)
-    while True:
-        try:
-            await client.send(job_id, data, eof=eof)
-            return
-        except (JobFinished, NoStdin):
-            raise
-        except Conflict:
-            if deadline is not None and loop.time() > deadline:
-                raise
-        await asyncio.sleep(next(delays))
-
-
-async def forward_stdin(client: AsyncClient, job_id: str) -> None:
-    """Copy our stdin to the job's, then close it; stop quietly once the job stops taking it."""
-    try:
-        async for chunk in _stdin_chunks():
-            await send_when_ready(client, job_id, chunk, patience=None)
-        await send_when_ready(client, job_id, b"", eof=True, patience=None)
-    except (JobFinished, NoStdin):
-        return  # what is left has nowhere to go
-    except JobcastError as e:
-        click.echo(f"jobcast: stopped forwarding stdin: {e.message}", err=True)
-
-
 async def _run(target: Target, command: str | list[str], detach: bool, **options: Any) -> int:
+    import asyncio
+
+    _without_httpx_cli()
+    from .follow import follow_job
+    from .stdin import forward_stdin
+
     async with target.async_client() as client:
         job = await client.run(command, **options)
         if detach:
@@ -188,16 +155,20 @@ def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
       130      you detached with a second Ctrl-C (the job goes on)
       2        jobcast itself failed (bad usage, server unreachable)
     """
+    import shutil
+
     cols, rows = shutil.get_terminal_size() if opts["pty"] and sys.stdout.isatty() else (80, 24)
     spec: str | list[str] = command[0] if len(command) == 1 else list(command)
     opts["labels"] = opts.pop("label")
     if opts["cwd"]:
         opts["cwd"] = os.path.abspath(opts["cwd"])
+    import asyncio
+
     raise click.exceptions.Exit(asyncio.run(_run(target, spec, cols=cols, rows=rows, **opts)))
 
 
 @click.command()
-@click.argument("job")
+@click.argument("job", shell_complete=complete_job)
 @pass_target
 def follow(target: Target, job: str) -> None:
     """Follow JOB's output from its start, as `run` does, and exit with its exit code.
@@ -205,6 +176,11 @@ def follow(target: Target, job: str) -> None:
     Ctrl-C stops following (exit 130); the job goes on. The exit status is the same as
     `jobcast run`'s: the job's code, 128+N for signal N, 124 timed out, 255 lost.
     """
+
+    import asyncio
+
+    _without_httpx_cli()
+    from .follow import follow_job
 
     async def main() -> int:
         async with target.async_client() as client:
@@ -217,7 +193,7 @@ def follow(target: Target, job: str) -> None:
 
 
 @click.command()
-@click.argument("job")
+@click.argument("job", shell_complete=complete_job)
 @click.option("-f", "--follow", is_flag=True, help="Go on printing new output until JOB ends.")
 @click.option(
     "--stream",
@@ -244,9 +220,7 @@ def logs(target: Target, job: str, follow: bool, stream: Any, offset: int) -> No
 
 
 @click.command(name="ls")
-@click.option(
-    "--status", type=click.Choice([s.value for s in JobStatus]), help="Only jobs in this state."
-)
+@click.option("--status", type=click.Choice(STATUSES), help="Only jobs in this state.")
 @click.option(
     "-l", "--label", multiple=True, callback=_pairs, metavar="K=V", help="Only jobs with it."
 )
@@ -270,43 +244,66 @@ def ls(
     limit: int,
     as_json: bool,
 ) -> None:
-    """List jobs, newest first: id, name, status, command, time, exit code.
+    """List jobs, newest first: id, name, status, command, time, exit code, and why a job did
+    not end the ordinary way (it could not start, was lost, cancelled or timed out).
 
     On a terminal, a table; in a pipe, one job a line, tab-separated, without a header.
     """
-    with target.client() as client:
-        page = client.jobs(status=status, labels=label, name=name, limit=limit)
+    params = [("label", f"{k}={v}") for k, v in label.items()]
+    params += [(k, str(v)) for k, v in (("status", status), ("name", name)) if v is not None]
+    params.append(("limit", str(limit)))
+    with target.plain() as client:
+        page = client.get("/jobs", params)
     if as_json:
-        render.print_json(page.model_dump(mode="json"))
+        render.print_json(page)
     else:
-        render.print_jobs(page.jobs)
+        render.print_jobs(page["jobs"])
 
 
 @click.command()
-@click.argument("job")
+@click.argument("job", shell_complete=complete_job)
 @_json_option
 @pass_target
 def show(target: Target, job: str, as_json: bool) -> None:
     """Show everything about JOB (by id or name)."""
-    with target.client() as client:
-        found = client.job(job)
+    with target.plain() as client:
+        found = client.get(job_path(job))
     if as_json:
-        render.print_json(found.model_dump(mode="json"))
+        render.print_json(found)
     else:
         render.print_job(found)
 
 
 @click.command()
-@click.argument("job")
+@click.argument("job", shell_complete=complete_job)
+@_json_option
 @pass_target
-def cancel(target: Target, job: str) -> None:
-    """Stop JOB: SIGTERM to its processes, SIGKILL if they linger."""
-    with target.client() as client:
-        click.echo(client.cancel(job).id)
+def cancel(target: Target, job: str, as_json: bool) -> None:
+    """Stop JOB: SIGTERM to its processes, SIGKILL if they are still there after the server's
+    grace period (kill_grace_seconds). Returns once JOB has ended, and says how it did."""
+    with target.plain() as client:
+        before = client.get(job_path(job))
+        if before["status"] in render.FINAL_STATUSES:
+            after = before
+        else:
+
+            def waiting() -> None:
+                click.echo(
+                    f"jobcast: {render.who(before)} has not ended on SIGTERM yet; waiting for the "
+                    "server's grace period (kill_grace_seconds), after which it sends SIGKILL",
+                    err=True,
+                )
+
+            path = job_path(before["id"], "/cancel")
+            after = client.request("POST", path, slow=(CANCEL_PATIENCE, waiting))
+    if as_json:
+        render.print_json(after)
+    else:
+        click.echo(render.cancel_outcome(before, after))
 
 
 @click.command()
-@click.argument("job")
+@click.argument("job", shell_complete=complete_job)
 @click.argument("text")
 @click.option("--eof", is_flag=True, help="Close JOB's stdin afterwards.")
 @click.option("-n", "--no-newline", is_flag=True, help="Do not add a newline to TEXT.")
@@ -329,6 +326,11 @@ def send(target: Target, job: str, text: str, eof: bool, no_newline: bool, wait:
     else:
         data = (text if no_newline else text + "\n").encode()
 
+    import asyncio
+
+    _without_httpx_cli()
+    from .stdin import send_when_ready
+
     async def main() -> None:
         async with target.async_client() as client:
             await send_when_ready(client, job, data, eof=eof, patience=wait)
@@ -337,13 +339,14 @@ def send(target: Target, job: str, text: str, eof: bool, no_newline: bool, wait:
 
 
 @click.command(name="signal")
-@click.argument("job")
+@click.argument("job", shell_complete=complete_job)
 @click.argument("sig", metavar="SIGNAL")
 @pass_target
 def signal_(target: Target, job: str, sig: str) -> None:
     """Send SIGNAL (INT, TERM, HUP, USR1, ... or a number) to JOB's processes."""
-    with target.client() as client:
-        sent = client.signal(job, int(sig) if sig.isdigit() else sig)
+    name: str | int = int(sig) if sig.isdigit() else sig.strip().upper().removeprefix("SIG")
+    with target.plain() as client:
+        sent = client.post(job_path(job, "/signal"), {"signal": name})["signal"]
     click.echo(f"sent {sent} to job {job}")
 
 
@@ -351,30 +354,53 @@ def signal_(target: Target, job: str, sig: str) -> None:
 @click.option("--output", is_flag=True, help="Include the jobs' output, a line per chunk.")
 @pass_target
 def watch(target: Target, output: bool) -> None:
-    """Print what happens to every job, one line per event, until Ctrl-C."""
+    """Print what happens to every job, one line per event, until Ctrl-C.
+
+    In a pipe, each line is time, job id, job name (empty if it has none), event type and what
+    happened, tab-separated.
+    """
+    from ..errors import JobNotFound
+
+    names: dict[str, str | None] = {}
     with target.client() as client:
         for ev in client.firehose(output=output):
-            click.echo(render.event_line(ev))
+            if ev.job not in names:  # events carry the id only: a job's name is looked up once
+                try:
+                    names[ev.job] = client.job(ev.job).name
+                except JobNotFound:
+                    names[ev.job] = None  # deleted meanwhile
+            click.echo(render.event_line(ev, names[ev.job]))
 
 
 @click.command()
 @_json_option
 @pass_target
 def status(target: Target, as_json: bool) -> None:
-    """Is the server up? Its version, uptime and jobs by status."""
-    with target.client() as client:
-        answer = client.status()
-    (render.print_json if as_json else render.print_mapping)(dict(answer))
+    """Is the server up? Its version, uptime and jobs by status.
+
+    On a terminal, durations and sizes in units; in a pipe or with --json, raw numbers.
+    """
+    with target.plain() as client:
+        answer = client.get("/status")
+    (render.print_json if as_json else render.print_mapping)(answer)
 
 
 @click.command()
 @_json_option
 @pass_target
 def stats(target: Target, as_json: bool) -> None:
-    """Streaming figures: connected clients (in all and per job), events and bytes sent."""
-    with target.client() as client:
-        answer = client.stats()
-    (render.print_json if as_json else render.print_mapping)(dict(answer))
+    """Streaming figures: connected clients (in all and per job), events and bytes sent.
+
+    On a terminal, sizes in units and totals with their average rate since the server started;
+    in a pipe or with --json, raw numbers.
+    """
+    with target.plain() as client:
+        answer = client.get("/stats")
+        if as_json:
+            render.print_json(answer)
+            return
+        uptime = client.get("/status").get("uptime") if render.is_tty() else None
+    render.print_mapping(answer, uptime=uptime)
 
 
 COMMANDS = [run, follow, logs, ls, show, cancel, send, signal_, watch, status, stats]

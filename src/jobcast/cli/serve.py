@@ -26,27 +26,53 @@ def _flag_type(annotation: Any) -> tuple[Any, bool]:
     return {int: int, float: float, bool: bool}.get(annotation, str), False
 
 
-def _settings_options(func: Any) -> Any:
+def _shown(default: Any) -> str:
+    """A default as one would type it: `.jobcast`, `8080`, `none`."""
+    if default is None or default == []:
+        return "none"
+    return str(default)
+
+
+def _settings_options() -> list[click.Parameter]:
     """One flag per setting, named like the setting (`max_output_bytes` -> `--max-output-bytes`)."""
     from ..config import Settings
 
-    for name, field in reversed(Settings.model_fields.items()):
+    options: list[click.Parameter] = []
+    for name, field in Settings.model_fields.items():
         kind, multiple = _flag_type(field.annotation)
         helptext = field.description or ""
         env = f"JOBCAST_{name.upper()}"
-        func = click.option(
-            "--" + name.replace("_", "-"),
-            name,
-            type=kind,
-            multiple=multiple,
-            default=None,
-            help=f"{helptext} [env {env}; default {field.get_default(call_default_factory=True)!r}]".strip(),
-        )(func)
-    return func
+        default = _shown(field.get_default(call_default_factory=True))
+        if multiple:
+            helptext += "; repeat the flag for more"
+        options.append(
+            click.Option(
+                ["--" + name.replace("_", "-"), name],
+                type=kind,
+                multiple=multiple,
+                default=None,
+                help=f"{helptext} [env {env}; default {default}]",
+            )
+        )
+    return options
 
 
-@click.command()
-@_settings_options
+class SettingsCommand(click.Command):
+    """A command whose options are the server's settings, made on first use (to parse, to show
+    help): building them imports the settings, hence pydantic, which no other command needs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._settings_added = False
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not self._settings_added:
+            self._settings_added = True
+            self.params[:0] = _settings_options()
+        return super().get_params(ctx)
+
+
+@click.command(cls=SettingsCommand)
 def serve(**flags: Any) -> None:
     """Run the jobcast server (Ctrl-C or SIGTERM stops it gracefully).
 

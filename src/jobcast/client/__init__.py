@@ -7,15 +7,46 @@
                 print(event.raw.decode(errors="replace"), end="")
 
 Both speak only through `jobcast.models`, `jobcast.protocol` and `jobcast.errors`, so importing them
-loads neither the server (aiohttp) nor its storage (sqlite3).
+loads neither the server (aiohttp) nor its storage (sqlite3). The names here are imported on first
+use: `jobcast.client.plain`, the command line's light client, is reached without httpx.
 """
 
 from __future__ import annotations
 
-from .asyncio import AsyncClient, AsyncJobSocket
-from .base import ServerStats, ServerStatus
-from .stream import backoff, is_retryable
-from .sync import Client, JobSocket
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .asyncio import AsyncClient, AsyncJobSocket
+    from .base import ServerStats, ServerStatus
+    from .stream import backoff, is_retryable
+    from .sync import Client, JobSocket
+
+_LAZY = {
+    "AsyncClient": "asyncio",
+    "AsyncJobSocket": "asyncio",
+    "Client": "sync",
+    "JobSocket": "sync",
+    "ServerStats": "base",
+    "ServerStatus": "base",
+    "backoff": "stream",
+    "is_retryable": "stream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'jobcast.client' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{where}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AsyncClient",

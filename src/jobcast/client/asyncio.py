@@ -10,16 +10,9 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import (
-    ConnectionClosedError,
-    ConnectionClosedOK,
-    WebSocketException,
-)
 
 from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus, PruneResult
 from .base import (
@@ -40,6 +33,10 @@ from .base import (
     ws_message,
 )
 from .stream import EventCursor, LogCursor, Reconnect
+
+if TYPE_CHECKING:
+    # websockets is imported by `connect`, the one method that needs it: the others start faster
+    from websockets.asyncio.client import ClientConnection
 
 __all__ = ["AsyncClient", "AsyncJobSocket"]
 
@@ -270,6 +267,9 @@ class AsyncClient:
 
     async def connect(self, ref: str, *, after: int = 0, raw: bool = False) -> AsyncJobSocket:
         """Open the job's WebSocket; see `Client.connect`. It does not reconnect."""
+        from websockets.asyncio.client import connect as ws_connect
+        from websockets.exceptions import WebSocketException
+
         url, options = self._config.job_socket(ref, after, raw)
         try:
             conn = await ws_connect(url, **options)
@@ -415,6 +415,8 @@ class AsyncJobSocket:
         await self._conn.send(ws_message("cancel"))
 
     async def _messages(self) -> AsyncIterator[str | bytes]:
+        from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
+
         try:
             while True:
                 yield await self._conn.recv()

@@ -6,20 +6,27 @@
 from __future__ import annotations
 
 import base64
-import os
 import signal as _signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar, cast
-from urllib.parse import quote
 
 import httpx
 import orjson
 from pydantic import ValidationError
-from websockets.exceptions import InvalidStatus
 
 from ..errors import ConnectionFailed, JobcastError, ValidationFailed, error_from_payload
 from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus, PruneResult
+from .endpoint import (
+    DEFAULT_URL,
+    cannot_reach,
+    job_path,
+    lost_connection,
+    no_answer,
+    quote_ref,
+    resolve_token,
+    resolve_url,
+)
 
 if TYPE_CHECKING:
     from .stream import EventCursor  # for annotations only: `stream` imports this module
@@ -46,7 +53,6 @@ __all__ = [
     "ws_message",
 ]
 
-DEFAULT_URL = "http://127.0.0.1:8080"
 #: seconds to connect and, outside streams, to get an answer
 DEFAULT_TIMEOUT = 10.0
 #: a stream silent this long is presumed dead and reconnected; the server's heartbeat comes
@@ -102,13 +108,7 @@ class ClientConfig:
         reconnect_timeout: float | None,
     ) -> ClientConfig:
         """Arguments win over `JOBCAST_URL` / `JOBCAST_TOKEN`, which win over the defaults."""
-        url = url or os.environ.get("JOBCAST_URL") or DEFAULT_URL
-        if "://" not in url:
-            # `--url 127.0.0.1:8080` is what people type; httpx would take the host for a scheme.
-            url = "http://" + url
-        if token is None:
-            token = os.environ.get("JOBCAST_TOKEN") or None
-        return cls(url.rstrip("/"), token, timeout, reconnect_timeout)
+        return cls(resolve_url(url), resolve_token(token), timeout, reconnect_timeout)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -182,6 +182,8 @@ def error_from_body(status: int, body: bytes | bytearray) -> JobcastError:
 
 def socket_failed(url: str, exc: Exception) -> JobcastError:
     """What opening a WebSocket raised, as the error the server answered or a `ConnectionFailed`."""
+    from websockets.exceptions import InvalidStatus  # loaded already: a socket was opened
+
     if isinstance(exc, InvalidStatus):
         return error_from_body(exc.response.status_code, exc.response.body or b"")
     return connection_failed(url, exc)
@@ -192,23 +194,10 @@ def connection_failed(url: str, exc: BaseException) -> ConnectionFailed:
     if isinstance(exc, ConnectionFailed):
         return exc
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError):
-        return ConnectionFailed(
-            f"cannot reach the jobcast server at {url}: start it with `jobcast serve` "
-            "or set JOBCAST_URL"
-        )
+        return ConnectionFailed(cannot_reach(url))
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        return ConnectionFailed(f"the jobcast server at {url} did not answer in time")
-    detail = str(exc) or type(exc).__name__
-    return ConnectionFailed(f"lost the connection to the jobcast server at {url}: {detail}")
-
-
-def quote_ref(ref: str) -> str:
-    """A job id or name as one path segment: a user's string must never reach another route."""
-    return quote(ref, safe="")
-
-
-def _job_path(ref: str, suffix: str = "") -> str:
-    return f"/jobs/{quote_ref(ref)}{suffix}"
+        return ConnectionFailed(no_answer(url))
+    return ConnectionFailed(lost_connection(url, str(exc) or type(exc).__name__))
 
 
 def _json(body: bytes) -> Any:
@@ -285,11 +274,11 @@ class API:
 
     @staticmethod
     def job(ref: str) -> Call[Job]:
-        return Call("GET", _job_path(ref), Job.model_validate_json)
+        return Call("GET", job_path(ref), Job.model_validate_json)
 
     @staticmethod
     def cancel(ref: str) -> Call[Job]:
-        return Call("POST", _job_path(ref, "/cancel"), Job.model_validate_json)
+        return Call("POST", job_path(ref, "/cancel"), Job.model_validate_json)
 
     @staticmethod
     def send(ref: str, data: str | bytes, eof: bool) -> Call[int]:
@@ -298,21 +287,21 @@ class API:
         )
         if eof:
             body["eof"] = True
-        return Call("POST", _job_path(ref, "/input"), _written, json=body)
+        return Call("POST", job_path(ref, "/input"), _written, json=body)
 
     @staticmethod
     def signal(ref: str, sig: str | int) -> Call[str]:
         body = {"signal": signal_name(sig)}
-        return Call("POST", _job_path(ref, "/signal"), _signal_sent, json=body)
+        return Call("POST", job_path(ref, "/signal"), _signal_sent, json=body)
 
     @staticmethod
     def resize(ref: str, cols: int, rows: int) -> Call[None]:
         body = {"cols": cols, "rows": rows}
-        return Call("POST", _job_path(ref, "/resize"), _none, json=body)
+        return Call("POST", job_path(ref, "/resize"), _none, json=body)
 
     @staticmethod
     def delete(ref: str) -> Call[None]:
-        return Call("DELETE", _job_path(ref), _none)
+        return Call("DELETE", job_path(ref), _none)
 
     @staticmethod
     def prune(
@@ -336,14 +325,14 @@ class API:
             params.append(("offset", str(offset)))
         if follow:
             params.append(("follow", "1"))
-        return Call("GET", _job_path(ref, "/log"), _bytes, params=tuple(params), headers=headers)
+        return Call("GET", job_path(ref, "/log"), _bytes, params=tuple(params), headers=headers)
 
     @staticmethod
     def events(ref: str, cursor: EventCursor) -> Call[None]:
         params, headers = cursor.resume()
         params.append(("encoding", "base64"))
         headers["Accept"] = "text/event-stream"
-        return Call("GET", _job_path(ref, "/events"), _none, params=tuple(params), headers=headers)
+        return Call("GET", job_path(ref, "/events"), _none, params=tuple(params), headers=headers)
 
     @staticmethod
     def firehose(cursor: EventCursor, output: bool) -> Call[None]:

@@ -6,16 +6,9 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
-from websockets.exceptions import (
-    ConnectionClosedError,
-    ConnectionClosedOK,
-    WebSocketException,
-)
-from websockets.sync.client import ClientConnection
-from websockets.sync.client import connect as ws_connect
 
 from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus, PruneResult
 from .base import (
@@ -36,6 +29,10 @@ from .base import (
     ws_message,
 )
 from .stream import EventCursor, LogCursor, Reconnect
+
+if TYPE_CHECKING:
+    # websockets is imported by `connect`, the one method that needs it: the others start faster
+    from websockets.sync.client import ClientConnection
 
 __all__ = ["Client", "JobSocket"]
 
@@ -286,6 +283,9 @@ class Client:
         """Open the job's WebSocket: events as JSON (or, with `raw=True`, output as bytes), and
         input, resize, signal and cancel messages the other way. It does not reconnect.
         """
+        from websockets.exceptions import WebSocketException
+        from websockets.sync.client import connect as ws_connect
+
         url, options = self._config.job_socket(ref, after, raw)
         try:
             conn = ws_connect(url, **options)
@@ -429,6 +429,8 @@ class JobSocket:
         self._conn.send(ws_message("cancel"))
 
     def _messages(self) -> Iterator[str | bytes]:
+        from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
+
         try:
             while True:
                 yield self._conn.recv()
