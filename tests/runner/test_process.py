@@ -38,7 +38,7 @@ class Sink:
 
 
 def spawn(
-    *argv: str, stdin: bool = False, grace: float = 2.0, cwd: str | None = None
+    *argv: str, stdin: bool = False, grace: float = 2.0, cwd: str | None = None, merge: bool = False
 ) -> LocalProcess:
     request = SpawnRequest(
         argv=list(argv),
@@ -46,6 +46,7 @@ def spawn(
         env=dict(os.environ),
         stdin=stdin,
         kill_grace=grace,
+        merge_stderr=merge,
     )
     return spawn_pipes(request)
 
@@ -281,3 +282,46 @@ def test_spawn_errors_say_what_to_fix(tmp_path):
         spawn(str(script))
     with pytest.raises(SpawnError, match="working directory .* does not exist"):
         spawn("true", cwd=str(tmp_path / "missing"))
+
+
+# Alternates stdout and stderr, a write every millisecond or more. After each write it waits
+# (up to 0.1 s) until the write has been read, so a loaded machine that schedules the reader
+# late cannot take two writes at once and blur their order: what is tested is that the runner
+# reads each stream as it is written, and keeps the order of its reads.
+ALTERNATE = """
+import fcntl, os, struct, sys, termios, time
+def unread(fd):
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"    "))[0]
+for i in range(int(sys.argv[1])):
+    fd = 1 if i % 2 == 0 else 2
+    os.write(fd, b"%d\\n" % i)
+    deadline = time.monotonic() + 0.1
+    while unread(fd) and time.monotonic() < deadline:
+        time.sleep(0.0002)
+    time.sleep(0.001)
+"""
+
+
+def lines_in_order(batches: list[tuple[EventType, bytes]]) -> list[tuple[EventType, int]]:
+    return [(s, int(n)) for s, data in batches for n in data.split()]
+
+
+def alternating(n: int) -> list[tuple[EventType, int]]:
+    return [(EventType.STDOUT if i % 2 == 0 else EventType.STDERR, i) for i in range(n)]
+
+
+async def test_stdout_and_stderr_keep_the_order_of_writes_a_millisecond_apart():
+    # A window far longer than the writes' spacing: read once per window, each stream's writes
+    # would gather in its pipe and come out in runs (all of stdout's, then all of stderr's).
+    sink = Sink()
+    assert await run(spawn(sys.executable, "-c", ALTERNATE, "60"), sink, window=1.0) == 0
+    assert lines_in_order(sink.batches) == alternating(60)
+    assert len(sink.batches) == 60  # one event per run of a stream
+
+
+async def test_merged_stderr_is_in_the_exact_order_of_writes():
+    script = "for i in $(seq 0 199); do echo $i; echo $i >&2; done"
+    sink = Sink()
+    assert await run(spawn("/bin/sh", "-c", script, merge=True), sink) == 0
+    assert {s for s, _ in sink.batches} == {EventType.STDOUT}
+    assert sink.data() == b"".join(b"%d\n%d\n" % (i, i) for i in range(200))

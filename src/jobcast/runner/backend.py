@@ -25,6 +25,8 @@ class SpawnRequest:
     cwd: str
     env: dict[str, str]
     stdin: bool = False
+    #: stderr onto stdout's pipe: one stream, in the exact order of the writes
+    merge_stderr: bool = False
     pty: bool = False
     cols: int = 80
     rows: int = 24
