@@ -271,15 +271,35 @@ async def test_cancelling_run_kills_and_reaps():
     await wait_gone([proc.info[0]])
 
 
-def test_spawn_errors_say_what_to_fix(tmp_path):
-    with pytest.raises(SpawnError, match="'no-such-program' was not found on PATH"):
-        spawn("no-such-program")
-    with pytest.raises(SpawnError, match="was not found; check the spelling"):
-        spawn(str(tmp_path / "nope"))
+def start_failure(*argv: str, cwd: str | None = None) -> SpawnError:
+    with pytest.raises(SpawnError) as caught:
+        spawn(*argv, cwd=cwd)
+    return caught.value
+
+
+def test_spawn_errors_say_what_to_fix_with_a_shells_exit_code(tmp_path):
+    e = start_failure("no-such-program")
+    assert (e.code, e.exit_code) == ("command_not_found", 127)
+    assert str(e).startswith("command not found: no-such-program (not on PATH; check the spelling")
+    e = start_failure(str(tmp_path / "nope"))
+    assert (e.code, e.exit_code) == ("command_not_found", 127)
+    assert str(e).startswith(f"command not found: {tmp_path / 'nope'} (no such file")
     script = tmp_path / "script"
     script.write_text("#!/bin/sh\n")
-    with pytest.raises(SpawnError, match="permission denied"):
-        spawn(str(script))
+    e = start_failure(str(script))
+    assert (e.code, e.exit_code) == ("command_not_executable", 126)
+    assert "permission denied" in str(e)
+    e = start_failure("./", cwd=str(tmp_path))
+    assert (e.exit_code, str(e)) == (126, "command not executable: ./ (it is a directory)")
+    script.write_text("#!/no/such/interpreter\n")
+    script.chmod(0o755)
+    e = start_failure(str(script))
+    assert e.exit_code == 126 and "its #! interpreter was not found" in str(e)
+    script.write_text("echo no #! line\n")
+    e = start_failure(str(script))
+    assert e.exit_code == 126 and "a script needs a #! line" in str(e)
+    e = start_failure("true", cwd=str(tmp_path / "missing"))
+    assert (e.code, e.exit_code) == ("spawn_failed", None)
     with pytest.raises(SpawnError, match="working directory .* does not exist"):
         spawn("true", cwd=str(tmp_path / "missing"))
 

@@ -394,7 +394,8 @@ class LocalProcess:
 
 
 def spawn_error(exc: OSError, argv: list[str], cwd: str) -> SpawnError:
-    return SpawnError(spawn_failure(exc, argv[0], cwd, os.path.isdir(cwd)))
+    failure = spawn_failure(exc, argv[0], cwd)
+    return SpawnError(failure.message, failure.code, failure.exit_code)
 
 
 def spawn_pipes(request: SpawnRequest) -> LocalProcess:
