@@ -25,11 +25,15 @@ def output_lines(evs: list[dict]) -> list[tuple[str, int]]:
     return [(e["type"], int(n)) for e in out for n in e["data"]["text"].split()]
 
 
-def test_stdout_and_stderr_events_follow_the_order_of_writes(api):
-    job = api.post("/jobs", json={"argv": [sys.executable, "-c", ALTERNATE, "40"]}).json()
-    assert wait_job(api, job["id"])["status"] == "succeeded"
-    want = [(stream.value, i) for stream, i in alternating(40)]
-    assert output_lines(events(api, job["id"])) == want
+def test_stdout_and_stderr_events_follow_the_order_of_writes(server_factory, data_dir):
+    # A window longer than ALTERNATE waits for a write to be read: only reads as the streams are
+    # written, not once per window, keep the order.
+    server = server_factory(data_dir, extra=["--batch-window-ms", "500"]).start()
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        job = api.post("/jobs", json={"argv": [sys.executable, "-c", ALTERNATE, "40"]}).json()
+        assert wait_job(api, job["id"])["status"] == "succeeded"
+        want = [(stream.value, i) for stream, i in alternating(40)]
+        assert output_lines(events(api, job["id"])) == want
 
 
 def test_merged_stderr_is_exact_and_all_stdout(api):
