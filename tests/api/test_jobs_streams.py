@@ -30,9 +30,9 @@ def test_stdout_and_stderr_events_follow_the_order_of_writes(server_factory, dat
     # written, not once per window, keep the order.
     server = server_factory(data_dir, extra=["--batch-window-ms", "500"]).start()
     with httpx.Client(base_url=server.url, timeout=30) as api:
-        job = api.post("/jobs", json={"argv": [sys.executable, "-c", ALTERNATE, "40"]}).json()
+        job = api.post("/jobs", json={"argv": [sys.executable, "-c", ALTERNATE, "16"]}).json()
         assert wait_job(api, job["id"])["status"] == "succeeded"
-        want = [(stream.value, i) for stream, i in alternating(40)]
+        want = [(stream.value, i) for stream, i in alternating(16)]
         assert output_lines(events(api, job["id"])) == want
 
 

@@ -18,7 +18,7 @@ from jobcast.models import EventType
 from jobcast.runner import group
 from jobcast.runner.backend import SpawnError, SpawnRequest
 from jobcast.runner.group import end_group, group_alive, read_starttime
-from jobcast.runner.process import INPUT_LIMIT, LocalProcess, spawn_pipes
+from jobcast.runner.process import INPUT_LIMIT, MAX_RUNS, LocalProcess, spawn_pipes
 from jobcast.runner.procfs import stat_fields
 from tests.helpers import async_wait_for
 from tests.runner.support import process_alive, wait_gone
@@ -334,9 +334,19 @@ async def test_stdout_and_stderr_keep_the_order_of_writes_a_millisecond_apart():
     # A window far longer than the writes' spacing: read once per window, each stream's writes
     # would gather in its pipe and come out in runs (all of stdout's, then all of stderr's).
     sink = Sink()
-    assert await run(spawn(sys.executable, "-c", ALTERNATE, "60"), sink, window=1.0) == 0
-    assert lines_in_order(sink.batches) == alternating(60)
-    assert len(sink.batches) == 60  # one event per run of a stream
+    assert await run(spawn(sys.executable, "-c", ALTERNATE, str(MAX_RUNS)), sink, window=1.0) == 0
+    assert lines_in_order(sink.batches) == alternating(MAX_RUNS)
+    assert len(sink.batches) == MAX_RUNS  # one event per run of a stream
+
+
+async def test_a_window_holds_at_most_max_runs_events_and_all_the_output():
+    script = "for i in $(seq 0 999); do echo $i; echo $i >&2; done"
+    sink = Sink()
+    assert await run(sh(script), sink, window=1.0) == 0
+    # The first read is recorded at once, the rest of the job's output falls within one window.
+    assert len(sink.batches) <= 2 * MAX_RUNS
+    assert sink.data(EventType.STDOUT) == sink.data(EventType.STDERR)
+    assert sink.data() == b"".join(b"%d\n" % i for i in range(1000))
 
 
 async def test_merged_stderr_is_in_the_exact_order_of_writes():

@@ -34,6 +34,8 @@ FAST_READ = 256 << 10
 INPUT_LIMIT = 1 << 20
 #: While both streams wrote within this many seconds, each is read as soon as it has data.
 INTERLEAVE_HOLD = 1.0
+#: Most runs of one stream in a window's batch: each is an event to fan out to every follower.
+MAX_RUNS = 16
 #: After the process and its group are gone, how long an escaped descendant may hold the pipes.
 DRAIN_GRACE = 0.5
 
@@ -88,7 +90,9 @@ class _Pump:
     other), each is read as soon as it has data, so writes on stdout and stderr keep their order
     down to the loop's latency; a stream that gathers FAST_READ in one window goes back to one read
     per window. A read on one stream first drains a stream that was left to fill: its bytes were
-    written earlier. Once per window the batch becomes events, one per run of a stream.
+    written earlier. Once per window the batch becomes events, one per run of a stream: at most
+    MAX_RUNS of them, after which the rest of the window's output joins its stream's last run
+    (the order is lost there, but the events a job costs its followers stay bounded).
     """
 
     def __init__(
@@ -121,7 +125,12 @@ class _Pump:
                 await self._flush()
                 if all(s.eof for s in self._streams) and not self._batch:
                     return
-                if fast or any(not (s.eof or s.watching) for s in self._streams):
+                if fast:
+                    # The producer outruns the window: read again as soon as there is more.
+                    for s in self._streams:
+                        s.gathered = 0
+                    self._update()
+                elif any(not (s.eof or s.watching) for s in self._streams):
                     self._wake.set()  # a stream fills its pipe: read it when the window is over
         finally:
             self.close()
@@ -180,8 +189,10 @@ class _Pump:
         now = time.monotonic()
         interleaving = sum(s.last_data > now - INTERLEAVE_HOLD for s in self._streams) > 1
         room = self._size < BATCH_MAX and not self._stopping
+        # Past MAX_RUNS the order in this window is lost anyway: let the pipes fill until the next.
+        eager = interleaving and len(self._batch) < MAX_RUNS
         for s in self._streams:
-            idle = s.gathered == 0 or (interleaving and s.gathered < FAST_READ)
+            idle = s.gathered == 0 or (eager and s.gathered < FAST_READ)
             want = room and idle and not s.eof
             if want and not s.watching:
                 self._loop.add_reader(s.fd, self._readable, s)
@@ -221,11 +232,16 @@ class _Pump:
     def _add(self, stream: EventType, data: bytes) -> None:
         if not data:
             return
+        self._size += len(data)
         if self._batch and self._batch[-1][0] is stream:
             self._batch[-1][1].append(data)
-        else:
-            self._batch.append((stream, [data]))
-        self._size += len(data)
+            return
+        if len(self._batch) >= MAX_RUNS:
+            for run_stream, parts in reversed(self._batch):
+                if run_stream is stream:
+                    parts.append(data)
+                    return
+        self._batch.append((stream, [data]))
 
     async def _flush(self) -> None:
         batch, self._batch, self._size = self._batch, [], 0
