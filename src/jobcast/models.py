@@ -8,7 +8,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -183,6 +183,17 @@ class JobSpec(BaseModel):
     env: dict[EnvName, ExecStr] = Field(
         default_factory=dict, description="Added to the server's environment."
     )
+    inherit_env: bool = Field(
+        True,
+        description="false: the job's environment is `env` alone, not added to the server's "
+        "(what `jobcast run --env-from-here` sends).",
+    )
+    stderr: Literal["pipe", "merge"] = Field(
+        "pipe",
+        description='"pipe": stderr is its own stream, in order with stdout as the server read '
+        'them; "merge": stderr goes into stdout\'s pipe, in the exact order of the writes, as '
+        "`stdout` events (as `2>&1`).",
+    )
     pty: bool = Field(False, description="Run in a pseudo-terminal (stdout and stderr merge).")
     cols: int = Field(80, ge=1, le=1000)
     rows: int = Field(24, ge=1, le=1000)
@@ -201,7 +212,7 @@ class JobSpec(BaseModel):
             raise ValueError("`command` is empty")
         # Refused here, not by a spawn that can never succeed: execve's total for argv and
         # environment (the server's own environment is inherited too, so it counts).
-        env = {**os.environ, **self.env}
+        env = {**os.environ, **self.env} if self.inherit_env else self.env
         cost = _exec_cost(self.resolved_argv()) + _exec_cost([f"{k}={v}" for k, v in env.items()])
         if cost > ARG_MAX:
             raise ValueError(

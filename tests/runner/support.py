@@ -57,7 +57,14 @@ async def run(store: Any, sup: Supervisor, **spec: Any) -> tuple[Job, list[Event
     """Submit a job, wait for its end; return it with its whole event log."""
     job = await submit(store, sup, **spec)
     job = await wait_final(store, job.id)
-    return job, await events(store, job.id)
+
+    # The store's row can show the final status a moment before the loop has taken the commit
+    # that shows its `complete` event: wait for that too.
+    async def ended() -> list[Event] | None:
+        log = await events(store, job.id)
+        return log if log and log[-1].type is EventType.COMPLETE else None
+
+    return job, await async_wait_for(ended)
 
 
 def of_type(evs: list[Event], type: EventType) -> list[Event]:

@@ -15,6 +15,7 @@ from jobcast.runner.limits import (
     describe_exit,
     outcome,
     parse_signal,
+    shell_failure,
     signal_name,
     utf8_boundary,
 )
@@ -120,3 +121,41 @@ def test_outcome_when_the_runner_ended_the_job():
 def test_describe_exit():
     assert describe_exit(1) == "exited with code 1"
     assert describe_exit(-15) == "killed by SIGTERM"
+
+
+@pytest.mark.parametrize(
+    ("rc", "line", "want"),
+    [
+        (127, "/bin/sh: 1: foo: not found", "command not found: foo"),  # dash
+        (127, "/bin/sh: line 1: foo: command not found", "command not found: foo"),  # bash
+        (127, "/bin/sh: foo: not found", "command not found: foo"),  # busybox
+        (
+            126,
+            "/bin/sh: 1: ./x: Permission denied",
+            "command not executable: ./x (Permission denied)",
+        ),
+        (
+            126,
+            "/bin/sh: line 1: /tmp: Is a directory",
+            "command not executable: /tmp (Is a directory)",
+        ),
+    ],
+)
+def test_a_shells_complaint_names_the_command(rc, line, want):
+    failure = shell_failure("/bin/sh", rc, b"earlier output\n" + line.encode() + b"\r\n")
+    assert failure is not None and failure.message == want
+    assert failure.exit_code == rc
+
+
+@pytest.mark.parametrize(
+    ("rc", "tail"),
+    [
+        (1, b"/bin/sh: 1: foo: not found\n"),  # the shell went on, and failed later
+        (127, b"/bin/sh: 1: foo: not found\nits own words\n"),
+        (127, b"bash: foo: command not found\n"),  # another shell, inside the job
+        (127, b""),
+        (126, b"/bin/sh: 1: foo: not found\n"),
+    ],
+)
+def test_anything_else_is_the_jobs_own_business(rc, tail):
+    assert shell_failure("/bin/sh", rc, tail) is None

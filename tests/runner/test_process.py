@@ -18,7 +18,7 @@ from jobcast.models import EventType
 from jobcast.runner import group
 from jobcast.runner.backend import SpawnError, SpawnRequest
 from jobcast.runner.group import end_group, group_alive, read_starttime
-from jobcast.runner.process import INPUT_LIMIT, LocalProcess, spawn_pipes
+from jobcast.runner.process import INPUT_LIMIT, MAX_RUNS, LocalProcess, spawn_pipes
 from jobcast.runner.procfs import stat_fields
 from tests.helpers import async_wait_for
 from tests.runner.support import process_alive, wait_gone
@@ -38,7 +38,7 @@ class Sink:
 
 
 def spawn(
-    *argv: str, stdin: bool = False, grace: float = 2.0, cwd: str | None = None
+    *argv: str, stdin: bool = False, grace: float = 2.0, cwd: str | None = None, merge: bool = False
 ) -> LocalProcess:
     request = SpawnRequest(
         argv=list(argv),
@@ -46,6 +46,7 @@ def spawn(
         env=dict(os.environ),
         stdin=stdin,
         kill_grace=grace,
+        merge_stderr=merge,
     )
     return spawn_pipes(request)
 
@@ -270,14 +271,87 @@ async def test_cancelling_run_kills_and_reaps():
     await wait_gone([proc.info[0]])
 
 
-def test_spawn_errors_say_what_to_fix(tmp_path):
-    with pytest.raises(SpawnError, match="'no-such-program' was not found on PATH"):
-        spawn("no-such-program")
-    with pytest.raises(SpawnError, match="was not found; check the spelling"):
-        spawn(str(tmp_path / "nope"))
+def start_failure(*argv: str, cwd: str | None = None) -> SpawnError:
+    with pytest.raises(SpawnError) as caught:
+        spawn(*argv, cwd=cwd)
+    return caught.value
+
+
+def test_spawn_errors_say_what_to_fix_with_a_shells_exit_code(tmp_path):
+    e = start_failure("no-such-program")
+    assert (e.code, e.exit_code) == ("command_not_found", 127)
+    assert str(e).startswith("command not found: no-such-program (not on PATH; check the spelling")
+    e = start_failure(str(tmp_path / "nope"))
+    assert (e.code, e.exit_code) == ("command_not_found", 127)
+    assert str(e).startswith(f"command not found: {tmp_path / 'nope'} (no such file")
     script = tmp_path / "script"
     script.write_text("#!/bin/sh\n")
-    with pytest.raises(SpawnError, match="permission denied"):
-        spawn(str(script))
+    e = start_failure(str(script))
+    assert (e.code, e.exit_code) == ("command_not_executable", 126)
+    assert "permission denied" in str(e)
+    e = start_failure("./", cwd=str(tmp_path))
+    assert (e.exit_code, str(e)) == (126, "command not executable: ./ (it is a directory)")
+    script.write_text("#!/no/such/interpreter\n")
+    script.chmod(0o755)
+    e = start_failure(str(script))
+    assert e.exit_code == 126 and "its #! interpreter was not found" in str(e)
+    script.write_text("echo no #! line\n")
+    e = start_failure(str(script))
+    assert e.exit_code == 126 and "a script needs a #! line" in str(e)
+    e = start_failure("true", cwd=str(tmp_path / "missing"))
+    assert (e.code, e.exit_code) == ("spawn_failed", None)
     with pytest.raises(SpawnError, match="working directory .* does not exist"):
         spawn("true", cwd=str(tmp_path / "missing"))
+
+
+# Alternates stdout and stderr, a write every millisecond or more. After each write it waits
+# (up to 0.1 s) until the write has been read, so a loaded machine that schedules the reader
+# late cannot take two writes at once and blur their order: what is tested is that the runner
+# reads each stream as it is written, and keeps the order of its reads.
+ALTERNATE = """
+import fcntl, os, struct, sys, termios, time
+def unread(fd):
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"    "))[0]
+for i in range(int(sys.argv[1])):
+    fd = 1 if i % 2 == 0 else 2
+    os.write(fd, b"%d\\n" % i)
+    deadline = time.monotonic() + 0.1
+    while unread(fd) and time.monotonic() < deadline:
+        time.sleep(0.0002)
+    time.sleep(0.001)
+"""
+
+
+def lines_in_order(batches: list[tuple[EventType, bytes]]) -> list[tuple[EventType, int]]:
+    return [(s, int(n)) for s, data in batches for n in data.split()]
+
+
+def alternating(n: int) -> list[tuple[EventType, int]]:
+    return [(EventType.STDOUT if i % 2 == 0 else EventType.STDERR, i) for i in range(n)]
+
+
+async def test_stdout_and_stderr_keep_the_order_of_writes_a_millisecond_apart():
+    # A window far longer than the writes' spacing: read once per window, each stream's writes
+    # would gather in its pipe and come out in runs (all of stdout's, then all of stderr's).
+    sink = Sink()
+    assert await run(spawn(sys.executable, "-c", ALTERNATE, str(MAX_RUNS)), sink, window=1.0) == 0
+    assert lines_in_order(sink.batches) == alternating(MAX_RUNS)
+    assert len(sink.batches) == MAX_RUNS  # one event per run of a stream
+
+
+async def test_a_window_holds_at_most_max_runs_events_and_all_the_output():
+    script = "for i in $(seq 0 999); do echo $i; echo $i >&2; done"
+    sink = Sink()
+    assert await run(sh(script), sink, window=1.0) == 0
+    # The first read is recorded at once, the rest of the job's output falls within one window.
+    assert len(sink.batches) <= 2 * MAX_RUNS
+    assert sink.data(EventType.STDOUT) == sink.data(EventType.STDERR)
+    assert sink.data() == b"".join(b"%d\n" % i for i in range(1000))
+
+
+async def test_merged_stderr_is_in_the_exact_order_of_writes():
+    script = "for i in $(seq 0 199); do echo $i; echo $i >&2; done"
+    sink = Sink()
+    assert await run(spawn("/bin/sh", "-c", script, merge=True), sink) == 0
+    assert {s for s, _ in sink.batches} == {EventType.STDOUT}
+    assert sink.data() == b"".join(b"%d\n%d\n" % (i, i) for i in range(200))

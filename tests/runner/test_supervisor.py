@@ -264,7 +264,8 @@ async def test_a_job_that_cannot_start_says_what_to_fix(store, supervisor, tmp_p
     job, evs = await run(store, supervisor, argv=["no-such-program-jobcast"])
     assert job.status is JobStatus.FAILED and job.started_at is None
     assert [e.type for e in evs[-3:]] == [EventType.ERROR, EventType.STATUS, EventType.COMPLETE]
-    assert "was not found on PATH" in evs[-3].data["message"]
+    assert "not on PATH; check the spelling" in evs[-3].data["message"]
+    assert evs[-1].data["exit_code"] == 127
     job, evs = await run(store, supervisor, command="true", cwd=str(tmp_path / "missing"))
     assert job.status is JobStatus.FAILED
     assert "working directory" in of_type(evs, EventType.ERROR)[0].data["message"]
@@ -398,3 +399,52 @@ async def test_a_failing_follower_count_does_not_stop_the_output(store, make_sup
 
 async def _status_is(store, job_id, status):
     return (await store.get_job(job_id)).status is status
+
+
+def cannot_run(evs: list[Event]) -> list[tuple[str, str]]:
+    return [(e.data["code"], e.data["message"]) for e in of_type(evs, EventType.ERROR)]
+
+
+# The same job as a program (argv) and through the shell (command): reported the same way.
+@pytest.mark.parametrize("key", ["argv", "command"])
+@pytest.mark.parametrize("options", [{}, {"stderr": "merge"}, {"pty": True}])
+async def test_a_missing_program_exits_127_with_command_not_found(store, supervisor, key, options):
+    spec = (
+        {"argv": ["no-such-program-jobcast"]}
+        if key == "argv"
+        else {"command": "no-such-program-jobcast -x"}
+    )
+    job, evs = await run(store, supervisor, **spec, **options)
+    assert (job.status, job.exit_code) == (JobStatus.FAILED, 127)
+    [(code, message)] = cannot_run(evs)
+    assert code == "command_not_found"
+    assert message.startswith("command not found: no-such-program-jobcast")
+    assert job.reason == message
+
+
+@pytest.mark.parametrize("key", ["argv", "command"])
+@pytest.mark.parametrize("what", ["file", "directory"])
+async def test_a_program_that_is_not_executable_exits_126(store, supervisor, tmp_path, key, what):
+    path = tmp_path / "script"
+    if what == "file":
+        path.write_text("#!/bin/sh\necho never\n")
+    else:
+        path.mkdir()
+    spec = {"argv": [str(path)]} if key == "argv" else {"command": str(path)}
+    job, evs = await run(store, supervisor, **spec)
+    assert (job.status, job.exit_code) == (JobStatus.FAILED, 126)
+    [(code, message)] = cannot_run(evs)
+    assert code == "command_not_executable"
+    assert message.startswith(f"command not executable: {path} (")
+
+
+async def test_a_shell_job_that_exits_127_itself_is_not_taken_for_a_missing_program(
+    store, supervisor
+):
+    job, evs = await run(store, supervisor, command="echo done >&2; exit 127")
+    assert (job.exit_code, cannot_run(evs)) == (127, [])
+    # Its last words are its own, not the shell's complaint.
+    job, evs = await run(
+        store, supervisor, command="no-such-program-jobcast; echo on >&2; exit 127"
+    )
+    assert (job.exit_code, cannot_run(evs)) == (127, [])

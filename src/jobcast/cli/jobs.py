@@ -7,14 +7,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
+import re
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 
-from ..client.endpoint import job_path
+from ..client.endpoint import DEFAULT_URL, job_path
 from . import render
 from .completion import complete_job
 
@@ -112,12 +116,79 @@ async def _run(target: Target, command: str | list[str], detach: bool, **options
                 await asyncio.wait([feeder])
 
 
+#: A single word run as a program, not by the shell: shlex.quote's safe characters, less `=`
+#: (`A=1` is an assignment to the shell).
+_PLAIN_WORD = re.compile(r"[\w@%+:,./-]+", re.ASCII)
+
+
+def _job_command(words: tuple[str, ...]) -> str | list[str]:
+    """Several words are a program and its arguments; so is one plain word. One word with shell
+    syntax (spaces, quotes, `$`, `|`, `;`, ...) is a command line for `sh -c`."""
+    if len(words) > 1 or _PLAIN_WORD.fullmatch(words[0]):
+        return list(words)
+    return words[0]
+
+
+def _is_local(url: str) -> bool:
+    """Whether the server at `url` runs on this machine: a loopback address or `localhost`."""
+    host = urlsplit(url if "://" in url else "http://" + url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _here() -> str | None:
+    """This directory as the shell names it ($PWD, symlinks kept) if that is where we are; None
+    if it no longer exists."""
+    try:
+        here = os.getcwd()
+    except OSError:
+        return None
+    pwd = os.environ.get("PWD", "")
+    with contextlib.suppress(OSError):
+        if os.path.isabs(pwd) and os.path.samefile(pwd, here):
+            return pwd
+    return here
+
+
+def _environment_here() -> dict[str, str]:
+    # JOBCAST_URL and JOBCAST_TOKEN are this CLI's; a token is a secret the job must not get.
+    return {k: v for k, v in os.environ.items() if not k.startswith("JOBCAST_")}
+
+
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--pty", is_flag=True, help="Run in a pseudo-terminal (stdout and stderr merge).")
 @click.option("--name", help="A name for the job, usable instead of its id while it is active.")
 @click.option("-d", "--detach", is_flag=True, help="Print the job's id and return at once.")
-@click.option("--cwd", type=click.Path(), help="Working directory (relative to this one).")
-@click.option("-e", "--env", multiple=True, callback=_pairs, metavar="K=V", help="Set a variable.")
+@click.option(
+    "--cwd",
+    type=click.Path(),
+    help="Working directory (relative to this one). Default: this one when the server is on "
+    "this machine (a loopback URL), else the server's own.",
+)
+@click.option(
+    "-e",
+    "--env",
+    multiple=True,
+    callback=_pairs,
+    metavar="K=V",
+    help="Set a variable (repeatable).",
+)
+@click.option(
+    "--env-from-here",
+    is_flag=True,
+    help="Give the job this environment, all of it (but JOBCAST_*), instead of the server's, "
+    "as pueue does; -e adds to it. It is stored with the job.",
+)
+@click.option(
+    "--merge-stderr",
+    is_flag=True,
+    help="Send the job's stderr into its stdout (as 2>&1): the exact order of the writes, "
+    "all of it on this stdout.",
+)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -136,13 +207,17 @@ async def _run(target: Target, command: str | list[str], detach: bool, **options
 def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
     """Run COMMAND on the server and follow it, as if it ran here.
 
-    One argument is a shell command line (`jobcast run 'make && make test'`); several are a
-    program and its arguments (`jobcast run -- pytest -q tests/`). Put `--` before a command that
-    has options of its own.
+    Several arguments are a program and its arguments (`jobcast run -- pytest -q tests/`), and
+    so is one plain word (`jobcast run make`). One argument with shell syntax is a command line
+    for `sh -c` (`jobcast run 'make && make test'`). Put `--` before a command that has options
+    of its own. On a server on this machine, the job runs in this directory.
 
-    Its stdout and stderr come out on this one's as they are written. Ctrl-C interrupts the job
-    (SIGINT), a second Ctrl-C detaches and leaves it running. A dropped connection is resumed
-    without losing output.
+    Its stdout and stderr come out on this one's. Each of the two is exact; their order
+    relative to each other is the order in which the server read them, which is the order of
+    the writes unless both are written within a fraction of a millisecond (or faster than the
+    server reads); --merge-stderr makes it exact. Ctrl-C interrupts the job (SIGINT), a second
+    Ctrl-C detaches and leaves it running. A dropped connection is resumed without losing
+    output.
 
     \b
     Exit status, never 0 for a job that did not succeed:
@@ -151,17 +226,25 @@ def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
       124      it ran past --timeout (as timeout(1))
       255      it was lost (the server stopped while it ran)
       143      it was cancelled before it ran (as if by SIGTERM)
-      1        it could not start
+      127      its program was not found (as a shell says "command not found")
+      126      its program cannot be run (not executable, a directory)
+      1        it could not start otherwise (no such working directory)
       130      you detached with a second Ctrl-C (the job goes on)
       2        jobcast itself failed (bad usage, server unreachable)
     """
     import shutil
 
     cols, rows = shutil.get_terminal_size() if opts["pty"] and sys.stdout.isatty() else (80, 24)
-    spec: str | list[str] = command[0] if len(command) == 1 else list(command)
+    spec = _job_command(command)
     opts["labels"] = opts.pop("label")
     if opts["cwd"]:
-        opts["cwd"] = os.path.abspath(opts["cwd"])
+        opts["cwd"] = os.path.normpath(os.path.join(_here() or os.getcwd(), opts["cwd"]))
+    elif _is_local(target.url or DEFAULT_URL):
+        opts["cwd"] = _here()
+    if opts.pop("env_from_here"):
+        opts["env"] = {**_environment_here(), **opts["env"]}
+        opts["inherit_env"] = False
+    opts["stderr"] = "merge" if opts.pop("merge_stderr") else "pipe"
     import asyncio
 
     raise click.exceptions.Exit(asyncio.run(_run(target, spec, cols=cols, rows=rows, **opts)))
@@ -211,7 +294,8 @@ def follow(target: Target, job: str) -> None:
 )
 @pass_target
 def logs(target: Target, job: str, follow: bool, stream: Any, offset: int) -> None:
-    """Print JOB's output, byte for byte (stdout and stderr interleaved as written)."""
+    """Print JOB's output, byte for byte: stdout and stderr interleaved in the order the server
+    read them (exact for a job run with --merge-stderr or --pty, see `jobcast run --help`)."""
     out = sys.stdout.buffer
     with target.client() as client:
         for chunk in client.follow_log(job, stream=stream, offset=offset, follow=follow):

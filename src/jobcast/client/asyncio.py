@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
@@ -94,6 +94,8 @@ class AsyncClient:
         *,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
+        inherit_env: bool = True,
+        stderr: Literal["pipe", "merge"] = "pipe",
         pty: bool = False,
         cols: int = 80,
         rows: int = 24,
@@ -108,6 +110,10 @@ class AsyncClient:
             command: A shell command line (`"make test"`), or an argv list (`["make", "test"]`).
             cwd: Its working directory on the server; the server's own if None.
             env: Variables added to the server's environment.
+            inherit_env: False: `env` is the job's whole environment (the server's is not added).
+            stderr: "merge" sends stderr into stdout's pipe: one stream, in the exact order of
+                the writes, all `stdout` events (as `2>&1`). "pipe" keeps them apart, in the order
+                the server read them.
             pty: Run it in a pseudo-terminal of `cols` x `rows` (stdout and stderr merge).
             stdin: Keep its stdin open for `send`.
             timeout: Seconds after which it is ended, `timed_out`.
@@ -122,6 +128,8 @@ class AsyncClient:
             command,
             cwd=cwd,
             env=dict(env or {}),
+            inherit_env=inherit_env,
+            stderr=stderr,
             pty=pty,
             cols=cols,
             rows=rows,

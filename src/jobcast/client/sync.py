@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
@@ -99,6 +99,8 @@ class Client:
         *,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
+        inherit_env: bool = True,
+        stderr: Literal["pipe", "merge"] = "pipe",
         pty: bool = False,
         cols: int = 80,
         rows: int = 24,
@@ -113,6 +115,10 @@ class Client:
             command: A shell command line (`"make test"`), or an argv list (`["make", "test"]`).
             cwd: Its working directory on the server; the server's own if None.
             env: Variables added to the server's environment.
+            inherit_env: False: `env` is the job's whole environment (the server's is not added).
+            stderr: "merge" sends stderr into stdout's pipe: one stream, in the exact order of
+                the writes, all `stdout` events (as `2>&1`). "pipe" keeps them apart, in the order
+                the server read them.
             pty: Run it in a pseudo-terminal of `cols` x `rows` (stdout and stderr merge).
             stdin: Keep its stdin open for `send`.
             timeout: Seconds after which it is ended, `timed_out`.
@@ -127,6 +133,8 @@ class Client:
             command,
             cwd=cwd,
             env=dict(env or {}),
+            inherit_env=inherit_env,
+            stderr=stderr,
             pty=pty,
             cols=cols,
             rows=rows,

@@ -25,6 +25,8 @@ class SpawnRequest:
     cwd: str
     env: dict[str, str]
     stdin: bool = False
+    #: stderr onto stdout's pipe: one stream, in the exact order of the writes
+    merge_stderr: bool = False
     pty: bool = False
     cols: int = 80
     rows: int = 24
@@ -33,7 +35,15 @@ class SpawnRequest:
 
 
 class SpawnError(Exception):
-    """The process could not start; the message says what to fix."""
+    """The process could not start; the message says what to fix.
+
+    `code` names the failure for the `error` event; `exit_code` is what a shell would have
+    exited with (127: command not found, 126: not executable), None when it has no such code.
+    """
+
+    def __init__(self, message: str, code: str = "spawn_failed", exit_code: int | None = None):
+        super().__init__(message)
+        self.code, self.exit_code = code, exit_code
 
 
 class Process(Protocol):

@@ -1,8 +1,12 @@
-"""The runner's pure policies: output cap, batch window, UTF-8 boundaries, signals, outcomes."""
+"""The runner's policies: output cap, batch window, UTF-8 boundaries, signals, outcomes, failures
+to start."""
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import re
 import signal
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -14,10 +18,12 @@ __all__ = [
     "MAX_WINDOW_MS",
     "Outcome",
     "OutputCap",
+    "StartFailure",
     "batch_window",
     "describe_exit",
     "outcome",
     "parse_signal",
+    "shell_failure",
     "signal_name",
     "spawn_failure",
     "utf8_boundary",
@@ -167,15 +173,74 @@ def outcome(returncode: int, ended_by: JobStatus | None, reason: str | None) -> 
     return Outcome(JobStatus.FAILED, exit_code, sig, describe_exit(returncode))
 
 
-def spawn_failure(exc: OSError, program: str, cwd: str, cwd_exists: bool) -> str:
+class StartFailure(NamedTuple):
+    """Why a program could not be run, as the `error` event and the final status tell it."""
+
+    message: str
+    #: the `error` event's code
+    code: str
+    #: what a shell exits with for it (127 not found, 126 not executable), or None
+    exit_code: int | None
+
+
+NOT_FOUND = "command_not_found"
+NOT_EXECUTABLE = "command_not_executable"
+
+
+def spawn_failure(exc: OSError, program: str, cwd: str) -> StartFailure:
     """What to tell the user when `program` could not be started in `cwd`: what to fix."""
-    if exc.filename == cwd or not cwd_exists:
-        return (
+    if exc.filename == cwd or not os.path.isdir(cwd):
+        message = (
             f"working directory {cwd!r} does not exist or is not a directory; give an existing cwd"
         )
+        return StartFailure(message, "spawn_failed", None)
+    path = os.path.join(cwd, program) if "/" in program else None
     if isinstance(exc, FileNotFoundError):
-        where = "" if "/" in program else " on PATH"
-        return f"program {program!r} was not found{where}; check the spelling or give its full path"
+        if path is not None and os.path.isfile(path):
+            # execve says ENOENT for a script whose `#!` interpreter is missing (shells: 126).
+            why = "its #! interpreter was not found"
+            return StartFailure(f"command not executable: {program} ({why})", NOT_EXECUTABLE, 126)
+        hint = "no such file" if path is not None else "not on PATH"
+        message = f"command not found: {program} ({hint}; check the spelling or give its full path)"
+        return StartFailure(message, NOT_FOUND, 127)
     if isinstance(exc, PermissionError):
-        return f"program {program!r} cannot be run (permission denied); is it an executable file?"
-    return f"could not start {program!r}: {exc.strerror or exc}"
+        if path is not None and os.path.isdir(path):
+            why = "it is a directory"
+        else:
+            why = "permission denied; is it an executable file?"
+        return StartFailure(f"command not executable: {program} ({why})", NOT_EXECUTABLE, 126)
+    if exc.errno == errno.ENOEXEC:
+        why = "not a format this system runs; a script needs a #! line"
+        return StartFailure(f"command not executable: {program} ({why})", NOT_EXECUTABLE, 126)
+    return StartFailure(f"could not start {program!r}: {exc.strerror or exc}", "spawn_failed", None)
+
+
+#: The last line a POSIX shell writes before it exits 127 or 126 for a command it cannot run:
+#: dash `sh: 1: x: not found`, bash `sh: line 1: x: command not found`, busybox `sh: x: not found`.
+_SHELL_FAILURE = re.compile(
+    r"(?:line )?(?:\d+: )?(?P<command>.+?): (?P<why>(?:command )?not found|Permission denied"
+    r"|Is a directory|cannot execute.*)"
+)
+
+
+def shell_failure(shell: str, returncode: int, tail: bytes) -> StartFailure | None:
+    """The command a shell (`shell -c ...`) could not run, from the end of its stderr.
+
+    Only a shell that exited 127 or 126 with its own complaint as the last line it wrote counts;
+    anything else (a program that exits 127 by itself, say) is the job's own business.
+    """
+    if returncode not in (126, 127):
+        return None
+    lines = tail.decode(errors="replace").replace("\r", "").rstrip("\n").rsplit("\n", 1)
+    prefix = shell + ": "
+    if not lines[-1].startswith(prefix):
+        return None
+    match = _SHELL_FAILURE.fullmatch(lines[-1][len(prefix) :])
+    if match is None:
+        return None
+    command, why = match["command"], match["why"]
+    if returncode == 127 and why.endswith("not found"):
+        return StartFailure(f"command not found: {command}", NOT_FOUND, 127)
+    if returncode == 126 and not why.endswith("not found"):
+        return StartFailure(f"command not executable: {command} ({why})", NOT_EXECUTABLE, 126)
+    return None

@@ -8,6 +8,7 @@ import errno
 import fcntl
 import functools
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -32,6 +33,10 @@ BATCH_MAX = 256 << 10
 FAST_READ = 256 << 10
 #: Input waiting for a child that does not read; past it, writes are refused rather than buffered.
 INPUT_LIMIT = 1 << 20
+#: While both streams wrote within this many seconds, each is read as soon as it has data.
+INTERLEAVE_HOLD = 1.0
+#: Most runs of one stream in a window's batch: each is an event to fan out to every follower.
+MAX_RUNS = 16
 #: After the process and its group are gone, how long an escaped descendant may hold the pipes.
 DRAIN_GRACE = 0.5
 
@@ -60,34 +65,74 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-class _Pump:
-    """Reads one output fd in batches: wait until readable, read all there is, one event, sleep."""
+class _Stream:
+    """One output fd of a process, as the pump reads it."""
 
-    def __init__(self, fd: int, stream: EventType, sink: OutputSink, window: Window) -> None:
-        self._fd, self._stream, self._sink, self._window = fd, stream, sink, window
+    __slots__ = ("eof", "fd", "gathered", "held", "last_data", "type", "watching")
+
+    def __init__(self, fd: int, type: EventType) -> None:
         os.set_blocking(fd, False)
-        self._waiter: asyncio.Future[None] | None = None
+        self.fd, self.type = fd, type
+        #: the start of a UTF-8 character whose end has not been read yet
+        self.held = b""
+        self.eof = False
+        #: a reader is registered: it is read as soon as it has data
+        self.watching = False
+        #: bytes read since the last flush
+        self.gathered = 0
+        self.last_data = -math.inf
+
+
+class _Pump:
+    """Reads a process's output fds into one batch that keeps the order of the reads.
+
+    A stream that writes alone is read at most once per window: its pipe holds the bytes meanwhile
+    (PERF.md: batch at the source). While two streams both write (within INTERLEAVE_HOLD of each
+    other), each is read as soon as it has data, so writes on stdout and stderr keep their order
+    down to the loop's latency; a stream that gathers FAST_READ in one window goes back to one read
+    per window. A read on one stream first drains a stream that was left to fill: its bytes were
+    written earlier. Once per window the batch becomes events, one per run of a stream: at most
+    MAX_RUNS of them, after which the rest of the window's output joins its stream's last run
+    (the order is lost there, but the events a job costs its followers stay bounded).
+    """
+
+    def __init__(
+        self, outputs: list[tuple[int, EventType]], sink: OutputSink, window: Window
+    ) -> None:
+        self._streams = [_Stream(fd, stream) for fd, stream in outputs]
+        self._sink, self._window = sink, window
+        self._loop = asyncio.get_running_loop()
+        #: runs of one stream's reads, oldest first
+        self._batch: list[tuple[EventType, list[bytes]]] = []
+        self._size = 0
+        self._wake = asyncio.Event()
+        self._due = -math.inf
         self._stopping = False
         self._closed = False
         self._sink_failed = False
 
     async def run(self) -> None:
-        held = b""
         try:
-            while not self._closed:
-                if not self._stopping:
-                    await self._readable()
-                read_at = time.monotonic()
-                chunk, eof = self._read()
-                data = held + chunk if held else chunk
-                if eof or self._stopping:
-                    await self._emit(data)
+            self._update()
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if not (self._stopping or all(s.eof for s in self._streams)):
+                    await self._rest(self._due)
+                tick_at = time.monotonic()
+                self._tick()
+                fast = self._size >= FAST_READ
+                self._due = tick_at if fast else tick_at + self._window()
+                await self._flush()
+                if all(s.eof for s in self._streams) and not self._batch:
                     return
-                cut = utf8_boundary(data)
-                held = data[cut:]
-                await self._emit(data[:cut] if held else data)
-                if len(chunk) < FAST_READ:
-                    await self._rest(read_at + self._window())
+                if fast:
+                    # The producer outruns the window: read again as soon as there is more.
+                    for s in self._streams:
+                        s.gathered = 0
+                    self._update()
+                elif any(not (s.eof or s.watching) for s in self._streams):
+                    self._wake.set()  # a stream fills its pipe: read it when the window is over
         finally:
             self.close()
 
@@ -95,7 +140,7 @@ class _Pump:
     async def _rest(until: float) -> None:
         """Sleep until `until` (monotonic): one window from the last read, not from now.
 
-        The event just emitted is being written to its followers by callbacks already queued;
+        The events just emitted are being written to their followers by callbacks already queued;
         yield to them first, then sleep only what is left. Sleeping at once would not do: uvloop
         (libuv) measures a timer from the time cached at the start of the loop iteration, and
         then polls for that whole delay after the fan-out has run, so each cycle would take the
@@ -109,56 +154,111 @@ class _Pump:
     def stop(self) -> None:
         """Read what is there now, record it and end, without waiting for EOF."""
         self._stopping = True
-        if self._waiter is not None:
-            _resolve(self._waiter)
+        self._wake.set()
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            asyncio.get_running_loop().remove_reader(self._fd)
-            os.close(self._fd)
+            for s in self._streams:
+                if s.watching:
+                    self._loop.remove_reader(s.fd)
+                    s.watching = False
+                os.close(s.fd)
 
-    async def _readable(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._waiter = fut = loop.create_future()
-        loop.add_reader(self._fd, _resolve, fut)
-        try:
-            await fut
-        finally:
-            self._waiter = None
-            loop.remove_reader(self._fd)
+    def _tick(self) -> None:
+        """The window is over: read the streams left to fill (all of them when stopping)."""
+        for s in self._streams:
+            s.gathered = 0
+        for s in self._streams:
+            if not s.eof and (self._stopping or not s.watching):
+                self._read(s)
+            if self._stopping and not s.eof:
+                s.eof = True
+                self._add(s.type, s.held)
+        self._update()
 
-    def _read(self) -> tuple[bytes, bool]:
-        parts: list[bytes] = []
+    def _readable(self, ready: _Stream) -> None:
+        for s in self._streams:
+            if s is not ready and not (s.eof or s.watching):
+                self._read(s)
+        self._read(ready)
+        self._update()
+        self._wake.set()
+
+    def _update(self) -> None:
+        """Watch the streams to read as soon as they have data; leave the others to fill."""
+        now = time.monotonic()
+        interleaving = sum(s.last_data > now - INTERLEAVE_HOLD for s in self._streams) > 1
+        room = self._size < BATCH_MAX and not self._stopping
+        # Past MAX_RUNS the order in this window is lost anyway: let the pipes fill until the next.
+        eager = interleaving and len(self._batch) < MAX_RUNS
+        for s in self._streams:
+            idle = s.gathered == 0 or (eager and s.gathered < FAST_READ)
+            want = room and idle and not s.eof
+            if want and not s.watching:
+                self._loop.add_reader(s.fd, self._readable, s)
+            elif s.watching and not want:
+                self._loop.remove_reader(s.fd)
+            s.watching = want
+
+    def _read(self, s: _Stream) -> None:
+        """Read all there is (up to the batch's room) and add it to the batch."""
+        room = BATCH_MAX - self._size - len(s.held)
+        parts = [s.held] if s.held else []
         total = 0
-        eof = False
-        while total < BATCH_MAX:
+        while total < room:
             try:
-                part = os.read(self._fd, BATCH_MAX - total)
+                part = os.read(s.fd, room - total)
             except BlockingIOError:
                 break
             except OSError as e:
                 # A PTY master reads EIO once no process holds the terminal open: its EOF.
                 # Anything else ends this stream too, rather than leave the pipe unread.
                 if e.errno != errno.EIO:
-                    logger.error("reading %s failed: %s", self._stream, e)
+                    logger.error("reading %s failed: %s", s.type, e)
                 part = b""
             if not part:
-                eof = True
+                s.eof = True
                 break
             parts.append(part)
             total += len(part)
-        return (parts[0] if len(parts) == 1 else b"".join(parts)), eof
+        if total:
+            s.gathered += total
+            s.last_data = time.monotonic()
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        cut = len(data) if s.eof else utf8_boundary(data)
+        s.held = data[cut:]
+        self._add(s.type, data[:cut] if s.held else data)
 
-    async def _emit(self, data: bytes) -> None:
-        if not data or self._sink_failed:
+    def _add(self, stream: EventType, data: bytes) -> None:
+        if not data:
+            return
+        self._size += len(data)
+        if self._batch and self._batch[-1][0] is stream:
+            self._batch[-1][1].append(data)
+            return
+        if len(self._batch) >= MAX_RUNS:
+            for run_stream, parts in reversed(self._batch):
+                if run_stream is stream:
+                    parts.append(data)
+                    return
+        self._batch.append((stream, [data]))
+
+    async def _flush(self) -> None:
+        batch, self._batch, self._size = self._batch, [], 0
+        for stream, parts in batch:
+            await self._emit(stream, parts[0] if len(parts) == 1 else b"".join(parts))
+        self._update()  # a stream held back while the batch was full may go on
+
+    async def _emit(self, stream: EventType, data: bytes) -> None:
+        if self._sink_failed:
             return
         try:
-            await self._sink(self._stream, data)
+            await self._sink(stream, data)
         except Exception:
             # Keep draining (and discarding) so the job never blocks on a full pipe.
             self._sink_failed = True
-            logger.exception("could not record %s output; discarding the rest", self._stream)
+            logger.exception("could not record %s output; discarding the rest", stream)
 
 
 class _Input:
@@ -250,8 +350,8 @@ class LocalProcess:
         return self._popen.returncode is not None
 
     async def run(self, sink: OutputSink, window: Window) -> int:
-        pumps = [_Pump(fd, stream, sink, window) for fd, stream in self._outputs]
-        tasks = [asyncio.create_task(p.run(), name=f"jobcast-pump-{self.info[0]}") for p in pumps]
+        pump = _Pump(self._outputs, sink, window)
+        task = asyncio.create_task(pump.run(), name=f"jobcast-pump-{self.info[0]}")
         try:
             rc = await self._reap()
             # Whatever it left would outlive the job unsupervised: end it too, in its group and
@@ -259,15 +359,14 @@ class LocalProcess:
             await end_group(self.info[1], self._kill_grace)
             if self._job_id is not None:
                 await end_strays(self._job_id, self._kill_grace)
-            _, pending = await asyncio.wait(tasks, timeout=DRAIN_GRACE)
+            _, pending = await asyncio.wait({task}, timeout=DRAIN_GRACE)
             if pending:
                 logger.info("pid %d: output still open after exit; closing it", self.info[0])
-                for p in pumps:
-                    p.stop()
+                pump.stop()
                 await asyncio.wait(pending)
             return rc
         finally:
-            self._finish(pumps, tasks)
+            self._finish(pump, task)
 
     async def _reap(self) -> int:
         loop = asyncio.get_running_loop()
@@ -282,19 +381,18 @@ class LocalProcess:
             if rc is not None:
                 return rc
 
-    def _finish(self, pumps: list[_Pump], tasks: list[asyncio.Task[None]]) -> None:
+    def _finish(self, pump: _Pump, task: asyncio.Task[None]) -> None:
         """Release everything, also when `run` is cancelled: no process, fd or task outlives it."""
         if self._popen.returncode is None:
             signal_group(self.info[1], signal.SIGKILL)
             self._popen.wait()
         self._reaped = True
         disown(self.info[0])
-        for p, t in zip(pumps, tasks, strict=True):
-            p.close()
-            if not t.done():
-                t.cancel()
-            elif not t.cancelled() and t.exception() is not None:
-                logger.error("output pump failed", exc_info=t.exception())
+        pump.close()
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled() and task.exception() is not None:
+            logger.error("output pump failed", exc_info=task.exception())
         if self._input is not None:
             self._input.close()
         os.close(self._pidfd)
@@ -313,20 +411,22 @@ class LocalProcess:
 
 
 def spawn_error(exc: OSError, argv: list[str], cwd: str) -> SpawnError:
-    return SpawnError(spawn_failure(exc, argv[0], cwd, os.path.isdir(cwd)))
+    failure = spawn_failure(exc, argv[0], cwd)
+    return SpawnError(failure.message, failure.code, failure.exit_code)
 
 
 def spawn_pipes(request: SpawnRequest) -> LocalProcess:
-    """Start the program with its own pipes for stdout and stderr, in a new session."""
+    """Start the program with its own pipes for stdout and stderr (or one for both), in a new
+    session."""
     out_r, out_w = _pipe()
-    err_r, err_w = _pipe()
+    err_r, err_w = (None, None) if request.merge_stderr else _pipe()
     in_r, in_w = os.pipe() if request.stdin else (None, None)
     try:
         popen = subprocess.Popen(
             request.argv,
             stdin=in_r if in_r is not None else subprocess.DEVNULL,
             stdout=out_w,
-            stderr=err_w,
+            stderr=err_w if err_w is not None else out_w,
             cwd=request.cwd,
             env=request.env,
             start_new_session=True,
@@ -340,7 +440,9 @@ def spawn_pipes(request: SpawnRequest) -> LocalProcess:
         for fd in (out_w, err_w, in_r):
             if fd is not None:
                 os.close(fd)
-    outputs = [(out_r, EventType.STDOUT), (err_r, EventType.STDERR)]
+    outputs = [(out_r, EventType.STDOUT)]
+    if err_r is not None:
+        outputs.append((err_r, EventType.STDERR))
     return LocalProcess(
         popen, outputs, in_w, request.kill_grace, job_id=request.env.get(JOB_ID_ENV)
     )

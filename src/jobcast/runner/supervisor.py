@@ -18,7 +18,7 @@ from ..models import EventType, Job, JobSpec, JobStatus
 from ..store.base import ProcessInfo, Store
 from .backend import Backend, Process, SpawnError, SpawnRequest
 from .group import end_group, group_is_ours
-from .limits import Outcome, OutputCap, batch_window, outcome, parse_signal
+from .limits import Outcome, OutputCap, batch_window, outcome, parse_signal, shell_failure
 from .process import spawn_pipes
 from .pty import spawn_pty
 from .reaper import JOB_ID_ENV
@@ -29,6 +29,8 @@ logger = logging.getLogger("jobcast.runner")
 
 LOST_RUNNING = "the server stopped while the job ran"
 LOST_QUEUED = "the server stopped before the job started; run it again"
+#: How much of the output a shell's complaint is looked for in, at the end
+SHELL_TAIL = 1024
 
 
 class LocalBackend:
@@ -46,9 +48,11 @@ class _Output:
     of failures. The job goes on, and so does recording once the store takes writes again.
     """
 
-    def __init__(self, store: Store, job_id: str, limit: int) -> None:
+    def __init__(self, store: Store, job_id: str, limit: int, tail: EventType) -> None:
         self._store, self._job_id = store, job_id
         self.cap = OutputCap(limit)
+        #: the end of the stream that carries stderr, where a shell says what it could not run
+        self.tail, self._tail_stream = b"", tail
         self._lost = 0
         self._failing = False
 
@@ -58,6 +62,8 @@ class _Output:
         return self.cap.dropped + self._lost
 
     async def __call__(self, stream: EventType, data: bytes) -> None:
+        if stream is self._tail_stream:
+            self.tail = (self.tail + data[-SHELL_TAIL:])[-SHELL_TAIL:]
         keep, crossed = self.cap.take(len(data))
         if keep:
             await self._append(stream, raw=data if keep == len(data) else data[:keep])
@@ -361,7 +367,10 @@ class Supervisor:
         proc = await self._spawn(run)
         if proc is None:
             return
-        sink = _Output(self._store, run.job.id, self._settings.max_output_bytes)
+        spec = run.spec
+        merged = spec.pty or spec.stderr == "merge"
+        tail = EventType.STDOUT if merged else EventType.STDERR
+        sink = _Output(self._store, run.job.id, self._settings.max_output_bytes, tail)
         run.task = task = asyncio.create_task(proc.run(sink, self._window(run.job.id)))
         try:
             if run.ended_by is not None:
@@ -378,6 +387,14 @@ class Supervisor:
             await run.killer
         await self._quiesce(run)
         result = outcome(returncode, run.ended_by, run.reason)
+        failure = None
+        if spec.command is not None and run.ended_by is None:
+            failure = shell_failure(run.job.argv[0], returncode, sink.tail)
+        if failure is not None:
+            # Said as a program that cannot start is: the shell's own line is in the output too.
+            error = {"message": failure.message, "code": failure.code}
+            await self._store.append(run.job.id, EventType.ERROR, error)
+            result = result._replace(reason=failure.message)
         await self._record_end(run.job.id, result, sink.dropped)
 
     async def _spawn(self, run: _Run) -> Process | None:
@@ -386,16 +403,19 @@ class Supervisor:
         try:
             proc = await self._backend.spawn(request)
         except SpawnError as e:
-            error = {"message": str(e), "code": "spawn_failed"}
+            error = {"message": str(e), "code": e.code}
             await self._store.append(run.job.id, EventType.ERROR, error)
-            await self._record_end(run.job.id, Outcome(JobStatus.FAILED, None, None, str(e)))
+            failed = Outcome(JobStatus.FAILED, e.exit_code, None, str(e))
+            await self._record_end(run.job.id, failed)
             return None
         run.proc = proc
         try:
             await self._store.set_process(run.job.id, proc.info)
             started = {"started_at": time.time(), "pid": proc.info[0]}
             await self._store.set_status(run.job.id, JobStatus.RUNNING, **started)
-            command = {"argv": request.argv, "cwd": request.cwd, "pty": request.pty}
+            command: dict[str, Any] = {"argv": request.argv, "cwd": request.cwd, "pty": request.pty}
+            if request.merge_stderr:
+                command["stderr"] = "merge"
             await self._store.append(run.job.id, EventType.COMMAND, command)
         except BaseException:
             proc.signal(signal.SIGKILL)
@@ -408,12 +428,15 @@ class Supervisor:
         cwd = os.path.abspath(os.path.expanduser(spec.cwd)) if spec.cwd else os.getcwd()
         # The server's own settings (JOBCAST_*) are not the job's business, and may be secret.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("JOBCAST_")}
-        env = {**inherited, **spec.env, JOB_ID_ENV: run.job.id}
+        # PWD names the job's directory, as a shell started there sets it; not the server's.
+        env = {**(inherited if spec.inherit_env else {}), **spec.env}
+        env.update(PWD=cwd, **{JOB_ID_ENV: run.job.id})
         return SpawnRequest(
             argv=list(run.job.argv),
             cwd=cwd,
             env=env,
             stdin=spec.stdin,
+            merge_stderr=spec.stderr == "merge" and not spec.pty,
             pty=spec.pty,
             cols=spec.cols,
             rows=spec.rows,
