@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +133,8 @@ def wait(target: Target, jobs: tuple[str, ...], quiet: bool) -> None:
       2        a JOB does not exist, or the server cannot be reached
       130      you pressed Ctrl-C (the jobs go on)
     """
+    import asyncio
+
     from .render import exit_code_of
 
     async def main() -> int:
