@@ -25,6 +25,8 @@ class SpawnRequest:
     cwd: str
     env: dict[str, str]
     stdin: bool = False
+    #: a file to read as stdin instead of /dev/null (not with `stdin` or `pty`)
+    stdin_file: str | None = None
     pty: bool = False
     cols: int = 80
     rows: int = 24

@@ -15,6 +15,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import BadRequest, Conflict, JobFinished, NoStdin, ServerShuttingDown
 from ..models import EventType, Job, JobSpec, JobStatus
+from ..pastes import CONTEXT_ENV, Pastes
 from ..store.base import ProcessInfo, Store
 from .backend import Backend, Process, SpawnError, SpawnRequest
 from .group import end_group, group_is_ours
@@ -409,11 +410,15 @@ class Supervisor:
         # The server's own settings (JOBCAST_*) are not the job's business, and may be secret.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("JOBCAST_")}
         env = {**inherited, **spec.env, JOB_ID_ENV: run.job.id}
+        context = Pastes(self._settings.data_dir).paths(spec.context)
+        if context:
+            env[CONTEXT_ENV] = ":".join(context)
         return SpawnRequest(
             argv=list(run.job.argv),
             cwd=cwd,
             env=env,
             stdin=spec.stdin,
+            stdin_file=context[0] if spec.context_stdin else None,
             pty=spec.pty,
             cols=spec.cols,
             rows=spec.rows,
