@@ -20,8 +20,10 @@ from .errors import (
     JobNotFound,
     NoStdin,
     NotFound,
+    PasteNotFound,
+    PayloadTooLarge,
 )
-from .models import Event, EventType, Job, JobList, JobSpec, JobStatus
+from .models import Event, EventType, Job, JobList, JobSpec, JobStatus, Paste, TraceEntry
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
@@ -55,5 +57,9 @@ __all__ = [
     "JobcastError",
     "NoStdin",
     "NotFound",
+    "Paste",
+    "PasteNotFound",
+    "PayloadTooLarge",
+    "TraceEntry",
     "__version__",
 ]

@@ -14,6 +14,7 @@ from .. import __version__
 from ..errors import JobcastError
 from .housekeeping import COMMANDS as HOUSEKEEPING
 from .jobs import COMMANDS, Target
+from .operator import COMMANDS as OPERATOR
 from .serve import serve
 
 __all__ = ["main"]
@@ -68,6 +69,6 @@ def main(ctx: click.Context, url: str | None, token: str | None) -> None:
     ctx.obj = Target(url, token)
 
 
-for _command in [*COMMANDS, *HOUSEKEEPING]:
+for _command in [*COMMANDS, *HOUSEKEEPING, *OPERATOR]:
     main.add_command(_command)
 main.add_command(serve)
