@@ -25,6 +25,8 @@ from .errors import (
     NameTaken,
     NoStdin,
     NotFound,
+    PasteNotFound,
+    PayloadTooLarge,
     RangeNotSatisfiable,
     ServerShuttingDown,
     Unauthorized,
@@ -34,7 +36,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
-    from .models import Event, EventType, Job, JobList, JobSpec, JobStatus
+    from .models import Event, EventType, Job, JobList, JobSpec, JobStatus, Paste, TraceEntry
 
 #: the names `__getattr__` imports on first use, and from where
 _LAZY = {
@@ -46,6 +48,8 @@ _LAZY = {
     "JobList": "models",
     "JobSpec": "models",
     "JobStatus": "models",
+    "Paste": "models",
+    "TraceEntry": "models",
 }
 
 
@@ -85,8 +89,12 @@ __all__ = [
     "NameTaken",
     "NoStdin",
     "NotFound",
+    "Paste",
+    "PasteNotFound",
+    "PayloadTooLarge",
     "RangeNotSatisfiable",
     "ServerShuttingDown",
+    "TraceEntry",
     "Unauthorized",
     "UnsupportedMediaType",
     "ValidationFailed",

@@ -83,6 +83,17 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(
         60.0, gt=0, description="How often the retention rules are applied"
     )
+    #: the largest paste `POST /pastes` stores (413 beyond)
+    max_paste_bytes: int = Field(
+        16 * 1024 * 1024, ge=1, description="The largest paste stored, in bytes (413 beyond)"
+    )
+    #: the trace ledger (`<data-dir>/trace.jsonl`) is rotated past this size
+    trace_max_bytes: int = Field(
+        16 * 1024 * 1024, ge=4096, description="Rotate trace.jsonl once it would grow past this"
+    )
+    trace_keep_files: int = Field(
+        5, ge=0, description="Rotated ledgers kept (trace.jsonl.1 is the newest); older ones go"
+    )
     log_level: str = Field("info", description="debug, info, warning or error")
     #: more names this server answers to (behind a proxy, say); "*" for any
     allowed_hosts: list[str] = Field(

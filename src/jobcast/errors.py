@@ -7,12 +7,14 @@
      ├── Unauthorized                        401 unauthorized
      ├── Forbidden (PermissionError)         403 forbidden
      ├── NotFound (LookupError)              404 not_found
-     │    └── JobNotFound                    404 job_not_found
+     │    ├── JobNotFound                    404 job_not_found
+     │    └── PasteNotFound                  404 paste_not_found
      ├── Conflict                            409 conflict
      │    ├── JobFinished                    409 job_finished
      │    ├── JobNotFinished                 409 job_not_finished
      │    ├── NameTaken                      409 name_taken
      │    └── NoStdin                        409 no_stdin
+     ├── PayloadTooLarge                     413 too_large
      ├── UnsupportedMediaType                415 unsupported_media_type
      ├── RangeNotSatisfiable                 416 range_not_satisfiable
      ├── ServerShuttingDown                  503 shutting_down
@@ -37,6 +39,8 @@ __all__ = [
     "NameTaken",
     "NoStdin",
     "NotFound",
+    "PasteNotFound",
+    "PayloadTooLarge",
     "RangeNotSatisfiable",
     "ServerShuttingDown",
     "Unauthorized",
@@ -95,6 +99,10 @@ class JobNotFound(NotFound):
         return cls(f"no job with id or name {ref!r}; `jobcast ls` lists the jobs there are")
 
 
+class PasteNotFound(NotFound):
+    code = "paste_not_found"
+
+
 class Conflict(JobcastError):
     code = "conflict"
     status = 409
@@ -119,6 +127,11 @@ class NoStdin(Conflict):
 class RangeNotSatisfiable(JobcastError):
     code = "range_not_satisfiable"
     status = 416
+
+
+class PayloadTooLarge(JobcastError):
+    code = "too_large"
+    status = 413
 
 
 class UnsupportedMediaType(JobcastError):

@@ -34,10 +34,14 @@ __all__ = [
     "JobStatus",
     "InputRequest",
     "Meter",
+    "Paste",
+    "PasteRequest",
     "PruneRequest",
     "PruneResult",
     "ResizeRequest",
     "SignalRequest",
+    "TraceEntry",
+    "TraceList",
     "can_transition",
     "complete_data",
     "new_job_id",
@@ -88,6 +92,18 @@ def _job_name(value: str) -> str:
             "job_name",
             "{name} is not a valid job name: {rule}",
             {"name": repr(value), "rule": NAME_RULE},
+        )
+    return value
+
+
+def _paste_ref(value: str) -> str:
+    # The same check as pastes.parse_ref, kept here so models stay free of I/O imports.
+    prefix = "ctx://paste/"
+    digest = value[len(prefix) :]
+    if not value.startswith(prefix) or len(digest) != 64 or digest.strip("0123456789abcdef"):
+        raise ValueError(
+            f"{value[:100]!r} is not a paste ref; refs look like ctx://paste/<sha256>, "
+            "as POST /pastes answers"
         )
     return value
 
@@ -203,9 +219,23 @@ class JobSpec(BaseModel):
     )
     name: JobName | None = Field(None, description="Unique among active jobs.")
     labels: dict[str, str] = Field(default_factory=dict)
+    context: list[Annotated[str, AfterValidator(_paste_ref)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Paste refs (ctx://paste/<sha256>); the job gets their files' paths, "
+        "`:`-separated, in JOBCAST_CONTEXT.",
+    )
+    context_stdin: bool = Field(
+        False, description="The first context file is the job's stdin (not with stdin or pty)."
+    )
 
     @model_validator(mode="after")
     def _one_command(self) -> JobSpec:
+        if self.context_stdin and (not self.context or self.stdin or self.pty):
+            raise ValueError(
+                "`context_stdin` needs a `context` ref, and neither `stdin` nor `pty` "
+                "(the job's stdin is then the first context file)"
+            )
         if (self.command is None) == (self.argv is None):
             raise ValueError("give exactly one of `command` (a shell string) or `argv` (a list)")
         if self.command is not None and not self.command.strip():
@@ -387,6 +417,37 @@ class PruneResult(BaseModel):
     deleted: list[str] = Field(..., description="Ids of the jobs deleted, oldest first.")
     bytes: int = Field(..., ge=0, description="Their output, stdout and stderr bytes together.")
     dry_run: bool
+
+
+class PasteRequest(BaseModel):
+    """`POST /pastes` as JSON; the content may also come as the raw body itself."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    text: str = Field(..., description="The content; stored as UTF-8.")
+
+
+class Paste(BaseModel):
+    """A stored paste: give `ref` in a job's `context`."""
+
+    ref: str = Field(..., description="ctx://paste/<sha256 of the content>")
+    size: int = Field(..., ge=0, description="Bytes.")
+
+
+class TraceEntry(BaseModel):
+    """One operation in the trace ledger."""
+
+    seq: int = Field(..., ge=1, description="Counts up from 1 across rotations and restarts.")
+    ts: float
+    who: str = Field(..., description="The token's name, `local` without auth, `server` itself.")
+    op: str = Field(..., description="job.create, job.start, job.finish, job.cancel, ...")
+    job: str | None = None
+    outcome: str = Field(..., description="`ok`, an error code, or a finished job's status.")
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class TraceList(BaseModel):
+    entries: list[TraceEntry] = Field(..., description="Newest first.")
 
 
 _B32 = "0123456789abcdefghjkmnpqrstvwxyz"

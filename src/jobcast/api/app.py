@@ -15,13 +15,16 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..config import Settings
+from ..pastes import Pastes
 from ..retention import Policy, prune_periodically
 from ..runner.reaper import reap_periodically, set_subreaper
 from ..runner.supervisor import Supervisor
 from ..store import open_store
-from . import housekeeping, jobs, log, openapi, sse, status, websocket
+from ..trace import Trace
+from . import housekeeping, jobs, log, openapi, pastes, sse, status, trace, websocket
 from .guard import guard_middleware
 from .http import error_middleware
+from .ledger import Lifecycle
 from .state import STATE, State
 
 __all__ = ["CannotListen", "create_app", "run_server"]
@@ -51,7 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, guard_middleware(settings)], client_max_size=4 * 1024 * 1024
     )
-    for module in (jobs, sse, websocket, log, status, housekeeping, openapi):
+    for module in (jobs, sse, websocket, log, status, housekeeping, pastes, trace, openapi):
         app.router.add_routes(module.routes)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_lifespan)
@@ -71,10 +74,25 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         return state_holder["s"].stats.per_job.get(job_id, 0)
 
     supervisor = Supervisor(store, settings, followers=followers)
-    state = State(settings, store, supervisor, retention=Policy.from_settings(settings))
+    ledger = Trace(
+        settings.data_dir,
+        max_bytes=settings.trace_max_bytes,
+        keep_files=settings.trace_keep_files,
+    )
+    await ledger.open()
+    # Trace entries wake firehose followers as job events do.
+    ledger.on_written.append(store.wake_firehose)
+    paste_dir = Pastes(settings.data_dir)
+    await asyncio.to_thread(paste_dir.open)
+    state = State(
+        settings, store, supervisor, ledger, paste_dir, retention=Policy.from_settings(settings)
+    )
     state_holder["s"] = state
     app[STATE] = state
     state.stats.loop_lag.start()
+    # From before recovery on: the jobs it ends `lost` or starts are in the ledger too.
+    recorder = Lifecycle(state, store.last_gid())
+    lifecycle = asyncio.create_task(recorder.run(), name="jobcast-trace-lifecycle")
     await supervisor.start()
     background = [asyncio.create_task(_sweep(state), name="jobcast-stall-sweeper")]
     if state.retention.active:
@@ -89,11 +107,16 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(*background, return_exceptions=True)
         if not state.closing:
             await _shutdown(app)
+        # The jobs have ended: their ends go into the ledger before the store closes.
+        lifecycle.cancel()
+        await asyncio.gather(lifecycle, return_exceptions=True)
+        await recorder.flush()
         await state.stats.loop_lag.stop()
         reaper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reaper
         await store.close()
+        await ledger.close()
 
 
 async def _sweep(state: State) -> None:

@@ -251,11 +251,24 @@ async def follow_firehose(
     heartbeat: bytes,
     envelope: Envelope | None = None,
 ) -> None:
-    """Write events of every job past global position `after` until the server closes."""
-    store, stats = state.store, state.stats
+    """Write events of every job past global position `after` until the server closes, and the
+    trace ledger's entries as they are written (`event: trace`, live only: they carry no `id:`,
+    so a client's resume point stays the last job event's; `GET /trace` has the history)."""
+    store, stats, trace = state.store, state.stats, state.trace
     interval = state.settings.heartbeat_seconds
     last_write = time.monotonic()
+    traced = trace.last_seq
     while not (state.closing or store.closed):
+        entries = trace.after(traced)
+        if entries:
+            traced = entries[-1].seq
+            data = b"".join(e.sse() for e in entries)
+            if envelope is not None:
+                data = envelope(data)
+            await state.guarded(follower, write(data))
+            last_write = time.monotonic()
+            stats.events_sent += len(entries)
+            stats.bytes_sent += len(data)
         events = await store.read_all(after, output=output, max_bytes=BATCH_BYTES)
         if events:
             data = b"".join(frame(e) for e in events)

@@ -25,7 +25,10 @@ _LOCAL = {"localhost", "127.0.0.1", "::1"}
 _WILDCARDS = {"", "0.0.0.0", "::"}
 _STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 #: the raw-body types an endpoint documents besides JSON (never text/plain, urlencoded, multipart)
-_RAW_TYPES = {"/jobs/{ref}/input": {"application/octet-stream"}}
+_RAW_TYPES = {
+    "/jobs/{ref}/input": {"application/octet-stream"},
+    "/pastes": {"application/octet-stream", "text/markdown"},
+}
 
 
 def _hostname(host_header: str) -> str:

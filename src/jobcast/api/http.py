@@ -15,6 +15,7 @@ from ..errors import BadRequest, InvalidJSON, JobcastError, ValidationFailed
 
 __all__ = [
     "MAX_INT",
+    "describe",
     "error_middleware",
     "header_int",
     "json_response",
@@ -33,7 +34,7 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def _describe(e: ValidationError) -> str:
+def describe(e: ValidationError) -> str:
     parts = []
     for err in e.errors():
         where = ".".join(str(p) for p in err["loc"]) or "body"
@@ -54,7 +55,7 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ValidationFailed(_describe(e)) from None
+        raise ValidationFailed(describe(e)) from None
 
 
 #: Cursors and offsets end up in SQLite's signed 64-bit integers: anything larger is refused here.

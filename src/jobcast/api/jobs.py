@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 
 from aiohttp import web
 
-from ..errors import BadRequest, JobFinished
+from ..errors import BadRequest, JobFinished, ValidationFailed
 from ..models import InputRequest, JobSpec, JobStatus, ResizeRequest, SignalRequest
 from .http import json_response, parse_body, query_int
+from .ledger import traced
 from .state import STATE
 
 __all__ = ["routes"]
@@ -20,8 +22,19 @@ routes = web.RouteTableDef()
 @routes.post("/jobs")
 async def create_job(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    spec = await parse_body(request, JobSpec)
-    job = await state.store.create_job(spec)
+    async with traced(request, "job.create") as op:
+        spec = await parse_body(request, JobSpec)
+        if spec.context:
+            try:
+                await asyncio.to_thread(state.pastes.resolve, spec.context)
+            except LookupError as e:
+                raise ValidationFailed(
+                    f"context: no paste {e.args[0]} on this server; store it with POST /pastes"
+                ) from None
+        job = await state.store.create_job(spec)
+        op.job = job.id
+        op.detail["argv"] = [arg[:200] for arg in job.argv[:20]]
+    # Only now: its start (by the runner, traced as it happens) comes after this in the ledger.
     await state.supervisor.submit(job, spec)
     return json_response(await state.store.get_job(job.id), 201)
 
@@ -62,7 +75,8 @@ async def get_job(request: web.Request) -> web.Response:
 async def delete_job(request: web.Request) -> web.Response:
     store = request.app[STATE].store
     job = await store.get_job(request.match_info["ref"])
-    await store.delete_job(job.id)
+    async with traced(request, "job.delete", job.id):
+        await store.delete_job(job.id)
     return web.Response(status=204)
 
 
@@ -70,6 +84,10 @@ async def delete_job(request: web.Request) -> web.Response:
 async def cancel_job(request: web.Request) -> web.Response:
     state = request.app[STATE]
     job = await state.store.get_job(request.match_info["ref"])
+    # Traced before it acts, so the job's end (`job.finish`) comes after it in the ledger.
+    async with traced(request, "job.cancel", job.id) as op:
+        if job.status.is_final:
+            op.detail["status"] = job.status.value
     if not job.status.is_final:  # cancelling a finished job changes nothing: 200 with it
         with contextlib.suppress(JobFinished):  # it finished meanwhile
             await state.supervisor.cancel(job.id)
@@ -92,7 +110,9 @@ async def send_input(request: web.Request) -> web.Response:
         else:
             data = (body.data or "").encode()
         eof = body.eof
-    written = await state.supervisor.write_input(job.id, data, eof=eof)
+    # The size only: what is typed (a password, say) never reaches the ledger.
+    async with traced(request, "job.input", job.id, bytes=len(data), eof=eof):
+        written = await state.supervisor.write_input(job.id, data, eof=eof)
     return json_response({"written": written})
 
 
@@ -100,8 +120,11 @@ async def send_input(request: web.Request) -> web.Response:
 async def send_signal(request: web.Request) -> web.Response:
     state = request.app[STATE]
     job = await state.store.get_job(request.match_info["ref"])
-    body = await parse_body(request, SignalRequest)
-    name = await state.supervisor.signal(job.id, str(body.signal))
+    async with traced(request, "job.signal", job.id) as op:
+        body = await parse_body(request, SignalRequest)
+        op.detail["signal"] = str(body.signal)[:32]
+        name = await state.supervisor.signal(job.id, str(body.signal))
+        op.detail["signal"] = name
     return json_response({"signal": name})
 
 

@@ -22,11 +22,15 @@ from ..models import (
     JobList,
     JobSpec,
     JobStatus,
+    Paste,
+    PasteRequest,
     PruneRequest,
     PruneResult,
     ResizeRequest,
     SignalRequest,
+    TraceList,
 )
+from ..trace import OPS
 from .http import MAX_INT, json_response
 
 __all__ = ["routes", "spec"]
@@ -39,9 +43,9 @@ Schema = dict[str, Any]
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     *(
         (m, "validation")
-        for m in (JobSpec, InputRequest, SignalRequest, ResizeRequest, PruneRequest)
+        for m in (JobSpec, InputRequest, SignalRequest, ResizeRequest, PruneRequest, PasteRequest)
     ),
-    *((m, "serialization") for m in (Job, JobList, PruneResult)),
+    *((m, "serialization") for m in (Job, JobList, PruneResult, Paste, TraceList)),
 ]
 
 #: the shape of every error (errors.py): a handler's, the guard's, aiohttp's routing's
@@ -135,7 +139,7 @@ _STATS: Schema = {
 _ERRORS = {
     400: "Bad input; the message names the parameter or field",
     403: "`Host` or `Origin` not allowed (settings allowed_hosts, allowed_origins)",
-    404: "No job with this id or name",
+    404: "No job with this id or name (or no such paste)",
     409: "The job is not in a state that allows this",
     413: "Request body too large",
     415: "`Content-Type` not accepted",
@@ -249,6 +253,30 @@ SSE = {
                         },
                     },
                     "required": ["id", "event", "data"],
+                }
+            }
+        }
+    )
+}
+#: the firehose: job events as above, and the trace ledger's entries (`event: trace`, no `id:`)
+FIREHOSE_SSE = {
+    200: _ok(
+        {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^[0-9]+$"},
+                        "event": _enum(*EventType, "trace", default=False),
+                        "data": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "contentSchema": {
+                                "oneOf": [_ref("Event"), _ref("TraceEntry")],
+                            },
+                        },
+                    },
+                    "required": ["event", "data"],
                 }
             }
         }
@@ -393,8 +421,9 @@ def _paths() -> dict[str, Schema]:
         "/stream": {
             "get": _op(
                 "firehose",
-                "Server-Sent Events of all jobs: lifecycle events, and output with output=true",
-                SSE,
+                "Server-Sent Events of all jobs: lifecycle events, and output with output=true; "
+                "and the trace ledger's new entries as `trace` events (live only, no `id:`)",
+                FIREHOSE_SSE,
                 (400,),
                 [
                     _param("output", "query", "Include output events", _BOOL),
@@ -414,6 +443,58 @@ def _paths() -> dict[str, Schema]:
                 body=_json(_ref("PruneRequest")),
             )
         },
+        "/pastes": {
+            "post": _op(
+                "create_paste",
+                'Store context by its sha256: JSON {"text"}, or the content itself as the body; '
+                "the same content is stored once",
+                {201: _ok(_json(_ref("Paste")))},
+                (400, 413, 415, 422),
+                body=_json(_ref("PasteRequest"))
+                | _text("application/octet-stream")
+                | _text("text/markdown"),
+            )
+        },
+        "/pastes/{hash}": _with_head(
+            _op(
+                "get_paste",
+                "A paste's content",
+                {200: _ok(_text("text/plain"))},
+                (400, 404),
+                [
+                    _param(
+                        "hash",
+                        "path",
+                        "The sha256 of `ctx://paste/<sha256>` (64 lowercase hex digits)",
+                        {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    )
+                ],
+            )
+        ),
+        "/trace": _with_head(
+            _op(
+                "get_trace",
+                "The trace ledger's entries, newest first",
+                {200: _ok(_json(_ref("TraceList")))},
+                (400,),
+                [
+                    _param(
+                        "limit",
+                        "query",
+                        "At most this many (up to 10000)",
+                        {**_INT, "minimum": 1, "default": 100},
+                    ),
+                    _param(
+                        "op",
+                        "query",
+                        "Only these operations; repeat it for several",
+                        {"type": "array", "items": _enum(*sorted(OPS), default=False)},
+                    ),
+                    _param("job", "query", "Only the entries of this job id"),
+                    _param("after", "query", "Only entries with a greater `seq`", _INT),
+                ],
+            )
+        ),
         "/status": _with_head(
             _op(
                 "status",

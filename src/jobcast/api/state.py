@@ -1,4 +1,5 @@
-"""What the request handlers share: settings, store, supervisor, and the streaming statistics."""
+"""What the request handlers share: settings, store, supervisor, ledger, pastes, and the
+streaming statistics."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from aiohttp import web
 
 from ..config import Settings
 from ..looplag import LoopLag
+from ..pastes import Pastes
 from ..retention import Policy
 from ..store import Store
+from ..trace import Trace
 
 if TYPE_CHECKING:
     from ..runner.supervisor import Supervisor
@@ -73,7 +76,11 @@ class State:
     settings: Settings
     store: Store
     supervisor: Supervisor
+    trace: Trace
+    pastes: Pastes
     stats: Stats = field(default_factory=Stats)
+    #: who created each job not yet finished, for the ledger's job.start and job.finish
+    owners: dict[str, str] = field(default_factory=dict)
     #: the retention settings, applied in the background and by `POST /prune` without rules
     retention: Policy = field(default_factory=Policy)
     started: float = field(default_factory=time.time)

@@ -19,7 +19,8 @@ from ..models import OUTPUT_EVENTS, Event
 from ..protocol import parse_ws_command, ws_event_frame, ws_frame
 from .follow import TransportWriter, follow_job
 from .http import query_b64, query_int
-from .state import STATE, Follower, State
+from .ledger import traced
+from .state import STATE, Follower
 
 __all__ = ["routes"]
 
@@ -64,7 +65,7 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
     tag = "wsraw" if fmt == "raw" else ("ws64" if b64 else "ws")
     # The events go out from this handler's own task and the client's messages come in on one
     # more: a task fewer per connection than a sender beside them (memory per idle client).
-    receiver = asyncio.create_task(_receive(state, ws, job_id, binary_input=fmt == "raw"))
+    receiver = asyncio.create_task(_receive(request, ws, job_id, binary_input=fmt == "raw"))
 
     def left(_: object) -> None:
         write.transport.close()  # the client closed or broke off: following stops at the tick
@@ -95,14 +96,16 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
 
 
 async def _receive(
-    state: State, ws: web.WebSocketResponse, job_id: str, *, binary_input: bool
+    request: web.Request, ws: web.WebSocketResponse, job_id: str, *, binary_input: bool
 ) -> None:
+    state = request.app[STATE]
     async for msg in ws:
         try:
             if msg.type is WSMsgType.BINARY and binary_input:
-                await state.supervisor.write_input(job_id, msg.data)
+                async with traced(request, "job.input", job_id, bytes=len(msg.data), eof=False):
+                    await state.supervisor.write_input(job_id, msg.data)
             elif msg.type is WSMsgType.TEXT:
-                await _command(state, job_id, msg.data)
+                await _command(request, job_id, msg.data)
             elif msg.type is WSMsgType.BINARY:
                 raise BadRequest(
                     "binary frames are input only with ?format=raw; send JSON text frames"
@@ -111,14 +114,18 @@ async def _receive(
             await ws.send_str(orjson.dumps({"type": "error", **e.to_payload()}).decode())
 
 
-async def _command(state: State, job_id: str, text: str) -> None:
+async def _command(request: web.Request, job_id: str, text: str) -> None:
     cmd = parse_ws_command(text)
-    sup = state.supervisor
+    sup = request.app[STATE].supervisor
     if cmd.type == "input":
-        await sup.write_input(job_id, cmd.data)
+        async with traced(request, "job.input", job_id, bytes=len(cmd.data), eof=False):
+            await sup.write_input(job_id, cmd.data)
     elif cmd.type == "resize":
         await sup.resize(job_id, cmd.cols, cmd.rows)
     elif cmd.type == "signal":
-        await sup.signal(job_id, cmd.signal)
+        async with traced(request, "job.signal", job_id, signal=cmd.signal[:32]) as op:
+            op.detail["signal"] = await sup.signal(job_id, cmd.signal)
     else:
+        async with traced(request, "job.cancel", job_id):
+            pass  # before it acts, as POST /jobs/{id}/cancel
         await sup.cancel(job_id, wait=False)

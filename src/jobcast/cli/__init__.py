@@ -20,6 +20,7 @@ from ..errors import JobcastError
 from .completion import completion
 from .housekeeping import COMMANDS as HOUSEKEEPING
 from .jobs import COMMANDS, Target
+from .operator import COMMANDS as OPERATOR
 from .serve import serve
 
 __all__ = ["main"]
@@ -74,7 +75,7 @@ def main(ctx: click.Context, url: str | None, token: str | None) -> None:
     ctx.obj = Target(url, token)
 
 
-for _command in [*COMMANDS, *HOUSEKEEPING]:
+for _command in [*COMMANDS, *HOUSEKEEPING, *OPERATOR]:
     main.add_command(_command)
 main.add_command(serve)
 main.add_command(completion)

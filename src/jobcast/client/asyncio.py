@@ -14,7 +14,17 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
-from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus, PruneResult
+from ..models import (
+    Event,
+    EventType,
+    Job,
+    JobList,
+    JobSpec,
+    JobStatus,
+    Paste,
+    PruneResult,
+    TraceEntry,
+)
 from .base import (
     API,
     DEFAULT_TIMEOUT,
@@ -32,7 +42,7 @@ from .base import (
     socket_failed,
     ws_message,
 )
-from .stream import EventCursor, LogCursor, Reconnect
+from .stream import EventCursor, LogCursor, Reconnect, TraceCursor
 
 if TYPE_CHECKING:
     # websockets is imported by `connect`, the one method that needs it: the others start faster
@@ -285,6 +295,32 @@ class AsyncClient:
             raise socket_failed(self.url, e) from e
         return AsyncJobSocket(conn, raw=raw, url=self.url)
 
+    # -- pastes and the trace ---------------------------------------------------------------------
+
+    async def paste(self, data: str | bytes) -> Paste:
+        """Store `data` on the server; see `Client.paste`."""
+        return await self._call(API.paste(data))
+
+    async def get_paste(self, ref: str) -> bytes:
+        """A paste's content, by its ref or its hash; see `Client.get_paste`."""
+        return await self._call(API.get_paste(ref))
+
+    async def trace(
+        self,
+        *,
+        limit: int | None = None,
+        ops: Sequence[str] = (),
+        job: str | None = None,
+        after: int | None = None,
+    ) -> list[TraceEntry]:
+        """The trace ledger's entries, newest first; see `Client.trace`."""
+        return await self._call(API.trace(limit, ops, job, after))
+
+    def follow_trace(self, *, after: int = 0) -> AsyncGenerator[TraceEntry, None]:
+        """The ledger's new entries as they are written; see `Client.follow_trace`."""
+        cursor = TraceCursor(after)
+        return self._resume(lambda: API.trace_stream(cursor), cursor.feed, lambda: False, _no)
+
     # -- server ---------------------------------------------------------------------------------
 
     async def status(self) -> ServerStatus:
@@ -304,6 +340,7 @@ class AsyncClient:
                 call.path,
                 params=call.params,
                 json=call.json,
+                content=call.content,
                 headers=call.headers,
                 timeout=self._config.slow_timeout() if call.slow else httpx.USE_CLIENT_DEFAULT,
             )

@@ -16,7 +16,18 @@ import orjson
 from pydantic import ValidationError
 
 from ..errors import ConnectionFailed, JobcastError, ValidationFailed, error_from_payload
-from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus, PruneResult
+from ..models import (
+    Event,
+    EventType,
+    Job,
+    JobList,
+    JobSpec,
+    JobStatus,
+    Paste,
+    PruneResult,
+    TraceEntry,
+    TraceList,
+)
 from .endpoint import (
     DEFAULT_URL,
     cannot_reach,
@@ -29,7 +40,8 @@ from .endpoint import (
 )
 
 if TYPE_CHECKING:
-    from .stream import EventCursor  # for annotations only: `stream` imports this module
+    # for annotations only: `stream` imports this module
+    from .stream import EventCursor, TraceCursor
 
 __all__ = [
     "API",
@@ -158,6 +170,8 @@ class Call(Generic[T]):
     params: tuple[tuple[str, str], ...] = ()
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: a raw body (sent instead of `json`, with its Content-Type in `headers`)
+    content: bytes | None = None
     #: the server answers once a long job is done (a big prune): no read timeout
     slow: bool = False
 
@@ -340,6 +354,39 @@ class API:
         headers["Accept"] = "text/event-stream"
         if output:
             params += [("output", "1"), ("encoding", "base64")]
+        return Call("GET", "/stream", _none, params=tuple(params), headers=headers)
+
+    @staticmethod
+    def paste(data: str | bytes) -> Call[Paste]:
+        if isinstance(data, str):
+            return Call("POST", "/pastes", Paste.model_validate_json, json={"text": data})
+        headers = {"Content-Type": "application/octet-stream"}
+        return Call("POST", "/pastes", Paste.model_validate_json, headers=headers, content=data)
+
+    @staticmethod
+    def get_paste(ref: str) -> Call[bytes]:
+        digest = ref.removeprefix("ctx://paste/")
+        return Call("GET", f"/pastes/{quote_ref(digest)}", _bytes)
+
+    @staticmethod
+    def trace(
+        limit: int | None, ops: Sequence[str], job: str | None, after: int | None
+    ) -> Call[list[TraceEntry]]:
+        params = [("op", op) for op in ops]
+        for key, value in (("limit", limit), ("job", job), ("after", after)):
+            if value is not None:
+                params.append((key, str(value)))
+        return Call(
+            "GET",
+            "/trace",
+            lambda body: TraceList.model_validate_json(body).entries,
+            params=tuple(params),
+        )
+
+    @staticmethod
+    def trace_stream(cursor: TraceCursor) -> Call[None]:
+        params, headers = cursor.resume()
+        headers["Accept"] = "text/event-stream"
         return Call("GET", "/stream", _none, params=tuple(params), headers=headers)
 
     @staticmethod

@@ -10,11 +10,11 @@ import httpx
 import orjson
 
 from ..errors import ConnectionFailed, JobcastError
-from ..models import Event, EventType, Job
+from ..models import Event, EventType, Job, TraceEntry
 from ..protocol import SSEMessage, SSEParser
 from .base import API, Call, LogStream, connection_failed, event_from_json
 
-__all__ = ["EventCursor", "LogCursor", "Reconnect", "backoff", "is_retryable"]
+__all__ = ["EventCursor", "LogCursor", "Reconnect", "TraceCursor", "backoff", "is_retryable"]
 
 
 # -- resume cursors -----------------------------------------------------------------------------
@@ -72,6 +72,8 @@ class EventCursor:
         return out
 
     def _accept(self, msg: SSEMessage) -> Event | None:
+        if msg.event == "trace":
+            return None  # the ledger's entries on the firehose: no event, and no position
         obj = orjson.loads(msg.data)
         ident = int(msg.id) if msg.id and msg.id.isdigit() else None
         position = ident if self._firehose and ident is not None else int(obj["seq"])
@@ -85,6 +87,33 @@ class EventCursor:
         if ev.type is EventType.COMPLETE and not self._firehose:
             self.done = True
         return ev
+
+
+class TraceCursor:
+    """The firehose read for the trace ledger's entries alone, each once (by its `seq`).
+
+    The entries carry no firehose position: a reconnect starts from the live end again, and
+    entries written while disconnected are not replayed (`GET /trace?after=` has them).
+    """
+
+    def __init__(self, after: int = 0) -> None:
+        self.last = after
+        self._parser = SSEParser()
+
+    def resume(self) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        self._parser = SSEParser()
+        return [], {}
+
+    def feed(self, chunk: bytes) -> list[TraceEntry]:
+        out = []
+        for msg in self._parser.feed(chunk):
+            if msg.event != "trace":
+                continue
+            entry = TraceEntry.model_validate_json(msg.data)
+            if entry.seq > self.last:
+                self.last = entry.seq
+                out.append(entry)
+        return out
 
 
 # -- retries ------------------------------------------------------------------------------------

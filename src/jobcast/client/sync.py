@@ -10,7 +10,17 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
-from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus, PruneResult
+from ..models import (
+    Event,
+    EventType,
+    Job,
+    JobList,
+    JobSpec,
+    JobStatus,
+    Paste,
+    PruneResult,
+    TraceEntry,
+)
 from .base import (
     API,
     DEFAULT_TIMEOUT,
@@ -28,7 +38,7 @@ from .base import (
     socket_failed,
     ws_message,
 )
-from .stream import EventCursor, LogCursor, Reconnect
+from .stream import EventCursor, LogCursor, Reconnect, TraceCursor
 
 if TYPE_CHECKING:
     # websockets is imported by `connect`, the one method that needs it: the others start faster
@@ -301,6 +311,45 @@ class Client:
             raise socket_failed(self.url, e) from e
         return JobSocket(conn, raw=raw, url=self.url)
 
+    # -- pastes and the trace ---------------------------------------------------------------------
+
+    def paste(self, data: str | bytes) -> Paste:
+        """Store `data` on the server; its `ref` (`ctx://paste/<sha256>`) goes in a job's
+        `context`. The same content gives the same ref, and is stored once.
+
+        Raises:
+            PayloadTooLarge: past the server's max_paste_bytes.
+        """
+        return self._call(API.paste(data))
+
+    def get_paste(self, ref: str) -> bytes:
+        """A paste's content, by its ref or its hash.
+
+        Raises:
+            PasteNotFound: the server has no such paste.
+        """
+        return self._call(API.get_paste(ref))
+
+    def trace(
+        self,
+        *,
+        limit: int | None = None,
+        ops: Sequence[str] = (),
+        job: str | None = None,
+        after: int | None = None,
+    ) -> list[TraceEntry]:
+        """The trace ledger's entries, newest first: at most `limit` (the server's default 100),
+        of the operations `ops` (all if empty), of `job`, with `seq` past `after`."""
+        return self._call(API.trace(limit, ops, job, after))
+
+    def follow_trace(self, *, after: int = 0) -> Generator[TraceEntry, None, None]:
+        """The ledger's new entries as they are written (with `seq` past `after`), forever,
+        reconnecting when the connection drops (entries written meanwhile are not replayed)."""
+        cursor = TraceCursor(after)
+        return self._resume(
+            lambda: API.trace_stream(cursor), cursor.feed, lambda: False, lambda: False
+        )
+
     # -- server ---------------------------------------------------------------------------------
 
     def status(self) -> ServerStatus:
@@ -320,6 +369,7 @@ class Client:
                 call.path,
                 params=call.params,
                 json=call.json,
+                content=call.content,
                 headers=call.headers,
                 timeout=self._config.slow_timeout() if call.slow else httpx.USE_CLIENT_DEFAULT,
             )

@@ -27,6 +27,8 @@ class SpawnRequest:
     stdin: bool = False
     #: stderr onto stdout's pipe: one stream, in the exact order of the writes
     merge_stderr: bool = False
+    #: a file to read as stdin instead of /dev/null (not with `stdin` or `pty`)
+    stdin_file: str | None = None
     pty: bool = False
     cols: int = 80
     rows: int = 24

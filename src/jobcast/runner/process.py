@@ -421,6 +421,14 @@ def spawn_pipes(request: SpawnRequest) -> LocalProcess:
     out_r, out_w = _pipe()
     err_r, err_w = (None, None) if request.merge_stderr else _pipe()
     in_r, in_w = os.pipe() if request.stdin else (None, None)
+    if in_r is None and request.stdin_file is not None:
+        try:
+            in_r = os.open(request.stdin_file, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            for pipe_fd in (out_r, out_w, err_r, err_w):
+                if pipe_fd is not None:
+                    os.close(pipe_fd)
+            raise SpawnError(f"cannot open {request.stdin_file} as stdin: {e.strerror}") from None
     try:
         popen = subprocess.Popen(
             request.argv,

@@ -15,6 +15,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import BadRequest, Conflict, JobFinished, NoStdin, ServerShuttingDown
 from ..models import EventType, Job, JobSpec, JobStatus
+from ..pastes import CONTEXT_ENV, Pastes
 from ..store.base import ProcessInfo, Store
 from .backend import Backend, Process, SpawnError, SpawnRequest
 from .group import end_group, group_is_ours
@@ -431,12 +432,16 @@ class Supervisor:
         # PWD names the job's directory, as a shell started there sets it; not the server's.
         env = {**(inherited if spec.inherit_env else {}), **spec.env}
         env.update(PWD=cwd, **{JOB_ID_ENV: run.job.id})
+        context = Pastes(self._settings.data_dir).paths(spec.context)
+        if context:
+            env[CONTEXT_ENV] = ":".join(context)
         return SpawnRequest(
             argv=list(run.job.argv),
             cwd=cwd,
             env=env,
             stdin=spec.stdin,
             merge_stderr=spec.stderr == "merge" and not spec.pty,
+            stdin_file=context[0] if spec.context_stdin else None,
             pty=spec.pty,
             cols=spec.cols,
             rows=spec.rows,

@@ -66,6 +66,10 @@ class Store(Protocol):
     def wake_all(self) -> None:
         """Wake every waiter now, so followers re-check whether the server is closing."""
 
+    def wake_firehose(self) -> None:
+        """Wake the firehose's waiters (`wait_all`) now: news besides job events (the trace
+        ledger's) is there for them."""
+
     @property
     def closed(self) -> bool:
         """True once `close` began: followers end their streams."""

@@ -276,6 +276,9 @@ class SQLiteStore:
     def wake_all(self) -> None:
         self.hub.wake_all()
 
+    def wake_firehose(self) -> None:
+        self.hub.notify(_ALL)
+
     async def open(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.files.open()

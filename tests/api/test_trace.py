@@ -1,0 +1,94 @@
+"""The ledger on a real server: a scripted session gives exactly its entries; GET /trace filters;
+the firehose carries them as `trace` events."""
+
+from __future__ import annotations
+
+import orjson
+
+from jobcast.protocol import SSEParser
+from tests.conftest import wait_job
+from tests.helpers import wait_for
+
+
+def _entries(api, **params):
+    r = api.get("/trace", params={"limit": 1000, **params})
+    assert r.status_code == 200, r.text
+    return r.json()["entries"]
+
+
+def test_a_scripted_session_gives_exactly_its_ledger_entries(api, server):
+    done = api.post("/jobs", json={"argv": ["sh", "-c", "exit 3"]}).json()
+    wait_job(api, done["id"])
+    cat = api.post("/jobs", json={"argv": ["cat"], "stdin": True}).json()
+    wait_for(lambda: api.get(f"/jobs/{cat['id']}").json()["status"] == "running")
+    assert api.post(f"/jobs/{cat['id']}/input", json={"data": "secret\n"}).status_code == 200
+    assert api.post(f"/jobs/{cat['id']}/signal", json={"signal": "CONT"}).status_code == 200
+    assert api.post(f"/jobs/{cat['id']}/cancel").status_code == 200
+    wait_job(api, cat["id"])
+    assert api.post(f"/jobs/{cat['id']}/input", json={"data": "late"}).status_code == 409
+    assert api.delete(f"/jobs/{done['id']}").status_code == 204
+    wait_for(lambda: len(_entries(api)) >= 11)
+    got = [(e["op"], e["job"], e["who"], e["outcome"]) for e in reversed(_entries(api))]
+    d, c = done["id"], cat["id"]
+    assert got[:3] == [
+        ("job.create", d, "local", "ok"),
+        ("job.start", d, "local", "ok"),
+        ("job.finish", d, "local", "failed"),
+    ]
+    assert got[3:8] == [
+        ("job.create", c, "local", "ok"),
+        ("job.start", c, "local", "ok"),
+        ("job.input", c, "local", "ok"),
+        ("job.signal", c, "local", "ok"),
+        ("job.cancel", c, "local", "ok"),
+    ]
+    assert got[8:] == [
+        ("job.finish", c, "local", "cancelled"),
+        ("job.input", c, "local", "job_finished"),
+        ("job.delete", d, "local", "ok"),
+    ]
+    entries = {(e["op"], e["job"], e["outcome"]): e for e in _entries(api)}
+    assert entries["job.input", c, "ok"]["detail"] == {"bytes": 7, "eof": False}
+    assert entries["job.finish", d, "failed"]["detail"]["exit_code"] == 3
+    assert entries["job.signal", c, "ok"]["detail"] == {"signal": "SIGCONT"}
+    assert b"secret" not in (server.data_dir / "trace.jsonl").read_bytes()  # the size only
+
+
+def test_trace_filters_and_refuses_bad_parameters(api):
+    a = api.post("/jobs", json={"argv": ["true"]}).json()
+    b = api.post("/jobs", json={"argv": ["true"]}).json()
+    wait_job(api, a["id"])
+    wait_job(api, b["id"])
+    wait_for(lambda: len(_entries(api, op="job.finish")) == 2)
+    assert [e["job"] for e in _entries(api, op="job.create")] == [b["id"], a["id"]]
+    assert {e["op"] for e in _entries(api, job=a["id"])} == {
+        "job.create",
+        "job.start",
+        "job.finish",
+    }
+    both = _entries(api, op=["job.create", "job.finish"])
+    assert {e["op"] for e in both} == {"job.create", "job.finish"} and len(both) == 4
+    newest = _entries(api, limit=2)
+    assert len(newest) == 2 and newest[0]["seq"] > newest[1]["seq"]
+    cursor = newest[1]["seq"]
+    assert [e["seq"] for e in _entries(api, after=cursor)] == [newest[0]["seq"]]
+    for params in ({"op": "job.explode"}, {"limit": "0"}, {"after": "-1"}):
+        r = api.get("/trace", params=params)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request", params
+
+
+async def test_the_firehose_carries_trace_events_beside_job_events(aapi):
+    parser = SSEParser()
+    seen: list = []
+    async with aapi.stream("GET", "/stream") as resp:
+        chunks = resp.aiter_raw()
+        await anext(chunks)  # connected
+        job = (await aapi.post("/jobs", json={"argv": ["true"]})).json()
+        async for chunk in chunks:
+            seen += parser.feed(chunk)
+            traced = [orjson.loads(m.data) for m in seen if m.event == "trace"]
+            if [e["op"] for e in traced] == ["job.create", "job.start", "job.finish"]:
+                break
+    assert all(e["job"] == job["id"] for e in traced)
+    assert all(m.id is None for m in seen if m.event == "trace")  # live only: no resume point
+    assert any(m.event == "complete" and m.id for m in seen)
