@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 
 from jobcast.datadir import DB_NAME
 from jobcast.models import EventType, JobSpec, JobStatus
-from jobcast.store.sqlite import SQLiteStore
+from jobcast.store.sqlite import _SYNC_BYTES, SQLiteStore
+from tests.helpers import async_wait_for
 
 
 async def test_a_finished_job_without_its_complete_event_is_repaired_on_open(tmp_path):
@@ -68,3 +70,61 @@ async def test_a_finished_job_without_its_complete_event_is_repaired_on_open(tmp
         ]
     finally:
         await s3.close()
+
+
+async def test_fast_output_is_fsynced_before_the_interval_is_up(tmp_path, monkeypatch):
+    """Past `_SYNC_BYTES` unsynced, a sync starts at once: a job's end has little left to wait for."""
+    store = SQLiteStore(tmp_path / "s", fsync_interval=3600)
+    await store.open()
+    synced: list[set[str]] = []
+    sync = store.files.sync
+
+    def recording(job_ids: Iterable[str]) -> None:
+        ids = set(job_ids)
+        synced.append(ids)
+        sync(ids)
+
+    monkeypatch.setattr(store.files, "sync", recording)
+    try:
+        job = await store.create_job(JobSpec(argv=["true"]))
+        await store.set_status(job.id, JobStatus.RUNNING)
+        await store.append(job.id, EventType.STDOUT, raw=b"x" * _SYNC_BYTES)
+
+        async def syncs() -> list[set[str]]:
+            return synced
+
+        await async_wait_for(syncs, 10)
+        assert synced == [{job.id}]
+        assert store.files.unsynced_bytes == 0
+    finally:
+        await store.close()
+
+
+async def test_a_job_s_output_is_fsynced_before_its_final_status_commits(tmp_path, monkeypatch):
+    store = SQLiteStore(tmp_path / "s", fsync_interval=0)
+    await store.open()
+    seen: list[tuple[set[str], str]] = []
+    sync = store.files.sync
+
+    def recording(job_ids: Iterable[str]) -> None:
+        ids = set(job_ids)
+        with sqlite3.connect(tmp_path / "s" / DB_NAME) as db:
+            for job_id in ids:
+                seen.append(
+                    (
+                        ids,
+                        db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0],
+                    )
+                )
+        sync(ids)
+
+    monkeypatch.setattr(store.files, "sync", recording)
+    try:
+        job = await store.create_job(JobSpec(argv=["true"]))
+        await store.set_status(job.id, JobStatus.RUNNING)
+        await store.append(job.id, EventType.STDOUT, raw=b"out")
+        assert seen == []
+        await store.set_status(job.id, JobStatus.SUCCEEDED, exit_code=0)
+        assert seen == [({job.id}, "running")]
+    finally:
+        await store.close()

@@ -24,8 +24,9 @@ class OutputFiles:
         self.root = root
         self._writers: dict[tuple[str, str], int] = {}
         self._sizes: dict[tuple[str, str], int] = {}
-        #: jobs written to since `take_unsynced` last ran
+        #: jobs written to since `take_unsynced` last ran, and how many bytes
         self._unsynced: set[str] = set()
+        self.unsynced_bytes = 0
 
     def open(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -47,6 +48,7 @@ class OutputFiles:
             view = view[os.write(fd, view) :]
         self._sizes[key] = offset + len(data)
         self._unsynced.add(job_id)
+        self.unsynced_bytes += len(data)
         return offset
 
     def size(self, job_id: str, stream: str) -> int:
@@ -84,6 +86,7 @@ class OutputFiles:
     def take_unsynced(self) -> set[str]:
         """The jobs written to since the last call, for `sync`."""
         jobs, self._unsynced = self._unsynced, set()
+        self.unsynced_bytes = 0
         return jobs
 
     def sync(self, job_ids: Iterable[str]) -> None:

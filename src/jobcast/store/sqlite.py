@@ -11,6 +11,7 @@ committed, so nothing a client was given is lost or renumbered by a crash of the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -106,6 +107,9 @@ _DELETE_CHUNK = 5000
 _FORGET_CHUNK = 500
 _READER_THREADS = 2
 _UNLINK_THREADS = 8
+#: unsynced output that starts an fsync before the interval is up: what is left for a job's end
+#: (which waits for its fsync) stays small whatever the output's rate
+_SYNC_BYTES = 32 << 20
 _NO_BOUND = 1 << 62
 
 T = TypeVar("T")
@@ -241,6 +245,7 @@ class SQLiteStore:
         self._reader_dbs: list[sqlite3.Connection] = []
         self._local = threading.local()
         self._syncer: asyncio.Task[None] | None = None
+        self._sync_due = asyncio.Event()
         self._tails: dict[str, _Tail] = {}
         self._finished_tails: OrderedDict[str, _Tail] = OrderedDict()
         #: unfinished jobs' statuses and names, changed before their write commits
@@ -398,9 +403,12 @@ class SQLiteStore:
         return await asyncio.get_running_loop().run_in_executor(self._readers, call)
 
     async def _sync_output(self) -> None:
-        """fsync the files of jobs that wrote, every `fsync_interval` (never on the loop)."""
+        """fsync the files of jobs that wrote, every `fsync_interval` or `_SYNC_BYTES` (never on
+        the loop), one sync at a time."""
         while True:
-            await asyncio.sleep(self._fsync_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sync_due.wait(), self._fsync_interval)
+            self._sync_due.clear()
             jobs = self.files.take_unsynced()
             if jobs:
                 try:
@@ -724,6 +732,8 @@ class SQLiteStore:
         if type in OUTPUT_EVENTS:
             raw = raw or b""
             offset = self.files.append(job_id, type.value, raw)
+            if self.files.unsynced_bytes >= _SYNC_BYTES:
+                self._sync_due.set()
             length = len(raw)
             pos = tail.pos
             tail.pos += length
