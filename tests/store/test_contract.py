@@ -271,3 +271,18 @@ async def test_disk_usage_counts_output_and_drops_with_a_delete(store):
     assert after["data_dir_bytes"] - after["wal_bytes"] <= (
         before["data_dir_bytes"] - before["wal_bytes"] - 100_000
     )
+
+
+async def test_a_final_status_is_shown_only_with_its_complete_event(store):
+    # Polled as fast as the loop allows while the final status commits: whenever the job reads
+    # as finished, its `complete` event can be read too (a client may read it once and stop).
+    for _ in range(50):
+        job = await store.create_job(JobSpec(argv=["true"]))
+        await store.set_status(job.id, JobStatus.RUNNING)
+        ending = asyncio.create_task(store.set_status(job.id, JobStatus.SUCCEEDED, exit_code=0))
+        while not (seen := await store.get_job(job.id)).status.is_final:
+            assert seen.exit_code is None
+            await asyncio.sleep(0)
+        events = await store.read(job.id, seen.last_seq - 1)
+        assert events and events[-1].type is EventType.COMPLETE and seen.exit_code == 0
+        await ending

@@ -148,6 +148,7 @@ class _Tail:
         "pos",
         "shown_seq",
         "shown_sizes",
+        "shown_status",
         "sizes",
     )
 
@@ -162,6 +163,8 @@ class _Tail:
         self.pos = sizes["stdout"] + sizes["stderr"]
         self.shown_seq = last_seq
         self.shown_sizes = dict(sizes)
+        #: the status its readers were last shown (None: none since this tail was made)
+        self.shown_status: str | None = None
 
     def add(self, ev: Event) -> None:
         if not self.events or self.batch_bytes + ev.size > BATCH_BYTES:
@@ -378,6 +381,8 @@ class SQLiteStore:
             tail.shown_seq = ev.seq
             if ev.type in OUTPUT_EVENTS:
                 tail.shown_sizes[ev.type.value] = ev.data["offset"] + ev.data["length"]
+            elif ev.type is EventType.STATUS:
+                tail.shown_status = ev.data["status"]
             elif ev.type is EventType.COMPLETE:
                 self._status.pop(ev.job, None)
                 self._finish(ev.job, tail)
@@ -461,6 +466,12 @@ class SQLiteStore:
             rec["last_seq"] = tail.shown_seq
             rec["stdout_bytes"] = tail.shown_sizes["stdout"]
             rec["stderr_bytes"] = tail.shown_sizes["stderr"]
+            if tail.shown_status is not None and rec["status"] != tail.shown_status:
+                # Committed in the writer thread, not yet handed to readers: the job is shown as
+                # its events show it, so a final status always comes with a readable `complete`.
+                rec["status"] = tail.shown_status
+                if not JobStatus(tail.shown_status).is_final:
+                    rec.update(exit_code=None, signal=None, finished_at=None)
         return Job(
             command=spec["command"],
             argv=JobSpec.model_validate(spec).resolved_argv(),
