@@ -263,10 +263,19 @@ class JobSpec(BaseModel):
             raise ValueError("`args` are a template's: give `template` too")
         if self.template is not None:
             # The operator's template decides these; a caller who sets them means something else.
-            fixed = {"cwd", "env", "pty", "inherit_env"} & self.model_fields_set
+            fixed = [
+                k
+                for k, default in (
+                    ("cwd", None),
+                    ("env", {}),
+                    ("inherit_env", True),
+                    ("pty", False),
+                )
+                if getattr(self, k) != default
+            ]
             if fixed:
                 raise ValueError(
-                    f"with `template`, the template sets {', '.join(f'`{k}`' for k in sorted(fixed))}"
+                    f"with `template`, the template sets {', '.join(f'`{k}`' for k in fixed)}"
                     "; leave it out"
                 )
         if self.command is not None and not self.command.strip():
