@@ -183,21 +183,29 @@ class Policy:
         from .models import JobSpec
 
         c = self.config
+        if spec.template is None:
+            # Nothing to check again (the hot path): only the defaults, if the policy has any.
+            update: dict[str, float | int] = {}
+            default = c.default_timeout or c.max_timeout
+            if spec.timeout is None and default is not None:
+                update["timeout"] = default
+            if spec.max_output_bytes is None and c.max_output_bytes is not None:
+                update["max_output_bytes"] = c.max_output_bytes
+            return spec.model_copy(update=update) if update else spec
         data = spec.model_dump(exclude={"template", "args"})
+        template = self.templates.get(spec.template)
+        if template is None:
+            known = ", ".join(sorted(self.templates)) or "none are defined"
+            raise ValidationFailed(
+                f"template: no template {spec.template!r} on this server (templates: {known};"
+                " GET /templates describes them)"
+            )
+        data["argv"] = expand(spec.template, template, spec.args)
+        data["command"] = None
+        data.update(cwd=template.cwd, env=dict(template.env), pty=template.pty)
         timeout = spec.timeout
-        if spec.template is not None:
-            template = self.templates.get(spec.template)
-            if template is None:
-                known = ", ".join(sorted(self.templates)) or "none are defined"
-                raise ValidationFailed(
-                    f"template: no template {spec.template!r} on this server (templates: {known};"
-                    " GET /templates describes them)"
-                )
-            data["argv"] = expand(spec.template, template, spec.args)
-            data["command"] = None
-            data.update(cwd=template.cwd, env=dict(template.env), pty=template.pty)
-            if template.timeout is not None:
-                timeout = min(timeout or template.timeout, template.timeout)
+        if template.timeout is not None:
+            timeout = min(timeout or template.timeout, template.timeout)
         if timeout is None:
             timeout = c.default_timeout or c.max_timeout
         data["timeout"] = timeout
