@@ -144,3 +144,19 @@ def test_a_bad_template_in_the_config_stops_the_server_at_start(tmp_path):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "templates.broken" in lines[0] and "{nothing}" in lines[0]
+
+
+async def test_both_clients_run_templates_and_list_them(tserver):
+    from jobcast.client import AsyncClient, Client
+    from jobcast.errors import ValidationFailed
+
+    with Client(tserver.url) as client:
+        assert [t["name"] for t in client.templates()["templates"]] == ["argv", "where"]
+        job = client.wait(client.run_template("argv", {"msg": "a b", "n": 2}).id)
+        assert job.argv[-2:] == ["--count=2", "a b"]
+        with pytest.raises(ValidationFailed, match="args.msg: required"):
+            client.run_template("argv")
+    async with AsyncClient(tserver.url) as aclient:
+        assert (await aclient.templates())["mode"] == "expert"
+        job = await aclient.run_template("argv", {"msg": "x"}, labels={"k": "v"})
+        assert job.labels == {"k": "v"}
