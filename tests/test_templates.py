@@ -74,6 +74,7 @@ def test_a_bad_argument_is_named_with_its_rule(args, said):
         ({"command": ["e", "{x}"], "params": {"x": {"type": "float"}}}, "type"),
         ({"command": []}, "command"),
         ({"command": ["e"], "shell": True}, "shell"),
+        ({"command": ["e"], "env": {"A=B": "c"}}, "a name without `=`"),
     ],
 )
 def test_a_bad_template_is_refused_when_read(fields, said):

@@ -145,6 +145,9 @@ class Template(BaseModel):
 
     @model_validator(mode="after")
     def _placeholders(self) -> Template:
+        for key, value in self.env.items():
+            if not key or "=" in key or "\0" in key + value:
+                raise ValueError(f"env {key!r}: a name without `=`, and no NUL byte in either")
         used: set[str] = set()
         for i, element in enumerate(self.command):
             for m in _PLACEHOLDER.finditer(element):
