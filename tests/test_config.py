@@ -27,14 +27,14 @@ def test_missing_config_file_says_so(tmp_path):
 
 def test_unknown_keys_in_the_file_are_named_with_the_file(tmp_path):
     cfg = tmp_path / "jobcast.toml"
-    # a misspelt setting, and a table this release does not know: ignoring `[policy]` would run
-    # with fewer restrictions than the file asks for
-    cfg.write_text('port = 9000\nmax_runing_jobs = 3\n[policy]\nmode = "safe"\n')
+    # a misspelt setting, and a misspelt table: ignoring `[polcy]` would run with fewer
+    # restrictions than the file asks for
+    cfg.write_text('port = 9000\nmax_runing_jobs = 3\n[polcy]\nmode = "safe"\n')
     with pytest.raises(ConfigError) as caught:
         load_settings(cfg)
     message = str(caught.value)
     assert "'max_runing_jobs' (did you mean 'max_running_jobs'?)" in message
-    assert "'policy'" in message and str(cfg) in message
+    assert "'polcy' (did you mean 'policy'?)" in message and str(cfg) in message
     assert "\n" not in message
 
 

@@ -11,13 +11,16 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from .policy import Policy, PolicyConfig, TemplateName
+from .templates import Template
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -103,6 +106,22 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(
         default_factory=list, description="Origins (scheme://host:port) whose pages may use the API"
     )
+    #: `[policy]` and `[templates.NAME]`: reloaded on SIGHUP and when the config file changes
+    policy: PolicyConfig = Field(
+        default_factory=PolicyConfig, description="What may run, and how much (a TOML table)"
+    )
+    templates: dict[TemplateName, Template] = Field(
+        default_factory=dict, description="Commands with typed parameters (TOML tables)"
+    )
+
+    @model_validator(mode="after")
+    def _policy_fits(self) -> Settings:
+        self.controls()
+        return self
+
+    def controls(self) -> Policy:
+        """The policy these settings describe, its templates checked against its limits."""
+        return Policy.build(self.policy, self.templates)
 
     @classmethod
     def settings_customise_sources(

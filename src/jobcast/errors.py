@@ -6,6 +6,7 @@
      │    └── ValidationFailed               422 validation_failed
      ├── Unauthorized                        401 unauthorized
      ├── Forbidden (PermissionError)         403 forbidden
+     │    └── PolicyDenied                   403 policy_denied (+ `rule`)
      ├── NotFound (LookupError)              404 not_found
      │    ├── JobNotFound                    404 job_not_found
      │    └── PasteNotFound                  404 paste_not_found
@@ -17,6 +18,7 @@
      ├── PayloadTooLarge                     413 too_large
      ├── UnsupportedMediaType                415 unsupported_media_type
      ├── RangeNotSatisfiable                 416 range_not_satisfiable
+     ├── TooManyRequests                     429 too_many_requests (+ Retry-After)
      ├── ServerShuttingDown                  503 shutting_down
      └── ConnectionFailed (ConnectionError)  ---  (client side: the server could not be reached)
 
@@ -41,8 +43,10 @@ __all__ = [
     "NotFound",
     "PasteNotFound",
     "PayloadTooLarge",
+    "PolicyDenied",
     "RangeNotSatisfiable",
     "ServerShuttingDown",
+    "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
     "ValidationFailed",
@@ -84,6 +88,19 @@ class Unauthorized(JobcastError):
 class Forbidden(JobcastError, PermissionError):
     code = "forbidden"
     status = 403
+
+
+class PolicyDenied(Forbidden):
+    """The policy (`[policy]` in the config) refuses the request; `rule` names the rule."""
+
+    code = "policy_denied"
+
+    def __init__(self, message: str, rule: str = "policy") -> None:
+        super().__init__(message)
+        self.rule = rule
+
+    def to_payload(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message, "rule": self.rule}}
 
 
 class NotFound(JobcastError, LookupError):
@@ -129,6 +146,18 @@ class RangeNotSatisfiable(JobcastError):
     status = 416
 
 
+class TooManyRequests(JobcastError):
+    """A limit that frees up by itself (a full queue): try again after `retry_after` seconds."""
+
+    code = "too_many_requests"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class PayloadTooLarge(JobcastError):
     code = "too_large"
     status = 413
@@ -170,7 +199,10 @@ def error_from_payload(status: int, payload: object) -> JobcastError:
             403: Forbidden,
             404: NotFound,
             409: Conflict,
+            429: TooManyRequests,
         }.get(status, JobcastError)
     err = cls(message)
     err.status = status
+    if isinstance(err, PolicyDenied) and isinstance(payload, dict):
+        err.rule = str(payload["error"].get("rule", err.rule))
     return err

@@ -195,6 +195,17 @@ class JobSpec(BaseModel):
     argv: list[ExecStr] | None = Field(
         None, min_length=1, description="Program and arguments, no shell."
     )
+    template: str | None = Field(
+        None,
+        max_length=64,
+        description="Run this template (GET /templates) instead of `command` or `argv`; the "
+        "template sets the argv, `cwd`, `env` and `pty`.",
+    )
+    args: dict[str, StrictStr | StrictInt | bool] = Field(
+        default_factory=dict,
+        description="The template's arguments, by parameter name; each goes into the argv "
+        "elements it is written in, never through a shell.",
+    )
     cwd: ExecStr | None = Field(None, description="Working directory; the server's own if unset.")
     env: dict[EnvName, ExecStr] = Field(
         default_factory=dict, description="Added to the server's environment."
@@ -217,6 +228,12 @@ class JobSpec(BaseModel):
     timeout: float | None = Field(
         None, gt=0, description="Seconds before the job is ended timed_out."
     )
+    max_output_bytes: int | None = Field(
+        None,
+        ge=0,
+        le=2**63 - 1,
+        description="Output kept (stdout and stderr together); the server's setting if unset.",
+    )
     name: JobName | None = Field(None, description="Unique among active jobs.")
     labels: dict[str, str] = Field(default_factory=dict)
     context: list[Annotated[str, AfterValidator(_paste_ref)]] = Field(
@@ -236,8 +253,31 @@ class JobSpec(BaseModel):
                 "`context_stdin` needs a `context` ref, and neither `stdin` nor `pty` "
                 "(the job's stdin is then the first context file)"
             )
-        if (self.command is None) == (self.argv is None):
-            raise ValueError("give exactly one of `command` (a shell string) or `argv` (a list)")
+        given = [k for k in ("command", "argv", "template") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of `command` (a shell string), `argv` (a list) or `template` "
+                "(a name, with `args`)"
+            )
+        if self.template is None and self.args:
+            raise ValueError("`args` are a template's: give `template` too")
+        if self.template is not None:
+            # The operator's template decides these; a caller who sets them means something else.
+            fixed = [
+                k
+                for k, default in (
+                    ("cwd", None),
+                    ("env", {}),
+                    ("inherit_env", True),
+                    ("pty", False),
+                )
+                if getattr(self, k) != default
+            ]
+            if fixed:
+                raise ValueError(
+                    f"with `template`, the template sets {', '.join(f'`{k}`' for k in fixed)}"
+                    "; leave it out"
+                )
         if self.command is not None and not self.command.strip():
             raise ValueError("`command` is empty")
         # Refused here, not by a spawn that can never succeed: execve's total for argv and

@@ -10,6 +10,7 @@ import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -21,10 +22,11 @@ from ..runner.reaper import reap_periodically, set_subreaper
 from ..runner.supervisor import Supervisor
 from ..store import open_store
 from ..trace import Trace
-from . import housekeeping, jobs, log, openapi, pastes, sse, status, trace, websocket
+from . import housekeeping, jobs, log, openapi, pastes, sse, status, templates, trace, websocket
 from .guard import guard_middleware
 from .http import error_middleware
 from .ledger import Lifecycle
+from .reload import reload_policy, watch_config
 from .state import STATE, State
 
 __all__ = ["CannotListen", "create_app", "run_server"]
@@ -54,7 +56,8 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, guard_middleware(settings)], client_max_size=4 * 1024 * 1024
     )
-    for module in (jobs, sse, websocket, log, status, housekeeping, pastes, trace, openapi):
+    modules = (jobs, sse, websocket, log, status, housekeeping, pastes, trace, templates, openapi)
+    for module in modules:
         app.router.add_routes(module.routes)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_lifespan)
@@ -85,8 +88,15 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     paste_dir = Pastes(settings.data_dir)
     await asyncio.to_thread(paste_dir.open)
     state = State(
-        settings, store, supervisor, ledger, paste_dir, retention=Policy.from_settings(settings)
+        settings,
+        store,
+        supervisor,
+        ledger,
+        paste_dir,
+        retention=Policy.from_settings(settings),
+        policy=settings.controls(),
     )
+    supervisor.set_max_running(state.policy.max_running_jobs or settings.max_running_jobs)
     state_holder["s"] = state
     app[STATE] = state
     state.stats.loop_lag.start()
@@ -94,7 +104,12 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     recorder = Lifecycle(state, store.last_gid())
     lifecycle = asyncio.create_task(recorder.run(), name="jobcast-trace-lifecycle")
     await supervisor.start()
-    background = [asyncio.create_task(_sweep(state), name="jobcast-stall-sweeper")]
+    background: list[asyncio.Task[Any]] = [
+        asyncio.create_task(_sweep(state), name="jobcast-stall-sweeper")
+    ]
+    if settings.config is not None:
+        background.append(asyncio.create_task(watch_config(state), name="jobcast-config-watch"))
+        _on_sighup(state, background)
     if state.retention.active:
         # After recovery: jobs it ended `lost` are finished, and fall under the rules too.
         retention = prune_periodically(store, state.retention, settings.retention_interval_seconds)
@@ -102,7 +117,9 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in background:
+        if settings.config is not None:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        for task in list(background):
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         if not state.closing:
@@ -117,6 +134,22 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             await reaper
         await store.close()
         await ledger.close()
+
+
+def _on_sighup(state: State, tasks: list[asyncio.Task[Any]]) -> None:
+    """SIGHUP reloads the policy (only with a config file: without one, SIGHUP still ends the
+    server, as a hangup does)."""
+    loop = asyncio.get_running_loop()
+
+    def reload() -> None:
+        task = loop.create_task(reload_policy(state, "SIGHUP"), name="jobcast-reload")
+        tasks.append(task)
+        task.add_done_callback(tasks.remove)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, reload)
+    except (RuntimeError, ValueError):  # not the main thread (an app in a test's thread)
+        logger.warning("cannot listen for SIGHUP here; the config file is still watched")
 
 
 async def _sweep(state: State) -> None:

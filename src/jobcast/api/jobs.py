@@ -8,34 +8,64 @@ import contextlib
 
 from aiohttp import web
 
-from ..errors import BadRequest, JobFinished, ValidationFailed
+from ..errors import BadRequest, JobFinished, PolicyDenied, ValidationFailed
 from ..models import InputRequest, JobSpec, JobStatus, ResizeRequest, SignalRequest
 from .http import json_response, parse_body, query_int
-from .ledger import traced
-from .state import STATE
+from .ledger import Op, request_identity, traced
+from .state import STATE, State
 
 __all__ = ["routes"]
 
 routes = web.RouteTableDef()
 
 
+def _admit(request: web.Request, state: State, spec: JobSpec, op: Op) -> JobSpec:
+    """The policy's say on `spec`: refused (403 naming the rule, traced `policy.deny`), over a
+    limit (429), or the spec that runs (a template expanded, default limits applied)."""
+    policy = state.policy
+    if spec.template is not None:
+        op.detail["template"] = spec.template
+    mine = 0
+    if policy.config.max_jobs_per_token is not None:
+        who = request_identity(request)
+        mine = sum(1 for owner in state.owners.values() if owner == who)
+    try:
+        # Auth passes the caller's scopes here; None means auth is off: every scope.
+        policy.check(spec, None, mine)
+    except PolicyDenied as e:
+        op.recorded_as = "policy.deny"
+        op.detail["rule"] = e.rule
+        raise
+    sup = state.supervisor
+    policy.admit(sup.running(), sup.queued() + state.admitting, sup.max_running)
+    return policy.resolve(spec)
+
+
 @routes.post("/jobs")
 async def create_job(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    async with traced(request, "job.create") as op:
-        spec = await parse_body(request, JobSpec)
-        if spec.context:
-            try:
-                await asyncio.to_thread(state.pastes.resolve, spec.context)
-            except LookupError as e:
-                raise ValidationFailed(
-                    f"context: no paste {e.args[0]} on this server; store it with POST /pastes"
-                ) from None
-        job = await state.store.create_job(spec)
-        op.job = job.id
-        op.detail["argv"] = [arg[:200] for arg in job.argv[:20]]
-    # Only now: its start (by the runner, traced as it happens) comes after this in the ledger.
-    await state.supervisor.submit(job, spec)
+    admitted = False
+    try:
+        async with traced(request, "job.create") as op:
+            spec = _admit(request, state, await parse_body(request, JobSpec), op)
+            # Counted as queued from here: requests in flight together cannot overfill the queue.
+            state.admitting += 1
+            admitted = True
+            if spec.context:
+                try:
+                    await asyncio.to_thread(state.pastes.resolve, spec.context)
+                except LookupError as e:
+                    raise ValidationFailed(
+                        f"context: no paste {e.args[0]} on this server; store it with POST /pastes"
+                    ) from None
+            job = await state.store.create_job(spec)
+            op.job = job.id
+            op.detail["argv"] = [arg[:200] for arg in job.argv[:20]]
+        # Only now: its start (by the runner, traced as it happens) comes after this in the ledger.
+        await state.supervisor.submit(job, spec)
+    finally:
+        if admitted:
+            state.admitting -= 1
     return json_response(await state.store.get_job(job.id), 201)
 
 

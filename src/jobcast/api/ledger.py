@@ -37,6 +37,8 @@ class Op:
 
     job: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    #: recorded as this operation instead (a `job.create` the policy refused is a `policy.deny`)
+    recorded_as: str | None = None
 
 
 @asynccontextmanager
@@ -53,7 +55,8 @@ async def traced(
         yield note
     except JobcastError as e:
         extra = {**note.detail, "error": e.message[:_MESSAGE_MAX]}
-        await state.trace.record(op, who=who, job=note.job, outcome=e.code, detail=extra)
+        name = note.recorded_as or op
+        await state.trace.record(name, who=who, job=note.job, outcome=e.code, detail=extra)
         raise
     if note.job is not None and op == "job.create":
         state.owners[note.job] = who

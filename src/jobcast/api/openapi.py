@@ -55,7 +55,11 @@ _ERROR: Schema = {
     "properties": {
         "error": {
             "type": "object",
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "rule": {"type": "string", "description": "The policy rule that refused it"},
+            },
             "required": ["code", "message"],
         }
     },
@@ -135,16 +139,43 @@ _STATS: Schema = {
     ],
 }
 
+_TEMPLATES: Schema = {
+    "type": "object",
+    "description": "The policy's mode and its templates; `schema` is the JSON Schema of a "
+    "template's `args` (a form is built from it).",
+    "properties": {
+        "mode": {"type": "string", "enum": ["safe", "expert"]},
+        "templates": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "description": {"type": ["string", "null"]},
+                    "command": {"type": "array", "items": {"type": "string"}},
+                    "pty": {"type": "boolean"},
+                    "timeout": {"type": ["number", "null"]},
+                    "schema": {"type": "object"},
+                },
+                "required": ["name", "description", "command", "pty", "timeout", "schema"],
+            },
+        },
+    },
+    "required": ["mode", "templates"],
+}
+
 #: what each error status means here; every operation lists those its handler can answer
 _ERRORS = {
     400: "Bad input; the message names the parameter or field",
-    403: "`Host` or `Origin` not allowed (settings allowed_hosts, allowed_origins)",
+    403: "`Host` or `Origin` not allowed (settings allowed_hosts, allowed_origins); or the "
+    "policy refuses the job (`code` policy_denied, `rule` names the rule)",
     404: "No job with this id or name (or no such paste)",
     409: "The job is not in a state that allows this",
     413: "Request body too large",
     415: "`Content-Type` not accepted",
     416: "Range or offset past the end of the output; `Content-Range: bytes */SIZE`",
-    422: "The body is JSON but not valid; the message names the field",
+    422: "The body is JSON but not valid; the message names the field (or template argument)",
+    429: "A limit of the policy is reached (queue length, jobs per token); see `Retry-After`",
     503: "The server is shutting down",
 }
 
@@ -293,7 +324,7 @@ def _paths() -> dict[str, Schema]:
                 "create_job",
                 "Start a job",
                 {201: _ok(_json(_ref("Job")))},
-                (400, 409, 413, 415, 422, 503),
+                (400, 409, 413, 415, 422, 429, 503),
                 body=_json(_ref("JobSpec")),
             ),
             **_with_head(
@@ -495,6 +526,14 @@ def _paths() -> dict[str, Schema]:
                 ],
             )
         ),
+        "/templates": _with_head(
+            _op(
+                "list_templates",
+                "The templates, with their arguments' JSON Schemas",
+                {200: _ok(_json(_ref("Templates")))},
+                (),
+            )
+        ),
         "/status": _with_head(
             _op(
                 "status",
@@ -536,6 +575,7 @@ def spec() -> Schema:
         "Event": _EVENT,
         "Status": _STATUS,
         "Stats": _STATS,
+        "Templates": _TEMPLATES,
     }
     return {
         "openapi": "3.1.0",

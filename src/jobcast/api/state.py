@@ -15,6 +15,7 @@ from aiohttp import web
 from ..config import Settings
 from ..looplag import LoopLag
 from ..pastes import Pastes
+from ..policy import Policy as RunPolicy
 from ..retention import Policy
 from ..store import Store
 from ..trace import Trace
@@ -83,6 +84,11 @@ class State:
     owners: dict[str, str] = field(default_factory=dict)
     #: the retention settings, applied in the background and by `POST /prune` without rules
     retention: Policy = field(default_factory=Policy)
+    #: what may run (`[policy]`, `[templates]`); replaced whole when the config is reloaded
+    policy: RunPolicy = field(default_factory=RunPolicy)
+    #: `POST /jobs` admitted but not yet handed to the supervisor: they count as queued
+    admitting: int = 0
+    reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
     started: float = field(default_factory=time.time)
     #: shutdown has begun: the jobs are being ended, and their last events still go out
     stopping: bool = False

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import click
@@ -95,7 +95,13 @@ def _json_option(func: Any) -> Any:
 # -- following ----------------------------------------------------------------------------------
 
 
-async def _run(target: Target, command: str | list[str], detach: bool, **options: Any) -> int:
+async def _run(
+    target: Target,
+    command: str | list[str],
+    detach: bool,
+    template: str | None = None,
+    **options: Any,
+) -> int:
     import asyncio
 
     _without_httpx_cli()
@@ -103,7 +109,10 @@ async def _run(target: Target, command: str | list[str], detach: bool, **options
     from .stdin import forward_stdin
 
     async with target.async_client() as client:
-        job = await client.run(command, **options)
+        if template is not None:
+            job = await client.run_template(template, **options)
+        else:
+            job = await client.run(command, **options)
         if detach:
             click.echo(job.id)
             return 0
@@ -202,7 +211,14 @@ def _environment_here() -> dict[str, str]:
     help="Forward this stdin to the job's (with --detach: keep it open for `jobcast send`).",
 )
 @click.option("-l", "--label", multiple=True, callback=_pairs, metavar="K=V", help="Label it.")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option(
+    "-t",
+    "--template",
+    metavar="NAME",
+    help="Run the server's template NAME; COMMAND is then its arguments, PARAM=VALUE each "
+    "(`jobcast run -t test path=tests/`); GET /templates lists them.",
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @pass_target
 def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
     """Run COMMAND on the server and follow it, as if it ran here.
@@ -234,6 +250,10 @@ def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
     """
     import shutil
 
+    if opts["template"] is not None:
+        _run_template(target, opts, command)
+    if not command:
+        raise click.UsageError("give a COMMAND to run (or --template NAME)")
     cols, rows = shutil.get_terminal_size() if opts["pty"] and sys.stdout.isatty() else (80, 24)
     spec = _job_command(command)
     opts["labels"] = opts.pop("label")
@@ -248,6 +268,37 @@ def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
     import asyncio
 
     raise click.exceptions.Exit(asyncio.run(_run(target, spec, cols=cols, rows=rows, **opts)))
+
+
+#: `run` options that a template sets itself
+_TEMPLATE_SETS = ("pty", "cwd", "env", "env_from_here")
+
+
+def _run_template(target: Target, opts: dict[str, Any], words: tuple[str, ...]) -> NoReturn:
+    """`run -t NAME PARAM=VALUE...`: values go as text; the server reads integers and booleans
+    from it by the template's parameter types, and names a bad one."""
+    given = [f"--{k.replace('_', '-')}" for k in _TEMPLATE_SETS if opts[k]]
+    if given:
+        raise click.UsageError(f"{', '.join(given)}: the template sets it; leave it out")
+    args: dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"template arguments are PARAM=VALUE, not {word!r}")
+        args[key] = value
+    import asyncio
+
+    options = {
+        "template": opts["template"],
+        "args": args,
+        "detach": opts["detach"],
+        "stdin": opts["stdin"],
+        "timeout": opts["timeout"],
+        "name": opts["name"],
+        "labels": opts["label"],
+        "stderr": "merge" if opts["merge_stderr"] else "pipe",
+    }
+    raise click.exceptions.Exit(asyncio.run(_run(target, [], **options)))
 
 
 @click.command()

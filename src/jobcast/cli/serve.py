@@ -33,12 +33,18 @@ def _shown(default: Any) -> str:
     return str(default)
 
 
+#: settings that are TOML tables: given in the config file (or as JSON in JOBCAST_<NAME>), no flag
+TABLES = ("policy", "templates")
+
+
 def _settings_options() -> list[click.Parameter]:
     """One flag per setting, named like the setting (`max_output_bytes` -> `--max-output-bytes`)."""
     from ..config import Settings
 
     options: list[click.Parameter] = []
     for name, field in Settings.model_fields.items():
+        if name in TABLES:
+            continue
         kind, multiple = _flag_type(field.annotation)
         helptext = field.description or ""
         env = f"JOBCAST_{name.upper()}"

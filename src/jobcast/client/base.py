@@ -56,6 +56,7 @@ __all__ = [
     "ServerStats",
     "ServerStatus",
     "connection_failed",
+    "template_spec",
     "error_from_body",
     "event_from_json",
     "event_from_ws",
@@ -242,9 +243,22 @@ def make_spec(command: str | Sequence[str], **options: Any) -> JobSpec:
     """
     key = "command" if isinstance(command, str) else "argv"
     value = command if isinstance(command, str) else list(command)
+    return _spec({key: value}, options)
+
+
+def template_spec(template: str, args: Mapping[str, str | int | bool], **options: Any) -> JobSpec:
+    """A `JobSpec` that runs the server's template `template` with `args`.
+
+    Raises:
+        ValidationFailed: a field is wrong; the arguments themselves are checked by the server.
+    """
+    return _spec({"template": template, "args": dict(args)}, options)
+
+
+def _spec(command: dict[str, Any], options: dict[str, Any]) -> JobSpec:
     given = {k: v for k, v in options.items() if v is not None}
     try:
-        return JobSpec.model_validate({key: value, **given})
+        return JobSpec.model_validate({**command, **given})
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}" for err in e.errors()
@@ -388,6 +402,10 @@ class API:
         params, headers = cursor.resume()
         headers["Accept"] = "text/event-stream"
         return Call("GET", "/stream", _none, params=tuple(params), headers=headers)
+
+    @staticmethod
+    def templates() -> Call[dict[str, Any]]:
+        return Call("GET", "/templates", lambda body: cast(dict[str, Any], _json(body)))
 
     @staticmethod
     def status() -> Call[ServerStatus]:

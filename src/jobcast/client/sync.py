@@ -36,6 +36,7 @@ from .base import (
     make_spec,
     signal_name,
     socket_failed,
+    template_spec,
     ws_message,
 )
 from .stream import EventCursor, LogCursor, Reconnect, TraceCursor
@@ -154,6 +155,44 @@ class Client:
             labels=dict(labels or {}),
         )
         return self.submit(spec)
+
+    def run_template(
+        self,
+        template: str,
+        args: Mapping[str, str | int | bool] | None = None,
+        *,
+        stderr: Literal["pipe", "merge"] = "pipe",
+        cols: int = 80,
+        rows: int = 24,
+        stdin: bool = False,
+        timeout: float | None = None,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Job:
+        """Start the server's template `template` (see `templates()`) with `args`, by
+        parameter name; the template sets the command, its directory and environment.
+
+        Raises:
+            ValidationFailed: an argument is missing or breaks its parameter's rule (the
+                message names it), or there is no such template.
+            PolicyDenied: the policy refuses it.
+        """
+        spec = template_spec(
+            template,
+            args or {},
+            stderr=stderr,
+            cols=cols,
+            rows=rows,
+            stdin=stdin,
+            timeout=timeout,
+            name=name,
+            labels=dict(labels or {}),
+        )
+        return self.submit(spec)
+
+    def templates(self) -> dict[str, Any]:
+        """The policy's mode and its templates, each with its arguments' JSON Schema."""
+        return self._call(API.templates())
 
     def submit(self, spec: JobSpec) -> Job:
         """Start the job `spec` describes; see `run`."""

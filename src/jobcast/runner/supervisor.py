@@ -155,6 +155,13 @@ class Supervisor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
         self._closing = False
+        #: jobs running at once; the policy may change it while the server runs
+        self.max_running = settings.max_running_jobs
+
+    def set_max_running(self, n: int) -> None:
+        """Run up to `n` jobs at once from now on (those running past it are not stopped)."""
+        self.max_running = n
+        self._start_waiting()
 
     def running(self) -> int:
         return len(self._runs)
@@ -343,7 +350,7 @@ class Supervisor:
     def _start_waiting(self) -> None:
         if not self._started or self._closing:
             return
-        while self._waiting and len(self._runs) < self._settings.max_running_jobs:
+        while self._waiting and len(self._runs) < self.max_running:
             run = self._waiting.pop(next(iter(self._waiting)))
             self._runs[run.job.id] = run
             task = asyncio.create_task(self._supervise(run), name=f"jobcast-job-{run.job.id}")
@@ -371,7 +378,10 @@ class Supervisor:
         spec = run.spec
         merged = spec.pty or spec.stderr == "merge"
         tail = EventType.STDOUT if merged else EventType.STDERR
-        sink = _Output(self._store, run.job.id, self._settings.max_output_bytes, tail)
+        cap = self._settings.max_output_bytes
+        if spec.max_output_bytes is not None:
+            cap = min(cap, spec.max_output_bytes)
+        sink = _Output(self._store, run.job.id, cap, tail)
         run.task = task = asyncio.create_task(proc.run(sink, self._window(run.job.id)))
         try:
             if run.ended_by is not None:
