@@ -19,8 +19,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .models import webhook_url
 from .policy import Policy, PolicyConfig, TemplateName
 from .templates import Template
+from .webhooks import WebhookConfig
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -113,6 +115,35 @@ class Settings(BaseSettings):
     templates: dict[TemplateName, Template] = Field(
         default_factory=dict, description="Commands with typed parameters (TOML tables)"
     )
+
+    #: `[[webhooks]]`: told of every job's end (or start); see the README's "Webhooks"
+    webhooks: list[WebhookConfig] = Field(
+        default_factory=list, description="URLs told of every job's end (TOML tables)"
+    )
+    #: the URLs a job's own `webhook` may name; none by default, so a client cannot make the
+    #: server post to whatever it likes (its own network included)
+    webhook_allow: list[str] = Field(
+        default_factory=list,
+        description="URL prefixes a job's own `webhook` may post to (host may be `*.domain`)",
+    )
+    webhook_attempts: int = Field(
+        5, ge=1, le=100, description="Attempts per webhook delivery before it is given up"
+    )
+    webhook_backoff_seconds: float = Field(
+        10.0, gt=0, description="Wait before a webhook's second attempt; doubles at each next"
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long one webhook attempt may take (connect and answer)"
+    )
+
+    @model_validator(mode="after")
+    def _webhook_allow_are_urls(self) -> Settings:
+        for i, pattern in enumerate(self.webhook_allow):
+            try:
+                webhook_url(pattern)
+            except ValueError as e:
+                raise ValueError(f"webhook_allow[{i}] {pattern!r} {e}") from None
+        return self
 
     @model_validator(mode="after")
     def _policy_fits(self) -> Settings:

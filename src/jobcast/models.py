@@ -9,10 +9,12 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -32,6 +34,7 @@ __all__ = [
     "JobList",
     "JobSpec",
     "JobStatus",
+    "JobWebhook",
     "InputRequest",
     "Meter",
     "Paste",
@@ -185,6 +188,42 @@ LIFECYCLE_EVENTS = frozenset(
 )
 
 
+def webhook_url(value: str) -> str:
+    """A URL a webhook may be posted to: http or https, a host, no user or password in it (a
+    credential there would end up in logs and the trace)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry a user or password; sign with `secret` instead")
+    try:
+        parts.port  # noqa: B018 - a port out of range raises here
+    except ValueError as e:
+        raise ValueError(f"has a bad port: {e}") from None
+    return value
+
+
+WebhookURL = Annotated[str, Field(max_length=2048), AfterValidator(webhook_url)]
+
+
+class JobWebhook(BaseModel):
+    """Where a job's end is posted (the server's `webhook_allow` must admit the URL)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    url: WebhookURL = Field(description='Posted `{"event": "job.finished", "job"}`.')
+    secret: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1024,
+        description="Signs each delivery (`X-Jobcast-Signature`); unsigned without it.",
+    )
+
+
+def _webhook_shorthand(value: Any) -> Any:
+    return {"url": value} if isinstance(value, str) else value
+
+
 class JobSpec(BaseModel):
     """What a client asks for in `POST /jobs`: exactly one of `command` (a shell string) or `argv`."""
 
@@ -244,6 +283,14 @@ class JobSpec(BaseModel):
     )
     context_stdin: bool = Field(
         False, description="The first context file is the job's stdin (not with stdin or pty)."
+    )
+    webhook: Annotated[
+        JobWebhook | None,
+        BeforeValidator(_webhook_shorthand, json_schema_input_type=str | JobWebhook | None),
+    ] = Field(
+        None,
+        description="Post the job's end here: a URL, or `{url, secret}`; only to URLs the "
+        "server's `webhook_allow` admits.",
     )
 
     @model_validator(mode="after")

@@ -28,6 +28,7 @@ from .http import error_middleware
 from .ledger import Lifecycle
 from .reload import reload_policy, watch_config
 from .state import STATE, State
+from .webhooks import Webhooks
 
 __all__ = ["CannotListen", "create_app", "run_server"]
 
@@ -103,6 +104,13 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     # From before recovery on: the jobs it ends `lost` or starts are in the ledger too.
     recorder = Lifecycle(state, store.last_gid())
     lifecycle = asyncio.create_task(recorder.run(), name="jobcast-trace-lifecycle")
+    hooks: Webhooks | None = None
+    notifier: asyncio.Task[None] | None = None
+    if Webhooks.needed(state):
+        # From the same point: jobs that recovery ends `lost` are told of too.
+        hooks = Webhooks(state, store.last_gid())
+        await hooks.start()
+        notifier = asyncio.create_task(hooks.run(), name="jobcast-webhooks")
     await supervisor.start()
     background: list[asyncio.Task[Any]] = [
         asyncio.create_task(_sweep(state), name="jobcast-stall-sweeper")
@@ -128,6 +136,12 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         lifecycle.cancel()
         await asyncio.gather(lifecycle, return_exceptions=True)
         await recorder.flush()
+        if hooks is not None and notifier is not None:
+            # The ends of the jobs shutdown ended become deliveries, pending for the next start.
+            notifier.cancel()
+            await asyncio.gather(notifier, return_exceptions=True)
+            await hooks.flush()
+            await hooks.close()
         await state.stats.loop_lag.stop()
         reaper.cancel()
         with contextlib.suppress(asyncio.CancelledError):

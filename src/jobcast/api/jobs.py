@@ -13,6 +13,7 @@ from ..models import InputRequest, JobSpec, JobStatus, ResizeRequest, SignalRequ
 from .http import json_response, parse_body, query_int
 from .ledger import Op, request_identity, traced
 from .state import STATE, State
+from .webhooks import check_job_webhook
 
 __all__ = ["routes"]
 
@@ -30,6 +31,7 @@ def _admit(request: web.Request, state: State, spec: JobSpec, op: Op) -> JobSpec
         who = request_identity(request)
         mine = sum(1 for owner in state.owners.values() if owner == who)
     try:
+        check_job_webhook(state, spec)
         # Auth passes the caller's scopes here; None means auth is off: every scope.
         policy.check(spec, None, mine)
     except PolicyDenied as e:

@@ -34,7 +34,7 @@ def _shown(default: Any) -> str:
 
 
 #: settings that are TOML tables: given in the config file (or as JSON in JOBCAST_<NAME>), no flag
-TABLES = ("policy", "templates")
+TABLES = ("policy", "templates", "webhooks")
 
 
 def _settings_options() -> list[click.Parameter]:
