@@ -81,3 +81,50 @@ async def stalled_sse_request(
     )
     await writer.drain()
     return reader, writer
+
+
+class Receiver:
+    """A real webhook receiver: an aiohttp server on loopback that records every POST and
+    answers with the statuses it is given, in turn (200 once they run out). With `hold`, each
+    request waits until `release()`. `port` may be chosen before it starts, to start it late."""
+
+    def __init__(self, port: int, statuses: list[int] | None = None, hold: bool = False) -> None:
+        self.port = port
+        self.statuses = list(statuses or [])
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.answered = 0
+        self._held = asyncio.Event()
+        if not hold:
+            self._held.set()
+        self._runner = None
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def start(self) -> Receiver:
+        from aiohttp import web
+
+        async def hook(request: web.Request) -> web.Response:
+            self.requests.append((dict(request.headers), await request.read()))
+            await self._held.wait()
+            self.answered += 1
+            status = self.statuses.pop(0) if self.statuses else 200
+            if 300 <= status < 400:
+                return web.Response(status=status, headers={"Location": self.url("/moved")})
+            return web.Response(status=status)
+
+        app = web.Application()
+        app.router.add_route("POST", "/{tail:.*}", hook)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    def release(self) -> None:
+        self._held.set()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            self.release()
+            await self._runner.cleanup()
+            self._runner = None

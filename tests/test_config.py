@@ -78,3 +78,27 @@ def test_retention_settings_are_checked(tmp_path):
     cfg.write_text("retention_day = 7\n")
     with pytest.raises(ConfigError, match="did you mean 'retention_days'"):
         load_settings(cfg)
+
+
+def test_webhooks_in_the_file_are_checked_key_by_key(tmp_path):
+    cfg = tmp_path / "jobcast.toml"
+    cfg.write_text(
+        '[[webhooks]]\nurl = "https://ci.example/hook"\nsecret = "s"\n'
+        '[[webhooks]]\nurl = "http://127.0.0.1:9/x"\nevents = ["job.started", "job.finished"]\n'
+        "webhook_allow_note = 1\n"
+    )
+    with pytest.raises(ConfigError, match=r"webhooks\.1\.webhook_allow_note: Extra inputs"):
+        load_settings(cfg)
+    cfg.write_text('webhook_allow = ["https://ci.example/hooks"]\n[[webhooks]]\nurl = "x"\n')
+    with pytest.raises(ConfigError, match=r"webhooks\.0\.url: Value error, must be an http"):
+        load_settings(cfg)
+    cfg.write_text('[[webhooks]]\nurl = "https://a.example/h"\nevents = ["job.ended"]\n')
+    with pytest.raises(ConfigError, match=r"webhooks\.0\.events\.0"):
+        load_settings(cfg)
+    cfg.write_text('webhook_allow = ["https://user:pw@ci.example/"]\n')
+    with pytest.raises(ConfigError, match=r"webhook_allow\[0\] .* must not carry a user"):
+        load_settings(cfg)
+    cfg.write_text('webhook_allow = ["https://ci.example/"]\n[[webhooks]]\nurl = "https://a.b/h"\n')
+    settings = load_settings(cfg)
+    assert settings.webhooks[0].events == ["job.finished"] and settings.webhooks[0].secret is None
+    assert settings.webhook_attempts == 5

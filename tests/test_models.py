@@ -42,3 +42,23 @@ def test_job_ids_are_short_unique_and_sort_by_creation():
     ids = [new_job_id() for _ in range(1000)]
     assert len(set(ids)) == 1000 and ids == sorted(ids)
     assert all(len(i) == 14 and i.isalnum() and i.islower() for i in ids)
+
+
+def test_a_jobs_webhook_is_a_url_or_url_and_secret():
+    short = JobSpec.model_validate({"argv": ["true"], "webhook": "https://ci.example/h"})
+    assert short.webhook is not None and short.webhook.url == "https://ci.example/h"
+    assert short.webhook.secret is None
+    full = JobSpec.model_validate(
+        {"argv": ["true"], "webhook": {"url": "http://127.0.0.1:9/h", "secret": "s"}}
+    )
+    assert full.webhook is not None and full.webhook.secret == "s"
+    for bad, why in [
+        ("ftp://ci.example/h", "http:// or https://"),
+        ("https://u:p@ci.example/h", "user or password"),
+        ("https:///nohost", "with a host"),
+        ({"url": "https://a.b/h", "secret": ""}, "at least 1 character"),
+        ({"url": "https://a.b/h", "extra": 1}, "Extra inputs"),
+        (3, "webhook"),
+    ]:
+        with pytest.raises(ValidationError, match=why):
+            JobSpec.model_validate({"argv": ["true"], "webhook": bad})
