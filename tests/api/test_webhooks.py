@@ -66,7 +66,15 @@ async def test_a_global_webhook_gets_start_and_end_signed(server_factory, data_d
     server = await _start(server_factory, data_dir, extra)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-            job = (await client.post("/jobs", json={"argv": ["sh", "-c", "exit 3"]})).json()
+            # It runs until cancelled: its start is told of while it runs.
+            spec = {"argv": ["cat"], "stdin": True}
+            job = (await client.post("/jobs", json=spec)).json()
+
+            async def started():
+                return len(receiver.requests) == 1
+
+            await async_wait_for(started, within=30)
+            await client.post(f"/jobs/{job['id']}/cancel")
             final = await _finished(client, job["id"])
             traced = await _deliveries(client, job["id"], 3)
     finally:
@@ -75,7 +83,7 @@ async def test_a_global_webhook_gets_start_and_end_signed(server_factory, data_d
     events = [orjson.loads(body) for _, body in receiver.requests]
     assert [e["event"] for e in events] == ["job.started", "job.finished"]
     assert events[1]["job"] == final  # the job as GET /jobs/{id} shows it
-    assert final["exit_code"] == 3 and events[0]["job"]["status"] == "running"
+    assert final["status"] == "cancelled" and events[0]["job"]["status"] == "running"
     for headers, body in receiver.requests:
         _check_signature("s3cret", headers, body)
         assert headers["Content-Type"] == "application/json"
