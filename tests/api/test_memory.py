@@ -10,7 +10,7 @@ import httpx
 
 from jobcast.runner.process import BATCH_MAX
 from jobcast.store.base import BATCH_BYTES
-from jobcast.store.sqlite import TAIL_BYTES
+from jobcast.store.tail import TAIL_BYTES
 from tests.helpers import async_wait_for, rss_kib, stalled_sse_request
 
 MIB = 1024 * 1024
