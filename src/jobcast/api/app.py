@@ -23,6 +23,7 @@ from ..runner.supervisor import Supervisor
 from ..store import open_store
 from ..trace import Trace
 from . import housekeeping, jobs, log, openapi, pastes, sse, status, templates, trace, websocket
+from .cors import cors_headers, cors_middleware
 from .guard import guard_middleware
 from .http import error_middleware
 from .ledger import Lifecycle
@@ -54,8 +55,10 @@ def create_app(settings: Settings) -> web.Application:
     # 4 MiB: above what execve takes for a command (ARG_MAX, 2 MiB) even JSON-escaped, so an
     # absurd body is a 413 before it is read, and a merely too long command a 422 naming it.
     app = web.Application(
-        middlewares=[error_middleware, guard_middleware(settings)], client_max_size=4 * 1024 * 1024
+        middlewares=[error_middleware, guard_middleware(settings), cors_middleware(settings)],
+        client_max_size=4 * 1024 * 1024,
     )
+    app.on_response_prepare.append(cors_headers(settings))
     modules = (jobs, sse, websocket, log, status, housekeeping, pastes, trace, templates, openapi)
     for module in modules:
         app.router.add_routes(module.routes)
