@@ -6,6 +6,7 @@
      │    └── ValidationFailed               422 validation_failed
      ├── Unauthorized                        401 unauthorized
      ├── Forbidden (PermissionError)         403 forbidden
+     │    └── MissingScope                   403 missing_scope
      ├── NotFound (LookupError)              404 not_found
      │    └── JobNotFound                    404 job_not_found
      ├── Conflict                            409 conflict
@@ -34,6 +35,7 @@ __all__ = [
     "JobNotFinished",
     "JobNotFound",
     "JobcastError",
+    "MissingScope",
     "NameTaken",
     "NoStdin",
     "NotFound",
@@ -73,13 +75,27 @@ class ValidationFailed(BadRequest):
 
 
 class Unauthorized(JobcastError):
+    """No token, or one the server does not know."""
+
     code = "unauthorized"
     status = 401
+
+    def __init__(self, message: str, *, invalid: bool = False) -> None:
+        super().__init__(message)
+        # RFC 6750: what to send, and (when one was sent) that it was not good.
+        challenge = 'Bearer realm="jobcast"' + (', error="invalid_token"' if invalid else "")
+        self.headers = {"WWW-Authenticate": challenge}
 
 
 class Forbidden(JobcastError, PermissionError):
     code = "forbidden"
     status = 403
+
+
+class MissingScope(Forbidden):
+    """The token is good, but may not do this: the message names the scope it lacks."""
+
+    code = "missing_scope"
 
 
 class NotFound(JobcastError, LookupError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -250,13 +250,20 @@ async def follow_firehose(
     write: TransportWriter,
     heartbeat: bytes,
     envelope: Envelope | None = None,
+    admit: Callable[[list[Event]], Awaitable[list[Event]]] | None = None,
 ) -> None:
-    """Write events of every job past global position `after` until the server closes."""
+    """Write events of every job past global position `after` until the server closes; only
+    those `admit` keeps, if given (a token limited to some jobs)."""
     store, stats = state.store, state.stats
     interval = state.settings.heartbeat_seconds
     last_write = time.monotonic()
     while not (state.closing or store.closed):
         events = await store.read_all(after, output=output, max_bytes=BATCH_BYTES)
+        if events and admit is not None:
+            after = events[-1].gid
+            events = await admit(events)
+            if not events:
+                continue
         if events:
             data = b"".join(frame(e) for e in events)
             if envelope is not None:

@@ -33,12 +33,18 @@ def _shown(default: Any) -> str:
     return str(default)
 
 
+#: settings too structured for a flag: the config file (or JSON in the environment) gives them
+_FILE_ONLY = {"tokens"}
+
+
 def _settings_options() -> list[click.Parameter]:
     """One flag per setting, named like the setting (`max_output_bytes` -> `--max-output-bytes`)."""
     from ..config import Settings
 
     options: list[click.Parameter] = []
     for name, field in Settings.model_fields.items():
+        if name in _FILE_ONLY:
+            continue
         kind, multiple = _flag_type(field.annotation)
         helptext = field.description or ""
         env = f"JOBCAST_{name.upper()}"
@@ -99,6 +105,13 @@ def serve(**flags: Any) -> None:
         _fail(str(e))
     except OSError as e:
         _fail(f"cannot use data dir {str(settings.data_dir)!r}: {e}")
+    if settings.auth == "token":
+        from ..tokenfile import ensure_token
+
+        try:
+            ensure_token(settings.data_dir)
+        except OSError as e:
+            _fail(f"cannot write the admin token into {str(settings.data_dir)!r}: {e}")
     from ..api.app import CannotListen, run_server
 
     try:

@@ -108,7 +108,8 @@ class ClientConfig:
         reconnect_timeout: float | None,
     ) -> ClientConfig:
         """Arguments win over `JOBCAST_URL` / `JOBCAST_TOKEN`, which win over the defaults."""
-        return cls(resolve_url(url), resolve_token(token), timeout, reconnect_timeout)
+        url = resolve_url(url)
+        return cls(url, resolve_token(token, url), timeout, reconnect_timeout)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
