@@ -13,6 +13,7 @@ the others as if they did not exist, and `job_filter` drops their events from th
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -290,7 +291,9 @@ async def authenticate_socket(
     once the socket is closed (4401 without a good token within WS_AUTH_TIMEOUT, 4403 when the
     token lacks `scope`). Nothing else is read or sent before."""
     try:
-        msg = await ws.receive(timeout=WS_AUTH_TIMEOUT)
+        # Not receive(timeout=): that wait starts over at every pong of the heartbeat.
+        async with asyncio.timeout(WS_AUTH_TIMEOUT):
+            msg = await ws.receive()
     except TimeoutError:
         await ws.close(code=4401, message=b'no {"type": "auth", "token": ...} message within 5 s')
         return None
