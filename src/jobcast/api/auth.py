@@ -186,11 +186,11 @@ def auth_middleware(tokens: Tokens) -> Middleware:
             return await handler(request)
         path = resource.canonical
         rule = rule_for(request.method, path)
+        if rule.scope is None:
+            request[IDENTITY] = ANONYMOUS  # whatever it sent: an open route reads no token
+            return await handler(request)
         presented = _presented(request, rule)
         identity = tokens.identify(presented) if presented is not None else None
-        if rule.scope is None:
-            request[IDENTITY] = identity or ANONYMOUS
-            return await handler(request)
         if identity is None:
             if presented is None and rule.socket and _is_upgrade(request):
                 request[IDENTITY] = ANONYMOUS  # the socket's first message brings it

@@ -65,7 +65,8 @@ class JobcastGroup(click.Group):
     "--token",
     envvar="JOBCAST_TOKEN",
     metavar="TOKEN",
-    help="API token, sent as `Authorization: Bearer`. [env JOBCAST_TOKEN]",
+    help="API token, sent as `Authorization: Bearer`. [env JOBCAST_TOKEN; default for a local "
+    "server: the token file in JOBCAST_DATA_DIR or ./.jobcast]",
 )
 @click.version_option(__version__, prog_name="jobcast")
 @click.pass_context

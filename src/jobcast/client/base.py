@@ -107,7 +107,8 @@ class ClientConfig:
         timeout: float,
         reconnect_timeout: float | None,
     ) -> ClientConfig:
-        """Arguments win over `JOBCAST_URL` / `JOBCAST_TOKEN`, which win over the defaults."""
+        """Arguments win over `JOBCAST_URL` / `JOBCAST_TOKEN`, which win over the defaults (for
+        the token: a local server's token file, `endpoint.resolve_token`)."""
         url = resolve_url(url)
         return cls(url, resolve_token(token, url), timeout, reconnect_timeout)
 

@@ -45,7 +45,8 @@ class Client:
 
     Args:
         url: The server, such as `http://127.0.0.1:8080`; default `JOBCAST_URL`, else that.
-        token: Sent as `Authorization: Bearer`; default `JOBCAST_TOKEN`.
+        token: Sent as `Authorization: Bearer`; default `JOBCAST_TOKEN`, else (for a server on
+            127.0.0.1 or localhost) the token file of `JOBCAST_DATA_DIR` or `./.jobcast`.
         timeout: Seconds to connect and to get an answer (streams may stay quiet longer).
         reconnect_timeout: How long `events` and `follow_log` keep trying to reach the server
             before they raise `ConnectionFailed`; None tries forever.
