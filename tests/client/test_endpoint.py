@@ -43,3 +43,15 @@ def test_the_client_finds_the_local_token_and_a_wrong_one_is_unauthorized(
     with Client(server.url, token="wrong") as client, pytest.raises(Unauthorized) as e:
         client.jobs()
     assert e.value.status == 401 and "not valid" in e.value.message
+
+
+def test_a_socket_closed_for_want_of_a_token_raises_unauthorized(
+    server: ServerProcess, monkeypatch
+):
+    with Client(server.url) as client:
+        job = client.run("echo hi")
+    monkeypatch.delenv("JOBCAST_DATA_DIR")  # no token to be found: the socket is closed 4401
+    with Client(server.url) as client, client.connect(job.id) as ws:
+        with pytest.raises(Unauthorized) as e:
+            list(ws.events())
+    assert '"type": "auth"' in e.value.message

@@ -15,7 +15,13 @@ import httpx
 import orjson
 from pydantic import ValidationError
 
-from ..errors import ConnectionFailed, JobcastError, ValidationFailed, error_from_payload
+from ..errors import (
+    ConnectionFailed,
+    JobcastError,
+    JobNotFound,
+    ValidationFailed,
+    error_from_payload,
+)
 from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus, PruneResult
 from .endpoint import (
     DEFAULT_URL,
@@ -50,6 +56,7 @@ __all__ = [
     "make_spec",
     "quote_ref",
     "signal_name",
+    "socket_closed",
     "ws_message",
 ]
 
@@ -188,6 +195,19 @@ def socket_failed(url: str, exc: Exception) -> JobcastError:
 
     if isinstance(exc, InvalidStatus):
         return error_from_body(exc.response.status_code, exc.response.body or b"")
+    return connection_failed(url, exc)
+
+
+def socket_closed(url: str, exc: Exception) -> JobcastError:
+    """A WebSocket the server closed on an error (4401, 4403, 4404: the HTTP status + 4000) as
+    that error; any other close as a `ConnectionFailed`."""
+    rcvd = getattr(exc, "rcvd", None)  # websockets' ConnectionClosed: the close frame received
+    code = getattr(rcvd, "code", 0)
+    if code in (4401, 4403, 4404):
+        err = error_from_payload(code - 4000, {"error": {"message": getattr(rcvd, "reason", "")}})
+        if code == 4404:
+            err = JobNotFound(err.message)
+        return err
     return connection_failed(url, exc)
 
 
