@@ -78,3 +78,69 @@ def test_retention_settings_are_checked(tmp_path):
     cfg.write_text("retention_day = 7\n")
     with pytest.raises(ConfigError, match="did you mean 'retention_days'"):
         load_settings(cfg)
+
+
+def _tokens(tmp_path, body: str):
+    cfg = tmp_path / "jobcast.toml"
+    cfg.write_text(body)
+    return load_settings(cfg)
+
+
+def test_tokens_are_read_and_checked_without_showing_them(tmp_path):
+    s = _tokens(
+        tmp_path,
+        '[[tokens]]\nname = "ci"\ntoken = "s3cret-value"\nscopes = ["read", "run"]\n'
+        '[[tokens]]\nname = "infra"\ntoken_sha256 = "' + "ab" * 32 + '"\nscopes = ["admin"]\n'
+        'labels = { team = "infra" }\n',
+    )
+    assert [(t.name, [str(x) for x in t.scopes]) for t in s.tokens] == [
+        ("ci", ["read", "run"]),
+        ("infra", ["admin"]),
+    ]
+    assert s.tokens[1].labels == {"team": "infra"}
+    assert "s3cret-value" not in repr(s)
+    bad = {
+        'scopes = ["read", "wirte"]': "tokens.0.scopes.1: Input should be 'read', 'run', 'exec', "
+        "'control' or 'admin' (got 'wirte')",
+        'scopes = ["read"]\ntokn = "s3cret-value"': "tokens.0.tokn: Extra inputs are not permitted",
+        'scopes = ["read"]\ntoken_sha256 = "' + "ab" * 32 + '"': "needs exactly one of `token`",
+        "scopes = []": "tokens.0.scopes: List should have at least 1 item",
+    }
+    for extra, expected in bad.items():
+        with pytest.raises(ConfigError) as caught:
+            _tokens(tmp_path, f'[[tokens]]\nname = "ci"\ntoken = "s3cret-value"\n{extra}\n')
+        assert expected in str(caught.value)
+        assert "s3cret-value" not in str(caught.value) and "\n" not in str(caught.value)
+    twice = '[[tokens]]\nname = "{}"\ntoken = "s3cret-value"\nscopes = ["read"]\n'
+    with pytest.raises(ConfigError, match="tokens 'a' and 'b' are the same token") as caught:
+        _tokens(tmp_path, twice.format("a") + twice.format("b"))
+    assert "s3cret-value" not in str(caught.value)
+    with pytest.raises(ConfigError, match="two tokens are named 'a'"):
+        _tokens(tmp_path, twice.format("a") + twice.format("a").replace("s3cret", "other"))
+    with pytest.raises(ConfigError, match="'admin' is the generated token's"):
+        _tokens(tmp_path, twice.format("admin"))
+
+
+def test_tokens_from_the_environment_are_json(monkeypatch):
+    monkeypatch.setenv("JOBCAST_TOKENS", '[{"name": "ci", "token": "t0ken", "scopes": ["read"]}]')
+    assert load_settings().tokens[0].name == "ci"
+    monkeypatch.setenv("JOBCAST_TOKENS", "[{not json t0ken")
+    with pytest.raises(ConfigError, match='field "tokens"') as caught:
+        load_settings()
+    assert "t0ken" not in str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"])
+def test_auth_none_is_allowed_on_loopback(host, monkeypatch):
+    monkeypatch.setenv("JOBCAST_AUTH", "none")
+    assert load_settings(host=host).auth == "none"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.168.1.5", "box.example"])
+def test_auth_none_is_refused_anywhere_else(host, monkeypatch):
+    monkeypatch.setenv("JOBCAST_AUTH", "none")
+    with pytest.raises(ConfigError, match="auth = 'none' is refused on --host"):
+        load_settings(host=host)
+    monkeypatch.setenv("JOBCAST_AUTH", "nobody")
+    with pytest.raises(ConfigError, match="auth: Input should be 'token' or 'none'"):
+        load_settings()
