@@ -17,6 +17,7 @@ import pytest
 
 from jobcast.store import Store
 from jobcast.store.sqlite import SQLiteStore
+from jobcast.tokenfile import read_token
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +47,16 @@ class ServerProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str | None:
+        """The admin token the server made in its data dir (None with auth none)."""
+        return read_token(self.data_dir)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        token = self.token
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         cmd = [sys.executable, "-m", "jobcast", "serve", "--host", "127.0.0.1"]
@@ -94,14 +105,22 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[type[ServerProcess]]:
-    """Start servers with custom flags; every one is stopped at the end of the test."""
+def server_factory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[type[ServerProcess]]:
+    """Start servers with custom flags; every one is stopped at the end of the test.
+
+    Once one answers, JOBCAST_DATA_DIR names its data dir: the command line and the clients the
+    test runs find its token there by themselves, as they do beside a local server.
+    """
     started: list[ServerProcess] = []
 
     class Factory(ServerProcess):
         def start(self, timeout: float = 20.0) -> ServerProcess:
             started.append(self)
-            return super().start(timeout)
+            super().start(timeout)
+            monkeypatch.setenv("JOBCAST_DATA_DIR", str(self.data_dir))
+            return self
 
     yield Factory
     for s in started:
@@ -130,13 +149,13 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 @pytest.fixture
 def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as c:
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as c:
         yield c
 
 
 @pytest.fixture
 async def aapi(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+    async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=60) as c:
         yield c
 
 

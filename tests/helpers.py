@@ -68,9 +68,11 @@ def rss_kib(pid: int) -> int:
 
 
 async def stalled_sse_request(
-    port: int, path: str, headers: str = ""
+    port: int, path: str, headers: str = "", token: str | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Open an SSE request on a socket with a small receive buffer; read it later, or never."""
+    if token is not None:
+        headers += f"Authorization: Bearer {token}\r\n"
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
     sock.connect(("127.0.0.1", port))

@@ -80,6 +80,72 @@ def test_retention_settings_are_checked(tmp_path):
         load_settings(cfg)
 
 
+def _tokens(tmp_path, body: str):
+    cfg = tmp_path / "jobcast.toml"
+    cfg.write_text(body)
+    return load_settings(cfg)
+
+
+def test_tokens_are_read_and_checked_without_showing_them(tmp_path):
+    s = _tokens(
+        tmp_path,
+        '[[tokens]]\nname = "ci"\ntoken = "s3cret-value"\nscopes = ["read", "run"]\n'
+        '[[tokens]]\nname = "infra"\ntoken_sha256 = "' + "ab" * 32 + '"\nscopes = ["admin"]\n'
+        'labels = { team = "infra" }\n',
+    )
+    assert [(t.name, [str(x) for x in t.scopes]) for t in s.tokens] == [
+        ("ci", ["read", "run"]),
+        ("infra", ["admin"]),
+    ]
+    assert s.tokens[1].labels == {"team": "infra"}
+    assert "s3cret-value" not in repr(s)
+    bad = {
+        'scopes = ["read", "wirte"]': "tokens.0.scopes.1: Input should be 'read', 'run', 'exec', "
+        "'control' or 'admin' (got 'wirte')",
+        'scopes = ["read"]\ntokn = "s3cret-value"': "tokens.0.tokn: Extra inputs are not permitted",
+        'scopes = ["read"]\ntoken_sha256 = "' + "ab" * 32 + '"': "needs exactly one of `token`",
+        "scopes = []": "tokens.0.scopes: List should have at least 1 item",
+    }
+    for extra, expected in bad.items():
+        with pytest.raises(ConfigError) as caught:
+            _tokens(tmp_path, f'[[tokens]]\nname = "ci"\ntoken = "s3cret-value"\n{extra}\n')
+        assert expected in str(caught.value)
+        assert "s3cret-value" not in str(caught.value) and "\n" not in str(caught.value)
+    twice = '[[tokens]]\nname = "{}"\ntoken = "s3cret-value"\nscopes = ["read"]\n'
+    with pytest.raises(ConfigError, match="tokens 'a' and 'b' are the same token") as caught:
+        _tokens(tmp_path, twice.format("a") + twice.format("b"))
+    assert "s3cret-value" not in str(caught.value)
+    with pytest.raises(ConfigError, match="two tokens are named 'a'"):
+        _tokens(tmp_path, twice.format("a") + twice.format("a").replace("s3cret", "other"))
+    with pytest.raises(ConfigError, match="'admin' is the generated token's"):
+        _tokens(tmp_path, twice.format("admin"))
+
+
+def test_tokens_from_the_environment_are_json(monkeypatch):
+    monkeypatch.setenv("JOBCAST_TOKENS", '[{"name": "ci", "token": "t0ken", "scopes": ["read"]}]')
+    assert load_settings().tokens[0].name == "ci"
+    monkeypatch.setenv("JOBCAST_TOKENS", "[{not json t0ken")
+    with pytest.raises(ConfigError, match='field "tokens"') as caught:
+        load_settings()
+    assert "t0ken" not in str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"])
+def test_auth_none_is_allowed_on_loopback(host, monkeypatch):
+    monkeypatch.setenv("JOBCAST_AUTH", "none")
+    assert load_settings(host=host).auth == "none"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.168.1.5", "box.example"])
+def test_auth_none_is_refused_anywhere_else(host, monkeypatch):
+    monkeypatch.setenv("JOBCAST_AUTH", "none")
+    with pytest.raises(ConfigError, match="auth = 'none' is refused on --host"):
+        load_settings(host=host)
+    monkeypatch.setenv("JOBCAST_AUTH", "nobody")
+    with pytest.raises(ConfigError, match="auth: Input should be 'token' or 'none'"):
+        load_settings()
+
+
 def test_webhooks_in_the_file_are_checked_key_by_key(tmp_path):
     cfg = tmp_path / "jobcast.toml"
     cfg.write_text(
@@ -90,15 +156,26 @@ def test_webhooks_in_the_file_are_checked_key_by_key(tmp_path):
     with pytest.raises(ConfigError, match=r"webhooks\.1\.webhook_allow_note: Extra inputs"):
         load_settings(cfg)
     cfg.write_text('webhook_allow = ["https://ci.example/hooks"]\n[[webhooks]]\nurl = "x"\n')
-    with pytest.raises(ConfigError, match=r"webhooks\.0\.url: Value error, must be an http"):
+    with pytest.raises(ConfigError, match=r"webhooks\.0\.url: must be an http"):
         load_settings(cfg)
     cfg.write_text('[[webhooks]]\nurl = "https://a.example/h"\nevents = ["job.ended"]\n')
     with pytest.raises(ConfigError, match=r"webhooks\.0\.events\.0"):
         load_settings(cfg)
     cfg.write_text('webhook_allow = ["https://user:pw@ci.example/"]\n')
-    with pytest.raises(ConfigError, match=r"webhook_allow\[0\] .* must not carry a user"):
+    with pytest.raises(ConfigError, match=r"webhook_allow\.0: must not carry a user"):
+        load_settings(cfg)
+    # A secret is never shown, not even in a table that is wrong.
+    cfg.write_text('[[webhooks]]\nurl = "https://a.b/h"\nsecret = "hidden-value"\nsecrett = "x"\n')
+    with pytest.raises(ConfigError, match=r"webhooks\.0\.secrett: Extra inputs") as caught:
+        load_settings(cfg)
+    assert "hidden-value" not in str(caught.value)
+    cfg.write_text('[[webhooks]]\nurl = "https://a.b/h"\nsecret = ""\n')
+    with pytest.raises(ConfigError, match=r"webhooks\.0\.secret: "):
         load_settings(cfg)
     cfg.write_text('webhook_allow = ["https://ci.example/"]\n[[webhooks]]\nurl = "https://a.b/h"\n')
     settings = load_settings(cfg)
     assert settings.webhooks[0].events == ["job.finished"] and settings.webhooks[0].secret is None
+    assert "hidden" not in repr(
+        load_settings(webhooks=[{"url": "http://a.b/", "secret": "hidden"}])
+    )
     assert settings.webhook_attempts == 5

@@ -6,29 +6,87 @@ Built once at the edge (`load_settings`) and passed down; nothing else reads the
 from __future__ import annotations
 
 import difflib
+import hashlib
+import ipaddress
 import tomllib
 from contextvars import ContextVar
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
-from .models import webhook_url
+from .models import WebhookURL
 from .policy import Policy, PolicyConfig, TemplateName
 from .templates import Template
+from .tokenfile import ADMIN_NAME
 from .webhooks import WebhookConfig
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Scope", "Settings", "TokenConfig", "is_loopback", "load_settings"]
 
 
 class ConfigError(ValueError):
     """Settings that cannot be used; the message is one line naming the setting and its source."""
+
+
+class Scope(StrEnum):
+    """What a token may do. `admin` includes every other scope, and `exec` includes `run` (a
+    template's command is one that a raw command could run as well); no other includes another."""
+
+    #: see jobs, their events and output, and the streaming statistics
+    READ = "read"
+    #: start jobs from the operator's templates
+    RUN = "run"
+    #: start raw commands (`command`, `argv`)
+    EXEC = "exec"
+    #: send input, signals, resizes, and cancel
+    CONTROL = "control"
+    #: everything, including delete and prune (and the trace)
+    ADMIN = "admin"
+
+
+class TokenConfig(BaseModel):
+    """One `[[tokens]]` table: a named token (or its sha256), its scopes, and the labels of the
+    only jobs it may see and drive (none: every job)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
+    #: never shown: SecretStr keeps it out of reprs, and `_describe` out of error messages
+    token: SecretStr | None = None
+    token_sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    scopes: list[Scope] = Field(min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> TokenConfig:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError(f"token {self.name!r} needs exactly one of `token` or `token_sha256`")
+        if self.token is not None and not self.token.get_secret_value():
+            raise ValueError(f"token {self.name!r} has an empty `token`")
+        return self
+
+    def digest(self) -> bytes:
+        """The sha256 of the token, which is all the server keeps of it."""
+        if self.token_sha256 is not None:
+            return bytes.fromhex(self.token_sha256)
+        assert self.token is not None
+        return hashlib.sha256(self.token.get_secret_value().encode()).digest()
 
 
 _config_file: ContextVar[Path | None] = ContextVar("jobcast_config_file", default=None)
@@ -122,7 +180,7 @@ class Settings(BaseSettings):
     )
     #: the URLs a job's own `webhook` may name; none by default, so a client cannot make the
     #: server post to whatever it likes (its own network included)
-    webhook_allow: list[str] = Field(
+    webhook_allow: list[WebhookURL] = Field(
         default_factory=list,
         description="URL prefixes a job's own `webhook` may post to (host may be `*.domain`)",
     )
@@ -137,15 +195,6 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _webhook_allow_are_urls(self) -> Settings:
-        for i, pattern in enumerate(self.webhook_allow):
-            try:
-                webhook_url(pattern)
-            except ValueError as e:
-                raise ValueError(f"webhook_allow[{i}] {pattern!r} {e}") from None
-        return self
-
-    @model_validator(mode="after")
     def _policy_fits(self) -> Settings:
         self.controls()
         return self
@@ -153,6 +202,36 @@ class Settings(BaseSettings):
     def controls(self) -> Policy:
         """The policy these settings describe, its templates checked against its limits."""
         return Policy.build(self.policy, self.templates)
+
+    #: `token`: every endpoint but /status needs a token; `none`: nobody is asked (loopback only)
+    auth: Literal["token", "none"] = Field(
+        "token",
+        description="`token`: requests need a token (one is made into DATA_DIR/token); "
+        "`none`: no auth, on a loopback --host only",
+    )
+    #: `[[tokens]]` in the config file (or JSON in JOBCAST_TOKENS); no flag
+    tokens: list[TokenConfig] = Field(
+        default_factory=list, description="API tokens, beside the generated admin token"
+    )
+
+    @field_validator("tokens")
+    @classmethod
+    def _distinct_tokens(cls, tokens: list[TokenConfig]) -> list[TokenConfig]:
+        names: set[str] = set()
+        digests: dict[bytes, str] = {}
+        for t in tokens:
+            if t.name == ADMIN_NAME:
+                raise ValueError(
+                    f"the token name {ADMIN_NAME!r} is the generated token's "
+                    "(DATA_DIR/token); give this one another name"
+                )
+            if t.name in names:
+                raise ValueError(f"two tokens are named {t.name!r}")
+            names.add(t.name)
+            other = digests.setdefault(t.digest(), t.name)
+            if other != t.name:
+                raise ValueError(f"tokens {other!r} and {t.name!r} are the same token")
+        return tokens
 
     @classmethod
     def settings_customise_sources(
@@ -186,11 +265,31 @@ def load_settings(config: Path | str | None = None, **flags: Any) -> Settings:
             _check_file(path)
         token = _config_file.set(path)
         try:
-            return Settings(config=path, **given)
+            settings = Settings(config=path, **given)
         finally:
             _config_file.reset(token)
     except ValidationError as e:
         raise ConfigError(f"invalid settings: {_describe(e)}") from None
+    except SettingsError as e:
+        # Says which variable, never its value (JOBCAST_TOKENS holds tokens).
+        raise ConfigError(f"invalid settings: {e}; a list in the environment is JSON") from None
+    if settings.auth == "none" and not is_loopback(settings.host):
+        raise ConfigError(
+            f"auth = 'none' is refused on --host {settings.host!r}: anyone who can reach it could "
+            "run commands; serve on 127.0.0.1 (or ::1), or leave auth at 'token'"
+        )
+    return settings
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host`: `localhost`, 127.0.0.0/8 or ::1 (not the
+    wildcards 0.0.0.0 and ::, nor another name, which may resolve to anything)."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_file(path: Path) -> None:
@@ -221,8 +320,26 @@ def _check_file(path: Path) -> None:
     )
 
 
+#: the parts of a `[[tokens]]` table an error may show: never the token, nor a key mistyped
+#: beside it (its value may be the token)
+_SHOWN_TOKEN_FIELDS = {"name", "scopes", "labels"}
+#: of a `[[webhooks]]` table, what an error may show (not the secret)
+_SHOWN_WEBHOOK_FIELDS = {"url", "events"}
+
+
 def _describe(e: ValidationError) -> str:
     return "; ".join(
-        f"{'.'.join(map(str, err['loc'])) or 'settings'}: {err['msg']} (got {err['input']!r})"
+        f"{'.'.join(map(str, err['loc'])) or 'settings'}: {err['msg'].removeprefix('Value error, ')}"
+        + (f" (got {err['input']!r})" if _shown(err["loc"]) else "")
         for err in e.errors()
     )
+
+
+def _shown(loc: tuple[int | str, ...]) -> bool:
+    """Whether an error at `loc` may show its input: anywhere but in `tokens`, only in the parts
+    of a token's table that are not secret (a whole table, or a mistyped key, may be the token)."""
+    shown = {"tokens": _SHOWN_TOKEN_FIELDS, "webhooks": _SHOWN_WEBHOOK_FIELDS}
+    if not loc or loc[0] not in shown:
+        return True
+    fields = [p for p in loc[1:] if isinstance(p, str)]
+    return bool(fields) and fields[0] in shown[str(loc[0])]

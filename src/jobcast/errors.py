@@ -6,7 +6,8 @@
      │    └── ValidationFailed               422 validation_failed
      ├── Unauthorized                        401 unauthorized
      ├── Forbidden (PermissionError)         403 forbidden
-     │    └── PolicyDenied                   403 policy_denied (+ `rule`)
+     │    ├── PolicyDenied                   403 policy_denied (+ `rule`)
+     │    └── MissingScope                   403 missing_scope
      ├── NotFound (LookupError)              404 not_found
      │    ├── JobNotFound                    404 job_not_found
      │    └── PasteNotFound                  404 paste_not_found
@@ -38,6 +39,7 @@ __all__ = [
     "JobNotFinished",
     "JobNotFound",
     "JobcastError",
+    "MissingScope",
     "NameTaken",
     "NoStdin",
     "NotFound",
@@ -81,8 +83,16 @@ class ValidationFailed(BadRequest):
 
 
 class Unauthorized(JobcastError):
+    """No token, or one the server does not know."""
+
     code = "unauthorized"
     status = 401
+
+    def __init__(self, message: str, *, invalid: bool = False) -> None:
+        super().__init__(message)
+        # RFC 6750: what to send, and (when one was sent) that it was not good.
+        challenge = 'Bearer realm="jobcast"' + (', error="invalid_token"' if invalid else "")
+        self.headers = {"WWW-Authenticate": challenge}
 
 
 class Forbidden(JobcastError, PermissionError):
@@ -101,6 +111,12 @@ class PolicyDenied(Forbidden):
 
     def to_payload(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code, "message": self.message, "rule": self.rule}}
+
+
+class MissingScope(Forbidden):
+    """The token is good, but may not do this: the message names the scope it lacks."""
+
+    code = "missing_scope"
 
 
 class NotFound(JobcastError, LookupError):

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from . import __version__
 from .models import WebhookURL
@@ -74,7 +74,9 @@ class WebhookConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: WebhookURL
-    secret: str | None = Field(None, min_length=1, description="Signs each delivery")
+    #: never shown: SecretStr keeps it out of reprs, as the config's `_describe` keeps it out of
+    #: error messages
+    secret: SecretStr | None = Field(None, min_length=1, description="Signs each delivery")
     events: list[Event] = Field(default_factory=_finished_only, min_length=1)
 
 

@@ -31,7 +31,7 @@ def test_sigkilled_server_restarts_with_output_intact_and_running_job_lost(
     random.seed(11)
     blob = random.randbytes(3_000_000)
     (data_dir.parent / "blob").write_bytes(blob)
-    with httpx.Client(base_url=srv.url, timeout=30) as api:
+    with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=30) as api:
         done = api.post(
             "/jobs", json={"command": f"cat {data_dir.parent / 'blob'}; echo err >&2"}
         ).json()
@@ -44,7 +44,7 @@ def test_sigkilled_server_restarts_with_output_intact_and_running_job_lost(
     assert _alive(pid)  # the job outlived the server, in its own process group
 
     again = server_factory(data_dir).start()
-    with httpx.Client(base_url=again.url, timeout=30) as api:
+    with httpx.Client(base_url=again.url, headers=again.headers, timeout=30) as api:
         log = api.get(f"/jobs/{done['id']}/log", params={"stream": "stdout"}).content
         assert hashlib.sha256(log).digest() == hashlib.sha256(blob).digest()
         assert api.get(f"/jobs/{done['id']}/events").content == before
@@ -64,7 +64,7 @@ def test_sigkilled_server_leaves_nothing_running_and_queued_jobs_run_after_resta
     srv = server_factory(
         data_dir, extra=["--max-running-jobs", "1", "--kill-grace-seconds", "60"]
     ).start()
-    with httpx.Client(base_url=srv.url, timeout=30) as api:
+    with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=30) as api:
         # The shell exits only once the grandchild ignores SIGTERM: the group's SIGTERM, sent
         # when the shell has exited, must not find it before its `trap`.
         script = (
@@ -83,7 +83,7 @@ def test_sigkilled_server_leaves_nothing_running_and_queued_jobs_run_after_resta
     assert _alive(orphan) and not (tmp_path / "ran").exists()
 
     again = server_factory(data_dir, extra=["--kill-grace-seconds", "1"]).start()
-    with httpx.Client(base_url=again.url, timeout=30) as api:
+    with httpx.Client(base_url=again.url, headers=again.headers, timeout=30) as api:
         lost = wait_job(api, left["id"])
         assert lost["status"] == "lost"
         assert api.get(f"/jobs/{left['id']}/log").content == b"bye\n"
@@ -94,7 +94,7 @@ def test_sigkilled_server_leaves_nothing_running_and_queued_jobs_run_after_resta
 
 def test_sigterm_ends_jobs_cancelled_and_closes_streams(server_factory, data_dir):
     srv = server_factory(data_dir, extra=["--kill-grace-seconds", "1"]).start()
-    with httpx.Client(base_url=srv.url, timeout=30) as api:
+    with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=30) as api:
         job = api.post("/jobs", json={"command": "trap '' TERM; echo up; sleep 300"}).json()
         wait_for(lambda: api.get(f"/jobs/{job['id']}/log").content == b"up\n")
         pid = api.get(f"/jobs/{job['id']}").json()["pid"]
@@ -105,13 +105,13 @@ def test_sigterm_ends_jobs_cancelled_and_closes_streams(server_factory, data_dir
     assert b"event: complete" in body and b'"status":"cancelled"' in body
     assert not _alive(pid)
     again = server_factory(data_dir).start()
-    with httpx.Client(base_url=again.url, timeout=30) as api:
+    with httpx.Client(base_url=again.url, headers=again.headers, timeout=30) as api:
         ended = api.get(f"/jobs/{job['id']}").json()
     assert ended["status"] == "cancelled" and "shut down" in ended["reason"]
 
 
 def test_no_orphans_or_zombies_after_many_jobs(server):
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
         ids = [
             api.post("/jobs", json={"command": "sleep 0.05 & echo $!"}).json()["id"]
             for _ in range(20)
@@ -132,7 +132,7 @@ def test_sigkilled_while_a_job_writes_what_a_client_received_is_kept_exactly(
         "import sys\nfor i in range(10**9): sys.stdout.write('%09d\\n' % i); sys.stdout.flush()"
     )
     received: list[dict] = []
-    with httpx.Client(base_url=srv.url, timeout=30) as api:
+    with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=30) as api:
         job = api.post("/jobs", json={"argv": ["python3", "-c", writer]}).json()
         parser = SSEParser()
         try:
@@ -147,7 +147,7 @@ def test_sigkilled_while_a_job_writes_what_a_client_received_is_kept_exactly(
     assert len(seen) > 0 and seen.endswith(b"\n")
 
     again = server_factory(data_dir).start()
-    with httpx.Client(base_url=again.url, timeout=30) as api:
+    with httpx.Client(base_url=again.url, headers=again.headers, timeout=30) as api:
         lost = wait_job(api, job["id"])
         log = api.get(f"/jobs/{job['id']}/log", params={"stream": "stdout"}).content
         events = [

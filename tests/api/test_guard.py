@@ -58,11 +58,13 @@ async def test_a_foreign_origin_cannot_open_a_websocket(api, server):
     job = api.post("/jobs", json={"command": "echo hi"}).json()
     url = server.url.replace("http", "ws") + f"/jobs/{job['id']}/ws"
     with pytest.raises(websockets.InvalidStatus) as e:
-        async with websockets.connect(url, origin="https://evil.example"):
+        async with websockets.connect(
+            url, origin="https://evil.example", additional_headers=server.headers
+        ):
             pass
     assert e.value.response.status_code == 403
     assert b"allowed_origins" in e.value.response.body
-    async with websockets.connect(url, origin=server.url) as ws:
+    async with websockets.connect(url, origin=server.url, additional_headers=server.headers) as ws:
         assert '"seq":1' in str(await ws.recv())
 
 
@@ -74,7 +76,7 @@ def test_allowed_hosts_and_origins_let_them_through(server_factory, data_dir):
             "JOBCAST_ALLOWED_ORIGINS": '["https://dash.internal"]',
         },
     ).start()
-    with httpx.Client(base_url=srv.url, timeout=30) as api:
+    with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=30) as api:
         headers = {"Host": "jobs.internal", "Origin": "https://dash.internal"}
         r = api.post("/jobs", json={"command": "echo ok"}, headers=headers)
         assert r.status_code == 201, r.text

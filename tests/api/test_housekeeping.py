@@ -22,7 +22,7 @@ def test_the_server_applies_retention_by_itself_and_spares_the_unfinished(server
     srv = server_factory(
         data_dir, extra=["--retention-max-jobs", "2", "--retention-interval-seconds", "0.2"]
     ).start()
-    with httpx.Client(base_url=srv.url, timeout=30) as api:
+    with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=30) as api:
         running = _start(api, "sleep 60")
         done = []
         for i in range(5):

@@ -105,7 +105,7 @@ def test_cancel_is_idempotent_even_once_finished(api):
 
 def test_jobs_do_not_see_the_servers_settings(server_factory, data_dir):
     srv = server_factory(data_dir, env={"JOBCAST_SECRET_THING": "s3cret"}).start()
-    with httpx.Client(base_url=srv.url, timeout=30) as api:
+    with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=30) as api:
         job = api.post("/jobs", json={"command": "env"}).json()
         wait_job(api, job["id"])
         out = api.get(f"/jobs/{job['id']}/log").text
@@ -165,7 +165,7 @@ def test_max_running_jobs_queues_fifo(server_factory, data_dir):
     import httpx
 
     srv = server_factory(data_dir, extra=["--max-running-jobs", "1"]).start()
-    with httpx.Client(base_url=srv.url, timeout=30) as api:
+    with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=30) as api:
         first = api.post("/jobs", json={"command": "sleep 0.5"}).json()
         second = api.post("/jobs", json={"command": "true"}).json()
         assert api.get(f"/jobs/{second['id']}").json()["status"] == "queued"
@@ -178,7 +178,9 @@ def test_deleting_a_followed_job_ends_its_streams(api, server):
 
     job = api.post("/jobs", json={"command": "echo x"}).json()
     wait_job(api, job["id"])
-    with httpx.stream("GET", f"{server.url}/jobs/{job['id']}/log", params={"follow": 1}) as r:
+    with httpx.stream(
+        "GET", f"{server.url}/jobs/{job['id']}/log", params={"follow": 1}, headers=server.headers
+    ) as r:
         assert api.delete(f"/jobs/{job['id']}").status_code == 204
         assert b"".join(r.iter_raw()) in (b"", b"x\n")
     assert api.get("/status").status_code == 200

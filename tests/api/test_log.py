@@ -51,7 +51,11 @@ def test_follow_streams_until_the_job_ends(api, server):
         "/jobs", json={"command": "for i in 1 2 3 4 5; do echo $i; sleep 0.05; done"}
     ).json()
     with httpx.stream(
-        "GET", f"{server.url}/jobs/{job['id']}/log", params={"follow": 1}, timeout=30
+        "GET",
+        f"{server.url}/jobs/{job['id']}/log",
+        params={"follow": 1},
+        headers=server.headers,
+        timeout=30,
     ) as r:
         chunks = r.iter_raw()
         first = next(chunks)
@@ -83,7 +87,7 @@ def test_follow_of_a_running_job_is_byte_exact_from_any_offset(api, server):
 
     def follow(offset: int) -> bytes:
         params = {"follow": 1, "stream": "stdout", "offset": offset}
-        with httpx.stream("GET", url, params=params, timeout=30) as r:
+        with httpx.stream("GET", url, params=params, headers=server.headers, timeout=30) as r:
             return b"".join(r.iter_raw())
 
     random.seed(11)
@@ -104,7 +108,11 @@ def test_follow_of_both_streams_keeps_their_order(api, server):
     script = "for i in $(seq 1 200); do echo out$i; echo err$i >&2; done; sleep 0.2; echo end"
     job = api.post("/jobs", json={"command": script}).json()
     with httpx.stream(
-        "GET", f"{server.url}/jobs/{job['id']}/log", params={"follow": 1}, timeout=30
+        "GET",
+        f"{server.url}/jobs/{job['id']}/log",
+        params={"follow": 1},
+        headers=server.headers,
+        timeout=30,
     ) as r:
         body = b"".join(r.iter_raw())
     wait_job(api, job["id"])

@@ -10,7 +10,7 @@ import httpx
 
 from jobcast.runner.process import BATCH_MAX
 from jobcast.store.base import BATCH_BYTES
-from jobcast.store.sqlite import TAIL_BYTES
+from jobcast.store.tail import TAIL_BYTES
 from tests.helpers import async_wait_for, rss_kib, stalled_sse_request
 
 MIB = 1024 * 1024
@@ -74,7 +74,7 @@ async def test_clients_catching_up_from_many_positions_keep_memory_bounded(
     server_factory, data_dir
 ):
     server = server_factory(data_dir, extra=["--max-output-bytes", str(2 * JOB_BYTES)]).start()
-    api = httpx.AsyncClient(base_url=server.url, timeout=30)
+    api = httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=30)
     job = (await api.post("/jobs", json={"argv": ["python3", "-c", PRODUCER]})).json()
 
     async def written() -> dict | None:
@@ -99,13 +99,15 @@ async def test_clients_catching_up_from_many_positions_keep_memory_bounded(
     sampler = threading.Thread(target=sample)
     sampler.start()
     stalled = [
-        await stalled_sse_request(server.port, f"/jobs/{job['id']}/events", "Last-Event-ID: 1\r\n")
+        await stalled_sse_request(
+            server.port, f"/jobs/{job['id']}/events", "Last-Event-ID: 1\r\n", server.token
+        )
         for _ in range(STALLED)
     ]
     try:
         first = last - last * SPAN_BYTES // size
         starts = [first + i * (last - first) // CLIENTS for i in range(CLIENTS)]
-        async with aiohttp.ClientSession(server.url) as session:
+        async with aiohttp.ClientSession(server.url, headers=server.headers) as session:
             got = await asyncio.gather(
                 *(
                     _sse_to_end(session, f"/jobs/{job['id']}/events", after, last)

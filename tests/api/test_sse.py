@@ -57,7 +57,9 @@ async def test_clients_that_leave_while_waiting_at_the_tail_are_forgotten(aapi, 
     url = f"/jobs/{job['id']}/events"
 
     async def follow_a_while() -> None:
-        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=server.headers, timeout=10
+        ) as client:
             async with client.stream("GET", url) as resp:
                 ticks, parser = 0, SSEParser()
                 async for chunk in resp.aiter_raw():
@@ -103,10 +105,14 @@ async def test_base64_encoding_carries_exact_bytes(aapi):
 
 async def test_100_clients_each_get_100000_lines_in_order_once(server):
     limits = httpx.Limits(max_connections=200)
-    async with httpx.AsyncClient(base_url=server.url, timeout=120, limits=limits) as c:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers=server.headers, timeout=120, limits=limits
+    ) as c:
         job = (await c.post("/jobs", json={"command": "sleep 0.5; seq 1 100000"})).json()
         # one more client stops reading until the hundred others are done
-        reader, writer = await stalled_sse_request(server.port, f"/jobs/{job['id']}/events")
+        reader, writer = await stalled_sse_request(
+            server.port, f"/jobs/{job['id']}/events", token=server.token
+        )
         results = await asyncio.gather(
             *(collect_sse(c, f"/jobs/{job['id']}/events") for _ in range(100))
         )
@@ -134,7 +140,9 @@ async def test_a_stalled_client_slows_nobody_and_catches_up(server, aapi):
     job = (await aapi.post("/jobs", json={"command": "sleep 0.3; " + cmd})).json()
     expected = "".join(f"{i:099d}\n" for i in range(lines))
     rss_before = rss_kib(server.proc.pid)
-    reader, writer = await stalled_sse_request(server.port, f"/jobs/{job['id']}/events")
+    reader, writer = await stalled_sse_request(
+        server.port, f"/jobs/{job['id']}/events", token=server.token
+    )
     try:
         # The stalled client reads nothing while two others follow the whole job to its end.
         others = await asyncio.gather(
@@ -169,10 +177,12 @@ async def _read_raw_sse(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 
 async def test_a_client_that_stops_reading_is_disconnected_and_counted(server_factory, data_dir):
     srv = server_factory(data_dir, extra=["--stall-timeout-seconds", "1.5"]).start()
-    async with httpx.AsyncClient(base_url=srv.url, timeout=60) as c:
+    async with httpx.AsyncClient(base_url=srv.url, headers=srv.headers, timeout=60) as c:
         cmd = "python3 -c \"import sys\nfor i in range(2000000): sys.stdout.write('%099d\\n' % i)\""
         job = (await c.post("/jobs", json={"command": cmd})).json()
-        reader, writer = await stalled_sse_request(srv.port, f"/jobs/{job['id']}/events")
+        reader, writer = await stalled_sse_request(
+            srv.port, f"/jobs/{job['id']}/events", token=srv.token
+        )
 
         async def counted() -> bool:
             return (await c.get("/stats")).json()["stalled_disconnects"] >= 1
@@ -207,5 +217,5 @@ async def test_firehose_carries_lifecycle_and_optionally_output(server, aapi):
     assert "stdout" not in {e["type"] for e in lifecycle}
     loud = await first_events("/stream?output=1", "echo loud", {"status", "stdout", "complete"})
     assert output_of(loud) == "loud\n"
-    with httpx.Client(base_url=server.url) as api:
+    with httpx.Client(base_url=server.url, headers=server.headers) as api:
         wait_job(api, loud[0]["job"])

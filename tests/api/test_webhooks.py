@@ -65,7 +65,9 @@ async def test_a_global_webhook_gets_start_and_end_signed(server_factory, data_d
     )
     server = await _start(server_factory, data_dir, extra)
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=server.headers, timeout=30
+        ) as client:
             # It runs until cancelled: its start is told of while it runs.
             spec = {"argv": ["cat"], "stdin": True}
             job = (await client.post("/jobs", json=spec)).json()
@@ -106,7 +108,9 @@ async def test_a_jobs_own_webhook_when_allowed_and_refused_otherwise(
     extra = _config(tmp_path, f'webhook_allow = ["{receiver.url("/allowed")}"]\n')
     server = await _start(server_factory, data_dir, extra)
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=server.headers, timeout=30
+        ) as client:
             own = {"url": receiver.url("/allowed/job"), "secret": "mine"}
             job = (await client.post("/jobs", json={"argv": ["true"], "webhook": own})).json()
             final = await _finished(client, job["id"])
@@ -151,7 +155,9 @@ async def test_retries_after_500s_are_all_traced(server_factory, data_dir, tmp_p
     extra = _config(tmp_path, f'[[webhooks]]\nurl = "{receiver.url()}"\nsecret = "s"\n')
     server = await _start(server_factory, data_dir, extra)
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=server.headers, timeout=30
+        ) as client:
             job = (await client.post("/jobs", json={"argv": ["true"]})).json()
             traced = await _deliveries(client, job["id"], 3)
     finally:
@@ -173,7 +179,7 @@ async def test_a_pending_delivery_survives_a_restart(server_factory, data_dir, t
     cfg = tmp_path / "jobcast.toml"
     cfg.write_text(f'webhook_backoff_seconds = 1.0\n[[webhooks]]\nurl = "{receiver.url()}"\n')
     first = await _start(server_factory, data_dir, ["--config", str(cfg)])
-    async with httpx.AsyncClient(base_url=first.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=first.url, headers=first.headers, timeout=30) as client:
         job = (await client.post("/jobs", json={"argv": ["true"]})).json()
         [tried] = await _deliveries(client, job["id"], 1)
     assert tried["outcome"] == "retry" and "ConnectError" in tried["detail"]["error"]
@@ -181,7 +187,9 @@ async def test_a_pending_delivery_survives_a_restart(server_factory, data_dir, t
     await receiver.start()
     try:
         second = await _start(server_factory, data_dir, ["--config", str(cfg)])
-        async with httpx.AsyncClient(base_url=second.url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=second.url, headers=second.headers, timeout=30
+        ) as client:
             traced = await _deliveries(client, job["id"], 2)
             while traced[-1]["outcome"] == "retry":
                 traced = await _deliveries(client, job["id"], len(traced) + 1)
@@ -208,7 +216,9 @@ async def test_a_receiver_that_hangs_holds_up_no_job(server_factory, data_dir, t
     )
     server = await _start(server_factory, data_dir, extra)
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=server.headers, timeout=30
+        ) as client:
             first = (await client.post("/jobs", json={"argv": ["true"]})).json()
             await _finished(client, first["id"])
 

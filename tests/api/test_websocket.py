@@ -19,21 +19,26 @@ def ws_url(server, path: str) -> str:
 
 async def test_json_events_then_close_after_complete(server, api):
     job = api.post("/jobs", json={"command": "echo one; echo two >&2"}).json()
-    async with websockets.connect(ws_url(server, f"/jobs/{job['id']}/ws")) as ws:
+    async with websockets.connect(
+        ws_url(server, f"/jobs/{job['id']}/ws"), additional_headers=server.headers
+    ) as ws:
         events = [orjson.loads(m) async for m in ws]
         assert ws.close_code == 1000
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["type"] == "complete"
     assert "".join(e["data"]["text"] for e in events if e["type"] == "stdout") == "one\n"
     async with websockets.connect(
-        ws_url(server, f"/jobs/{job['id']}/ws?after={events[-2]['seq']}")
+        ws_url(server, f"/jobs/{job['id']}/ws?after={events[-2]['seq']}"),
+        additional_headers=server.headers,
     ) as ws:
         assert [orjson.loads(m)["seq"] async for m in ws] == [events[-1]["seq"]]
 
 
 async def test_raw_format_sends_output_bytes_only(server, api):
     job = api.post("/jobs", json={"command": "printf '\\001\\002\\377'; printf x >&2"}).json()
-    async with websockets.connect(ws_url(server, f"/jobs/{job['id']}/ws?format=raw")) as ws:
+    async with websockets.connect(
+        ws_url(server, f"/jobs/{job['id']}/ws?format=raw"), additional_headers=server.headers
+    ) as ws:
         frames = [m async for m in ws]
     assert all(isinstance(f, bytes) for f in frames)
     assert sorted(b"".join(frames)) == sorted(b"\x01\x02\xffx")
@@ -41,7 +46,9 @@ async def test_raw_format_sends_output_bytes_only(server, api):
 
 async def test_input_and_cancel_messages(server, api):
     job = api.post("/jobs", json={"argv": ["cat"], "stdin": True}).json()
-    async with websockets.connect(ws_url(server, f"/jobs/{job['id']}/ws")) as ws:
+    async with websockets.connect(
+        ws_url(server, f"/jobs/{job['id']}/ws"), additional_headers=server.headers
+    ) as ws:
         await ws.send(orjson.dumps({"type": "input", "data": "ping\n"}).decode())
         text = ""
         while "ping\n" not in text:
@@ -59,7 +66,9 @@ async def test_input_and_cancel_messages(server, api):
 
 async def test_raw_binary_frames_are_input(server, api):
     job = api.post("/jobs", json={"argv": ["cat"], "stdin": True}).json()
-    async with websockets.connect(ws_url(server, f"/jobs/{job['id']}/ws?format=raw")) as ws:
+    async with websockets.connect(
+        ws_url(server, f"/jobs/{job['id']}/ws?format=raw"), additional_headers=server.headers
+    ) as ws:
         await ws.send(b"\x00bin\n")
         got = b""
         while b"bin\n" not in got:
@@ -73,7 +82,9 @@ async def test_unknown_job_is_refused_before_upgrade(server):
     import pytest
 
     with pytest.raises(websockets.exceptions.InvalidStatus) as e:
-        async with websockets.connect(ws_url(server, "/jobs/nope/ws")):
+        async with websockets.connect(
+            ws_url(server, "/jobs/nope/ws"), additional_headers=server.headers
+        ):
             pass
     assert e.value.response.status_code == 404
 
@@ -82,7 +93,9 @@ async def test_clients_that_close_or_drop_are_forgotten(server, api):
     job = api.post("/jobs", json={"command": "while true; do echo tick; sleep 0.05; done"}).json()
     url = ws_url(server, f"/jobs/{job['id']}/ws")
     for polite in (True, False):
-        clients = [await websockets.connect(url) for _ in range(5)]
+        clients = [
+            await websockets.connect(url, additional_headers=server.headers) for _ in range(5)
+        ]
         for ws in clients:
             await ws.recv()
         wait_for(lambda: api.get("/stats").json()["clients"]["ws"] == 5)
@@ -97,9 +110,14 @@ async def test_clients_that_close_or_drop_are_forgotten(server, api):
 
 async def test_sigterm_closes_every_stream_at_once(server_factory, data_dir):
     srv = server_factory(data_dir).start()
-    async with httpx.AsyncClient(base_url=srv.url, timeout=30) as aapi:
+    async with httpx.AsyncClient(base_url=srv.url, headers=srv.headers, timeout=30) as aapi:
         job = (await aapi.post("/jobs", json={"command": "exec sleep 60"})).json()
-        sockets = [await websockets.connect(ws_url(srv, f"/jobs/{job['id']}/ws")) for _ in range(3)]
+        sockets = [
+            await websockets.connect(
+                ws_url(srv, f"/jobs/{job['id']}/ws"), additional_headers=srv.headers
+            )
+            for _ in range(3)
+        ]
 
         async def close_code(ws: websockets.ClientConnection) -> int | None:
             async for _ in ws:

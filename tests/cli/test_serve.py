@@ -33,7 +33,7 @@ def test_a_second_server_on_the_same_data_dir_exits_2_and_touches_nothing(
     server_factory, data_dir, tmp_path
 ):
     first = server_factory(data_dir).start()
-    with httpx.Client(base_url=first.url, timeout=30) as api:
+    with httpx.Client(base_url=first.url, headers=first.headers, timeout=30) as api:
         job = api.post(
             "/jobs", json={"command": "echo $$ > pid; exec sleep 30", "cwd": str(tmp_path)}
         ).json()
@@ -53,7 +53,7 @@ def test_a_second_server_on_the_same_data_dir_exits_2_and_touches_nothing(
 def test_the_data_dir_is_private(server_factory, tmp_path):
     data = tmp_path / "fresh"
     srv = server_factory(data).start()
-    with httpx.Client(base_url=srv.url, timeout=30) as api:
+    with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=30) as api:
         job = api.post("/jobs", json={"command": "echo hi", "env": {"K": "secret"}}).json()
         wait_job(api, job["id"])
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
@@ -118,7 +118,7 @@ def test_a_port_in_use_is_one_line_exit_2_and_leaves_the_jobs_alone(
     # A server killed while its job runs: the next one must find that job as it was left
     # (running, its process alive) if it cannot serve: recovery comes only after the bind.
     first = server_factory(data_dir).start()
-    with httpx.Client(base_url=first.url, timeout=30) as api:
+    with httpx.Client(base_url=first.url, headers=first.headers, timeout=30) as api:
         api.post("/jobs", json={"command": "echo $$ > pid; exec sleep 30", "cwd": str(tmp_path)})
         pid = int(wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text()))
     first.kill()
@@ -137,7 +137,7 @@ def test_a_port_in_use_is_one_line_exit_2_and_leaves_the_jobs_alone(
 def test_serving_on_is_printed_once_requests_are_served(server_factory, data_dir, tmp_path):
     # A slow recovery to come first: a lost job that ignores SIGTERM, ended after the grace.
     first = server_factory(data_dir).start()
-    with httpx.Client(base_url=first.url, timeout=30) as api:
+    with httpx.Client(base_url=first.url, headers=first.headers, timeout=30) as api:
         command = "trap '' TERM; echo $$ > pid; exec sleep 30"
         api.post("/jobs", json={"command": command, "cwd": str(tmp_path)})
         wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text())
@@ -152,9 +152,9 @@ def test_serving_on_is_printed_once_requests_are_served(server_factory, data_dir
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
-            assert line.startswith(f"jobcast serving on {first.url} "), line
+            assert line.startswith(f"jobcast serving on {first.url}/?token={first.token} "), line
             # at once, without a retry: the line comes only once requests are served
-            with httpx.Client(base_url=first.url, timeout=10) as api:
+            with httpx.Client(base_url=first.url, headers=first.headers, timeout=10) as api:
                 assert api.get("/jobs").json()["jobs"][0]["status"] == "lost"
         finally:
             proc.terminate()
@@ -169,7 +169,7 @@ def test_serve_help_describes_every_option():
 
     options = [p for p in serve.get_params(click.Context(serve)) if isinstance(p, click.Option)]
     named = {p.name for p in options}
-    # the tables ([policy], [templates]) are written in the config file, not as flags
+    # the tables ([policy], [templates], [[tokens]]) are written in the config file, not as flags
     assert set(Settings.model_fields) - set(TABLES) <= named
     assert not named & set(TABLES)
     for option in options:

@@ -41,7 +41,7 @@ async def _finished_job(data_dir: Path, events: int) -> str:
 def test_loop_lag_stays_low_while_a_big_job_is_deleted_and_another_writes(server_factory, data_dir):
     big = asyncio.run(_finished_job(data_dir, 100_000))
     srv = server_factory(data_dir, extra=["--batch-window-ms", "0"]).start()
-    with httpx.Client(base_url=srv.url, timeout=60) as api:
+    with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=60) as api:
         writer = api.post("/jobs", json={"command": _LINES}).json()
         wait_for(lambda: api.get(f"/jobs/{writer['id']}").json()["stdout_bytes"] > 500_000)
         assert api.delete(f"/jobs/{big}").status_code == 204
@@ -78,7 +78,7 @@ async def _finished_jobs(data_dir: Path, jobs: int) -> None:
 def test_loop_lag_stays_low_while_thousands_of_jobs_are_pruned(server_factory, data_dir):
     asyncio.run(_finished_jobs(data_dir, 2000))
     srv = server_factory(data_dir, extra=["--batch-window-ms", "0"]).start()
-    with httpx.Client(base_url=srv.url, timeout=120) as api:
+    with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=120) as api:
         writer = api.post("/jobs", json={"command": _LINES}).json()
         wait_for(lambda: api.get(f"/jobs/{writer['id']}").json()["stdout_bytes"] > 500_000)
         pruned = api.post("/prune", json={"older_than": 0}).json()

@@ -21,8 +21,11 @@ from ..retention import Policy, prune_periodically
 from ..runner.reaper import reap_periodically, set_subreaper
 from ..runner.supervisor import Supervisor
 from ..store import open_store
+from ..tokenfile import read_token
 from ..trace import Trace
 from . import housekeeping, jobs, log, openapi, pastes, sse, status, templates, trace, websocket
+from .auth import TOKENS, RedactTokens, Tokens, auth_middleware
+from .cors import cors_headers, cors_middleware
 from .guard import guard_middleware
 from .http import error_middleware
 from .ledger import Lifecycle
@@ -54,13 +57,23 @@ def _bad_http_in_one_line(record: logging.LogRecord) -> bool:
 def create_app(settings: Settings) -> web.Application:
     # 4 MiB: above what execve takes for a command (ARG_MAX, 2 MiB) even JSON-escaped, so an
     # absurd body is a 413 before it is read, and a merely too long command a 422 naming it.
+    tokens = Tokens.from_settings(settings)
     app = web.Application(
-        middlewares=[error_middleware, guard_middleware(settings)], client_max_size=4 * 1024 * 1024
+        # CORS before auth: a browser sends its preflight without credentials.
+        middlewares=[
+            error_middleware,
+            guard_middleware(settings),
+            cors_middleware(settings),
+            auth_middleware(tokens),
+        ],
+        client_max_size=4 * 1024 * 1024,
     )
+    app.on_response_prepare.append(cors_headers(settings))
     modules = (jobs, sse, websocket, log, status, housekeeping, pastes, trace, templates, openapi)
     for module in modules:
         app.router.add_routes(module.routes)
     app[SETTINGS] = settings
+    app[TOKENS] = tokens
     app.cleanup_ctx.append(_lifespan)
     app.on_shutdown.append(_shutdown)
     return app
@@ -211,6 +224,9 @@ def run_server(settings: Settings) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiohttp.server").addFilter(_bad_http_in_one_line)
+    for handler in logging.getLogger().handlers:
+        # On the handler: it sees every record, from any logger, before it is written.
+        handler.addFilter(RedactTokens())
     sockets = _listen(settings.host, settings.port)
     loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     try:
@@ -242,15 +258,22 @@ async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
                 await web.SockSite(runner, sock).start()
             port = sockets[0].getsockname()[1]
             host = f"[{settings.host}]" if ":" in settings.host else settings.host
-            print(
-                f"jobcast serving on http://{host}:{port} (data in {settings.data_dir})", flush=True
-            )
+            print(f"jobcast serving on {_address(settings, host, port)}", flush=True)
             await stop.wait()
     finally:
         # Stops accepting, then `_shutdown` ends the jobs and the streams, then the lifespan's end.
         await runner.cleanup()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _address(settings: Settings, host: str, port: int) -> str:
+    """The URL to open, with the admin token as Jupyter shows it, and where the data is."""
+    if settings.auth == "none":
+        return f"http://{host}:{port} (data in {settings.data_dir}; auth none: no token asked)"
+    token = read_token(settings.data_dir)
+    query = f"/?token={token}" if token is not None else ""
+    return f"http://{host}:{port}{query} (data in {settings.data_dir})"
 
 
 def _listen(host: str, port: int) -> list[socket.socket]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -250,16 +250,19 @@ async def follow_firehose(
     write: TransportWriter,
     heartbeat: bytes,
     envelope: Envelope | None = None,
+    admit: Callable[[list[Event]], Awaitable[list[Event]]] | None = None,
+    with_trace: bool = True,
 ) -> None:
-    """Write events of every job past global position `after` until the server closes, and the
-    trace ledger's entries as they are written (`event: trace`, live only: they carry no `id:`,
+    """Write events of every job past global position `after` until the server closes; only
+    those `admit` keeps, if given (a token limited to some jobs). With `with_trace`, the trace
+    ledger's entries too, as they are written (`event: trace`, live only: they carry no `id:`,
     so a client's resume point stays the last job event's; `GET /trace` has the history)."""
     store, stats, trace = state.store, state.stats, state.trace
     interval = state.settings.heartbeat_seconds
     last_write = time.monotonic()
     traced = trace.last_seq
     while not (state.closing or store.closed):
-        entries = trace.after(traced)
+        entries = trace.after(traced) if with_trace else []
         if entries:
             traced = entries[-1].seq
             data = b"".join(e.sse() for e in entries)
@@ -270,6 +273,11 @@ async def follow_firehose(
             stats.events_sent += len(entries)
             stats.bytes_sent += len(data)
         events = await store.read_all(after, output=output, max_bytes=BATCH_BYTES)
+        if events and admit is not None:
+            after = events[-1].gid
+            events = await admit(events)
+            if not events:
+                continue
         if events:
             data = b"".join(frame(e) for e in events)
             if envelope is not None:

@@ -9,7 +9,8 @@ import contextlib
 from aiohttp import web
 
 from ..errors import BadRequest, JobFinished, PolicyDenied, ValidationFailed
-from ..models import InputRequest, JobSpec, JobStatus, ResizeRequest, SignalRequest
+from ..models import InputRequest, JobList, JobSpec, JobStatus, ResizeRequest, SignalRequest
+from .auth import IDENTITY, visible_job
 from .http import json_response, parse_body, query_int
 from .ledger import Op, request_identity, traced
 from .state import STATE, State
@@ -32,8 +33,7 @@ def _admit(request: web.Request, state: State, spec: JobSpec, op: Op) -> JobSpec
         mine = sum(1 for owner in state.owners.values() if owner == who)
     try:
         check_job_webhook(state, spec)
-        # Auth passes the caller's scopes here; None means auth is off: every scope.
-        policy.check(spec, None, mine)
+        policy.check(spec, request[IDENTITY].scopes, mine)
     except PolicyDenied as e:
         op.recorded_as = "policy.deny"
         op.detail["rule"] = e.rule
@@ -50,6 +50,10 @@ async def create_job(request: web.Request) -> web.Response:
     try:
         async with traced(request, "job.create") as op:
             spec = _admit(request, state, await parse_body(request, JobSpec), op)
+            limit = request[IDENTITY].labels
+            if limit:
+                # Its jobs carry its labels, whatever it asked: it must see and drive them.
+                spec = spec.model_copy(update={"labels": {**spec.labels, **limit}})
             # Counted as queued from here: requests in flight together cannot overfill the queue.
             state.admitting += 1
             admitted = True
@@ -87,6 +91,9 @@ async def list_jobs(request: web.Request) -> web.Response:
         if not sep or not key:
             raise BadRequest(f"label filter {item!r} must look like key=value")
         labels[key] = value
+    for key, value in request[IDENTITY].labels.items():
+        if labels.setdefault(key, value) != value:
+            return json_response(JobList(jobs=[]))  # asks for jobs this token may not see
     limit = query_int(request, "limit", 50, minimum=1) or 50
     page = await request.app[STATE].store.list_jobs(
         status=status,
@@ -100,13 +107,13 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 @routes.get("/jobs/{ref}")
 async def get_job(request: web.Request) -> web.Response:
-    return json_response(await request.app[STATE].store.get_job(request.match_info["ref"]))
+    return json_response(await visible_job(request))
 
 
 @routes.delete("/jobs/{ref}")
 async def delete_job(request: web.Request) -> web.Response:
     store = request.app[STATE].store
-    job = await store.get_job(request.match_info["ref"])
+    job = await visible_job(request)
     async with traced(request, "job.delete", job.id):
         await store.delete_job(job.id)
     return web.Response(status=204)
@@ -115,7 +122,7 @@ async def delete_job(request: web.Request) -> web.Response:
 @routes.post("/jobs/{ref}/cancel")
 async def cancel_job(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    job = await state.store.get_job(request.match_info["ref"])
+    job = await visible_job(request)
     # Traced before it acts, so the job's end (`job.finish`) comes after it in the ledger.
     async with traced(request, "job.cancel", job.id) as op:
         if job.status.is_final:
@@ -129,7 +136,7 @@ async def cancel_job(request: web.Request) -> web.Response:
 @routes.post("/jobs/{ref}/input")
 async def send_input(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    job = await state.store.get_job(request.match_info["ref"])
+    job = await visible_job(request)
     if request.content_type == "application/octet-stream":
         data, eof = await request.read(), request.query.get("eof") in ("1", "true")
     else:
@@ -151,7 +158,7 @@ async def send_input(request: web.Request) -> web.Response:
 @routes.post("/jobs/{ref}/signal")
 async def send_signal(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    job = await state.store.get_job(request.match_info["ref"])
+    job = await visible_job(request)
     async with traced(request, "job.signal", job.id) as op:
         body = await parse_body(request, SignalRequest)
         op.detail["signal"] = str(body.signal)[:32]
@@ -163,7 +170,7 @@ async def send_signal(request: web.Request) -> web.Response:
 @routes.post("/jobs/{ref}/resize")
 async def resize(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    job = await state.store.get_job(request.match_info["ref"])
+    job = await visible_job(request)
     body = await parse_body(request, ResizeRequest)
     await state.supervisor.resize(job.id, body.cols, body.rows)
     return json_response({"cols": body.cols, "rows": body.rows})

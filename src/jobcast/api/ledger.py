@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..errors import JobcastError
 from ..models import EventType
+from .auth import IDENTITY
 from .state import STATE, State
 
 __all__ = ["SERVER", "Lifecycle", "Op", "request_identity", "traced"]
@@ -26,9 +27,11 @@ _MESSAGE_MAX = 300
 
 
 def request_identity(request: web.BaseRequest) -> str:
-    """Who makes `request`, as the ledger names them: the name of its token, or `local` when
-    the server runs without auth (the only mode so far). The one place that says it."""
-    return "local"
+    """Who makes `request`, as the ledger names them: the name of its token (`admin` for the
+    generated one), `local` when the server runs without auth, `anonymous` before a WebSocket's
+    first message. The one place that says it."""
+    identity = request.get(IDENTITY)
+    return identity.name if identity is not None else "anonymous"
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from aiohttp import web
 from ..errors import BadRequest, JobNotFound, RangeNotSatisfiable
 from ..models import OUTPUT_EVENTS, Event, EventType, Job
 from ..store import StreamName
+from .auth import visible_job
 from .follow import TransportWriter, follow_job
 from .http import query_int
 from .state import STATE, Follower
@@ -56,7 +57,7 @@ def _range(header: str, size: int) -> tuple[int, int]:
 async def job_log(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     store = state.store
-    job = await store.get_job(request.match_info["ref"])
+    job = await visible_job(request)
     job_id, final = job.id, job.status.is_final
     del job  # not held for a follower's whole life: a Job model is ~3 KiB
     stream = request.query.get("stream", "all")

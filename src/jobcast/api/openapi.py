@@ -31,6 +31,7 @@ from ..models import (
     TraceList,
 )
 from ..trace import OPS
+from .auth import rule_for
 from .http import MAX_INT, json_response
 
 __all__ = ["routes", "spec"]
@@ -167,8 +168,10 @@ _TEMPLATES: Schema = {
 #: what each error status means here; every operation lists those its handler can answer
 _ERRORS = {
     400: "Bad input; the message names the parameter or field",
-    403: "`Host` or `Origin` not allowed (settings allowed_hosts, allowed_origins); or the "
-    "policy refuses the job (`code` policy_denied, `rule` names the rule)",
+    401: "No token, or not a valid one (`WWW-Authenticate: Bearer`)",
+    403: "The token lacks the scope the operation needs (the message names it), or `Host` or "
+    "`Origin` not allowed (settings allowed_hosts, allowed_origins), or the policy refuses the "
+    "job (`code` policy_denied, `rule` names the rule)",
     404: "No job with this id or name (or no such paste)",
     409: "The job is not in a state that allows this",
     413: "Request body too large",
@@ -567,6 +570,48 @@ def _paths() -> dict[str, Schema]:
     }
 
 
+#: how a token is sent; the scopes an operation needs are listed with the scheme
+_SECURITY_SCHEMES: Schema = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`Authorization: Bearer TOKEN`: a token of the config's [[tokens]], or "
+        "the admin token the server made in DATA_DIR/token. Scopes: read, run, exec, control, "
+        "admin (admin includes all, exec includes run).",
+    },
+    "access_token": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "access_token",
+        "description": "The token in the URL, where a browser cannot set headers (EventSource, "
+        "WebSocket, a download link); only on the streams. A WebSocket may also send "
+        '`{"type": "auth", "token": ...}` as its first message (closed 4401 without it in 5 s).',
+    },
+}
+
+
+_CHALLENGE = {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}}
+
+
+def _secure(paths: dict[str, Schema]) -> dict[str, Schema]:
+    """Each operation's `security` (its scope, from auth.RULES) and its 401, in place."""
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            rule = rule_for(method.upper(), path)
+            if rule.scope is None:
+                op["security"] = []
+                continue
+            scopes = [str(rule.scope)]
+            op["security"] = [{"bearer": scopes}] + (
+                [{"access_token": scopes}] if rule.in_query else []
+            )
+            error: Schema = {"description": _ERRORS[401], "headers": _CHALLENGE}
+            if method != "head":
+                error["content"] = _json(_ref("Error"))
+            op["responses"] = dict(sorted({**op["responses"], "401": error}.items()))
+    return paths
+
+
 def spec() -> Schema:
     _, defs = models_json_schema(_MODELS, ref_template="#/components/schemas/{model}")
     schemas: dict[str, Schema] = {
@@ -580,8 +625,8 @@ def spec() -> Schema:
     return {
         "openapi": "3.1.0",
         "info": {"title": "jobcast", "version": __version__},
-        "paths": _paths(),
-        "components": {"schemas": schemas},
+        "paths": _secure(_paths()),
+        "components": {"schemas": schemas, "securitySchemes": _SECURITY_SCHEMES},
     }
 
 

@@ -7,9 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
+from ..config import Scope
 from ..errors import JobNotFound
 from ..models import Event
 from ..protocol import sse_comment, sse_frame
+from .auth import IDENTITY, job_filter, visible_job
 from .follow import TransportWriter, chunked, follow_firehose, follow_job
 from .http import header_int, query_b64, query_int
 from .state import STATE, Follower
@@ -49,7 +51,7 @@ async def _open(request: web.Request) -> web.StreamResponse:
 async def job_events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     # Only the id is kept: a Job model held for the stream's life would cost ~3 KiB a client.
-    job_id = (await state.store.get_job(request.match_info["ref"])).id
+    job_id = (await visible_job(request)).id
     after = _resume_point(request) or 0
     b64 = query_b64(request)
 
@@ -94,6 +96,9 @@ async def firehose(request: web.Request) -> web.StreamResponse:
             TransportWriter(request),
             chunked(HEARTBEAT) if resp.chunked else HEARTBEAT,
             chunked if resp.chunked else None,
+            job_filter(state, request[IDENTITY]),
+            # the ledger says who did what to every job: for those who may read it (`/trace`)
+            with_trace=request[IDENTITY].allows(Scope.ADMIN),
         ),
     )
     return resp

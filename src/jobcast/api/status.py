@@ -9,6 +9,7 @@ from aiohttp import web
 from .. import __version__
 from ..errors import BadRequest
 from ..protocol import PROTOCOL_VERSION
+from .auth import IDENTITY
 from .http import json_response, query_int
 from .state import STATE
 
@@ -41,4 +42,7 @@ async def stats(request: web.Request) -> web.Response:
     seconds = query_int(request, "lag_seconds", window, minimum=1)
     if seconds is not None and seconds > window:
         raise BadRequest(f"query parameter `lag_seconds` must be at most {window}, not {seconds}")
-    return json_response(stats.snapshot(seconds))
+    snapshot = stats.snapshot(seconds)
+    if request[IDENTITY].labels:
+        snapshot["per_job"] = {}  # other jobs' ids: not for a token limited to some jobs
+    return json_response(snapshot)

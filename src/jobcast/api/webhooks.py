@@ -97,7 +97,11 @@ class Webhooks:
 
     async def _deliveries(self, event: str, job_id: str) -> list[Delivery]:
         settings, store = self._state.settings, self._state.store
-        targets = [(w.url, w.secret) for w in settings.webhooks if event in w.events]
+        targets = [
+            (w.url, w.secret.get_secret_value() if w.secret else None)
+            for w in settings.webhooks
+            if event in w.events
+        ]
         try:
             if event == "job.finished" and settings.webhook_allow:
                 own = (await store.job_spec(job_id)).webhook

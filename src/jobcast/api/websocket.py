@@ -14,9 +14,11 @@ import logging
 import orjson
 from aiohttp import WSMsgType, web
 
-from ..errors import BadRequest, JobcastError
+from ..config import Scope
+from ..errors import BadRequest, JobcastError, JobNotFound, MissingScope
 from ..models import OUTPUT_EVENTS, Event
 from ..protocol import parse_ws_command, ws_event_frame, ws_frame
+from .auth import ANONYMOUS, IDENTITY, TOKENS, Identity, authenticate_socket, visible_job
 from .follow import TransportWriter, follow_job
 from .http import query_b64, query_int
 from .ledger import traced
@@ -40,14 +42,16 @@ def _raw_frame(ev: Event) -> bytes:
 @routes.get("/jobs/{ref}/ws", allow_head=False)
 async def job_ws(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    # Only the id is kept: a Job model held for the stream's life would cost ~3 KiB a client.
-    job_id = (await state.store.get_job(request.match_info["ref"])).id
+    identity = request[IDENTITY]
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "raw"):
         raise BadRequest(f"format must be `json` or `raw`, not {fmt!r}")
     b64 = query_b64(request)
     after = query_int(request, "after", 0) or 0
 
+    # Only the id is kept: a Job model held for the stream's life would cost ~3 KiB a client.
+    # Without a token yet (it comes in the first message), whether the job exists is told later.
+    job_id = None if identity is ANONYMOUS else (await visible_job(request)).id
     ws = web.WebSocketResponse(
         compress=False, heartbeat=state.settings.heartbeat_seconds, max_msg_size=1 << 20
     )
@@ -55,6 +59,17 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
         # aiohttp's own refusal is a text/plain 400; every error here is the JSON shape.
         raise BadRequest("this endpoint is a WebSocket: connect with an Upgrade: websocket request")
     await ws.prepare(request)
+    if job_id is None:
+        authenticated = await authenticate_socket(ws, request.app[TOKENS], Scope.READ)
+        if authenticated is None:
+            return ws
+        identity = request[IDENTITY] = authenticated  # the trace's `who` from here on
+        try:
+            job_id = (await visible_job(request, identity)).id
+        except JobNotFound as e:
+            await ws.send_str(orjson.dumps({"type": "error", **e.to_payload()}).decode())
+            await ws.close(code=4404, message=b"no such job")
+            return ws
     write = TransportWriter(request)
 
     def frame(ev: Event) -> bytes:
@@ -65,7 +80,9 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
     tag = "wsraw" if fmt == "raw" else ("ws64" if b64 else "ws")
     # The events go out from this handler's own task and the client's messages come in on one
     # more: a task fewer per connection than a sender beside them (memory per idle client).
-    receiver = asyncio.create_task(_receive(request, ws, job_id, binary_input=fmt == "raw"))
+    receiver = asyncio.create_task(
+        _receive(request, ws, job_id, identity, binary_input=fmt == "raw")
+    )
 
     def left(_: object) -> None:
         write.transport.close()  # the client closed or broke off: following stops at the tick
@@ -96,11 +113,23 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
 
 
 async def _receive(
-    request: web.Request, ws: web.WebSocketResponse, job_id: str, *, binary_input: bool
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    job_id: str,
+    identity: Identity,
+    *,
+    binary_input: bool,
 ) -> None:
     state = request.app[STATE]
     async for msg in ws:
         try:
+            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT) and not identity.allows(
+                Scope.CONTROL
+            ):
+                raise MissingScope(
+                    f"token {identity.name!r} lacks the `control` scope, which input, resize, "
+                    "signal and cancel messages need"
+                )
             if msg.type is WSMsgType.BINARY and binary_input:
                 async with traced(request, "job.input", job_id, bytes=len(msg.data), eof=False):
                     await state.supervisor.write_input(job_id, msg.data)

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..errors import JobcastError
+from ..errors import JobcastError, Unauthorized
 from .completion import completion
 from .housekeeping import COMMANDS as HOUSEKEEPING
 from .jobs import COMMANDS, Target
@@ -32,6 +32,17 @@ class JobcastGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Unauthorized as e:
+            from ..client.endpoint import resolve_token, resolve_url, token_hint
+
+            target = ctx.obj if isinstance(ctx.obj, Target) else Target(None, None)
+            url = resolve_url(target.url)
+            if resolve_token(target.token, url) is None:
+                said = f"the server at {url} needs a token, and none was found"
+            else:
+                said = f"the server at {url} refused the token ({e.message})"
+            click.echo(f"jobcast: {said}; {token_hint(url)}", err=True)
+            raise click.exceptions.Exit(2) from None
         except JobcastError as e:
             click.echo(f"jobcast: {e.message}", err=True)
             raise click.exceptions.Exit(2) from None
@@ -55,7 +66,8 @@ class JobcastGroup(click.Group):
     "--token",
     envvar="JOBCAST_TOKEN",
     metavar="TOKEN",
-    help="API token, sent as `Authorization: Bearer`. [env JOBCAST_TOKEN]",
+    help="API token, sent as `Authorization: Bearer`. [env JOBCAST_TOKEN; default for a local "
+    "server: the token file in JOBCAST_DATA_DIR or ./.jobcast]",
 )
 @click.version_option(__version__, prog_name="jobcast")
 @click.pass_context

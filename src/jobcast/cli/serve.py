@@ -33,8 +33,9 @@ def _shown(default: Any) -> str:
     return str(default)
 
 
-#: settings that are TOML tables: given in the config file (or as JSON in JOBCAST_<NAME>), no flag
-TABLES = ("policy", "templates", "webhooks")
+#: settings too structured for a flag, TOML tables: the config file (or JSON in
+#: JOBCAST_<NAME>) gives them
+TABLES = ("policy", "templates", "tokens", "webhooks")
 
 
 def _settings_options() -> list[click.Parameter]:
@@ -105,6 +106,13 @@ def serve(**flags: Any) -> None:
         _fail(str(e))
     except OSError as e:
         _fail(f"cannot use data dir {str(settings.data_dir)!r}: {e}")
+    if settings.auth == "token":
+        from ..tokenfile import ensure_token
+
+        try:
+            ensure_token(settings.data_dir)
+        except OSError as e:
+            _fail(f"cannot write the admin token into {str(settings.data_dir)!r}: {e}")
     from ..api.app import CannotListen, run_server
 
     try:

@@ -39,6 +39,7 @@ from .base import (
     event_from_ws,
     make_spec,
     signal_name,
+    socket_closed,
     socket_failed,
     template_spec,
     ws_message,
@@ -507,4 +508,4 @@ class AsyncJobSocket:
         except ConnectionClosedOK:
             return
         except ConnectionClosedError as e:
-            raise connection_failed(self._url, e) from e
+            raise socket_closed(self._url, e) from e

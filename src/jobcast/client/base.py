@@ -15,7 +15,13 @@ import httpx
 import orjson
 from pydantic import ValidationError
 
-from ..errors import ConnectionFailed, JobcastError, ValidationFailed, error_from_payload
+from ..errors import (
+    ConnectionFailed,
+    JobcastError,
+    JobNotFound,
+    ValidationFailed,
+    error_from_payload,
+)
 from ..models import (
     Event,
     EventType,
@@ -63,6 +69,7 @@ __all__ = [
     "make_spec",
     "quote_ref",
     "signal_name",
+    "socket_closed",
     "ws_message",
 ]
 
@@ -120,8 +127,10 @@ class ClientConfig:
         timeout: float,
         reconnect_timeout: float | None,
     ) -> ClientConfig:
-        """Arguments win over `JOBCAST_URL` / `JOBCAST_TOKEN`, which win over the defaults."""
-        return cls(resolve_url(url), resolve_token(token), timeout, reconnect_timeout)
+        """Arguments win over `JOBCAST_URL` / `JOBCAST_TOKEN`, which win over the defaults (for
+        the token: a local server's token file, `endpoint.resolve_token`)."""
+        url = resolve_url(url)
+        return cls(url, resolve_token(token, url), timeout, reconnect_timeout)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -201,6 +210,19 @@ def socket_failed(url: str, exc: Exception) -> JobcastError:
 
     if isinstance(exc, InvalidStatus):
         return error_from_body(exc.response.status_code, exc.response.body or b"")
+    return connection_failed(url, exc)
+
+
+def socket_closed(url: str, exc: Exception) -> JobcastError:
+    """A WebSocket the server closed on an error (4401, 4403, 4404: the HTTP status + 4000) as
+    that error; any other close as a `ConnectionFailed`."""
+    rcvd = getattr(exc, "rcvd", None)  # websockets' ConnectionClosed: the close frame received
+    code = getattr(rcvd, "code", 0)
+    if code in (4401, 4403, 4404):
+        err = error_from_payload(code - 4000, {"error": {"message": getattr(rcvd, "reason", "")}})
+        if code == 4404:
+            err = JobNotFound(err.message)
+        return err
     return connection_failed(url, exc)
 
 

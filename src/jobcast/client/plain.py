@@ -42,7 +42,7 @@ class PlainClient:
         self._base = parts.path.rstrip("/")
         self._timeout = timeout
         self._headers = {"Accept": "application/json", "User-Agent": "jobcast-cli"}
-        if (token := resolve_token(token)) is not None:
+        if (token := resolve_token(token, self.url)) is not None:
             self._headers["Authorization"] = f"Bearer {token}"
         conn: type[http.client.HTTPConnection] = (
             http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection

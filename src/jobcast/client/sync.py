@@ -35,6 +35,7 @@ from .base import (
     event_from_ws,
     make_spec,
     signal_name,
+    socket_closed,
     socket_failed,
     template_spec,
     ws_message,
@@ -56,7 +57,8 @@ class Client:
 
     Args:
         url: The server, such as `http://127.0.0.1:8080`; default `JOBCAST_URL`, else that.
-        token: Sent as `Authorization: Bearer`; default `JOBCAST_TOKEN`.
+        token: Sent as `Authorization: Bearer`; default `JOBCAST_TOKEN`, else (for a server on
+            127.0.0.1 or localhost) the token file of `JOBCAST_DATA_DIR` or `./.jobcast`.
         timeout: Seconds to connect and to get an answer (streams may stay quiet longer).
         reconnect_timeout: How long `events` and `follow_log` keep trying to reach the server
             before they raise `ConnectionFailed`; None tries forever.
@@ -534,4 +536,4 @@ class JobSocket:
         except ConnectionClosedOK:
             return
         except ConnectionClosedError as e:
-            raise connection_failed(self._url, e) from e
+            raise socket_closed(self._url, e) from e

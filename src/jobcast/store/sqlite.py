@@ -44,6 +44,7 @@ from ..models import (
 from . import vacuum
 from .base import BATCH_BYTES, DiskUsage, FinishedJob, ProcessInfo, StreamName
 from .logfiles import OutputFiles
+from .tail import EVENT_COST, TAIL_BYTES, Tail, from_tail, take
 from .writer import Write, Writer
 
 __all__ = ["SQLiteStore"]
@@ -116,116 +117,6 @@ T = TypeVar("T")
 Row = tuple[Any, ...]
 
 
-#: the default bound of each unfinished job's in-memory tail, cached encodings included
-TAIL_BYTES = 8 * 1024 * 1024
-#: what an event costs in memory beside its bytes (the object, its data and cache dicts), and
-#: each encoding cached on it beside its own bytes: measured with tracemalloc, rounded up
-_EVENT_COST = 448
-_ENTRY_COST = 96
-
-
-class _Tail:
-    """The newest events of one job, contiguous by seq, and its running counters.
-
-    Bounded by `limit` bytes, counting each event's bytes, its cost as an object and every
-    encoding cached on it (the tail is the `Meter` its events charge): past the limit the older
-    half goes. The events are cut into batches of up to `BATCH_BYTES` as they come (`opens` and
-    `closes` mark them) and `read` stops at their edges, so clients catching up from anywhere
-    read the same batches after their first and share their joins: one per batch and encoding,
-    not one per cursor.
-
-    `last_seq` and `sizes` count what was appended; `shown_seq` and `shown_sizes` what has
-    committed, the part readers are given.
-    """
-
-    __slots__ = (
-        "batch_bytes",
-        "events",
-        "first_seq",
-        "last_seq",
-        "limit",
-        "nbytes",
-        "pos",
-        "shown_seq",
-        "shown_sizes",
-        "shown_status",
-        "sizes",
-    )
-
-    def __init__(self, last_seq: int, sizes: dict[str, int], limit: int) -> None:
-        self.events: list[Event] = []
-        self.first_seq = last_seq + 1
-        self.last_seq = last_seq
-        self.limit = limit
-        self.nbytes = 0
-        self.batch_bytes = 0
-        self.sizes = sizes
-        self.pos = sizes["stdout"] + sizes["stderr"]
-        self.shown_seq = last_seq
-        self.shown_sizes = dict(sizes)
-        #: the status its readers were last shown (None: none since this tail was made)
-        self.shown_status: str | None = None
-
-    def add(self, ev: Event) -> None:
-        if not self.events or self.batch_bytes + ev.size > BATCH_BYTES:
-            if self.events:
-                self.events[-1].closes = True
-            ev.opens = True
-            self.batch_bytes = 0
-        self.batch_bytes += ev.size
-        ev.meter = self
-        self.events.append(ev)
-        self.last_seq = ev.seq
-        self.nbytes += ev.size + _EVENT_COST
-        if self.nbytes > self.limit:
-            self._trim()
-
-    def charge(self, ev: Event, nbytes: int) -> bool:
-        nbytes += _ENTRY_COST
-        ev.cached += nbytes
-        self.nbytes += nbytes
-        if self.nbytes > self.limit:
-            self._trim()
-        return ev.meter is self  # False if that trimmed `ev` itself
-
-    def _trim(self) -> None:
-        # The older half at once: trimming amortises to O(1) per event.
-        while self.nbytes > self.limit and len(self.events) > 1:
-            cut = len(self.events) // 2
-            for e in self.events[:cut]:
-                self.nbytes -= e.size + _EVENT_COST + e.cached
-                e.forget()
-            del self.events[:cut]
-        self.first_seq = self.events[0].seq
-
-    def release(self) -> None:
-        """The job has finished: keep only its last event, for the followers that wait for it."""
-        if not self.events:
-            return
-        for e in self.events[:-1]:
-            e.forget()
-        del self.events[:-1]
-        last = self.events[-1]
-        self.first_seq = last.seq
-        self.nbytes = last.size + _EVENT_COST + last.cached
-
-
-def _take(
-    events: list[Event], start: int, max_bytes: int, end: int, *, aligned: bool = False
-) -> list[Event]:
-    """From `events[start:end]`: at least one, then as many as fit in `max_bytes` (and, if
-    `aligned`, up to the end of the tail's batch)."""
-    out: list[Event] = []
-    total = 0
-    for i in range(start, min(end, len(events))):
-        ev = events[i]
-        if out and (total + ev.size > max_bytes or (aligned and ev.opens)):
-            break
-        out.append(ev)
-        total += ev.size
-    return out
-
-
 class SQLiteStore:
     def __init__(
         self,
@@ -249,8 +140,8 @@ class SQLiteStore:
         self._local = threading.local()
         self._syncer: asyncio.Task[None] | None = None
         self._sync_due = asyncio.Event()
-        self._tails: dict[str, _Tail] = {}
-        self._finished_tails: OrderedDict[str, _Tail] = OrderedDict()
+        self._tails: dict[str, Tail] = {}
+        self._finished_tails: OrderedDict[str, Tail] = OrderedDict()
         #: unfinished jobs' statuses and names, changed before their write commits
         self._status: dict[str, JobStatus] = {}
         self._names: dict[str, str] = {}
@@ -431,7 +322,7 @@ class SQLiteStore:
             )
         job_id = new_job_id()
         row = (job_id, spec.name, JobStatus.QUEUED.value, spec.model_dump_json(), time.time())
-        self._tails[job_id] = _Tail(0, {"stdout": 0, "stderr": 0}, self._tail_bytes)
+        self._tails[job_id] = Tail(0, {"stdout": 0, "stderr": 0}, self._tail_bytes)
         self._status[job_id] = JobStatus.QUEUED
         if spec.name is not None:
             self._names[spec.name] = job_id
@@ -704,7 +595,7 @@ class SQLiteStore:
 
     # -- events -----------------------------------------------------------------------------------
 
-    def _tail(self, job_id: str) -> _Tail:
+    def _tail(self, job_id: str) -> Tail:
         tail = self._tails.get(job_id) or self._finished_tails.get(job_id)
         if tail is not None:
             return tail
@@ -712,7 +603,7 @@ class SQLiteStore:
             "SELECT COALESCE(MAX(seq), 0) FROM events WHERE job_id = ?", (job_id,)
         ).fetchone()
         sizes = {s: self.files.size(job_id, s) for s in ("stdout", "stderr")}
-        tail = _Tail(row[0], sizes, self._tail_bytes)
+        tail = Tail(row[0], sizes, self._tail_bytes)
         self._tails[job_id] = tail
         return tail
 
@@ -760,7 +651,7 @@ class SQLiteStore:
         self._add_global(ev)
         return ev, (ev.gid, job_id, seq, type.value, ev.ts, blob, offset, length, pos)
 
-    def _finish(self, job_id: str, tail: _Tail) -> None:
+    def _finish(self, job_id: str, tail: Tail) -> None:
         self.files.finish(job_id)
         self._tails.pop(job_id, None)
         # Keep the `complete` event of a few finished jobs, for their followers at the end; those
@@ -772,10 +663,10 @@ class SQLiteStore:
 
     def _add_global(self, ev: Event) -> None:
         self._global.append(ev)
-        self._global_bytes += ev.size + _EVENT_COST
+        self._global_bytes += ev.size + EVENT_COST
         if len(self._global) > self._global_cap or self._global_bytes > self._tail_bytes:
             cut = len(self._global) // 2
-            self._global_bytes -= sum(e.size + _EVENT_COST for e in self._global[:cut])
+            self._global_bytes -= sum(e.size + EVENT_COST for e in self._global[:cut])
             del self._global[:cut]
             self._global_first = self._global[0].gid
 
@@ -784,7 +675,7 @@ class SQLiteStore:
         if tail is not None and after + 1 >= tail.first_seq:
             first = tail.first_seq
             start, end = after + 1 - first, tail.shown_seq + 1 - first
-            return _take(tail.events, start, max_bytes, end, aligned=True)
+            return take(tail.events, start, max_bytes, end, aligned=True)
         # Older than the tail: committed rows, a contiguous run from `after` on. Events trimmed
         # from the tail before their commit are read once committed, never skipped.
         upto = tail.shown_seq if tail is not None else _NO_BOUND
@@ -847,11 +738,11 @@ class SQLiteStore:
             start = after + 1 - self._global_first
             end = self._shown_gid + 1 - self._global_first
             if output:
-                return _take(self._global, start, max_bytes, end)
+                return take(self._global, start, max_bytes, end)
             events = [
                 e for e in self._global[start : max(start, end)] if e.type in LIFECYCLE_EVENTS
             ]
-            return _take(events, 0, max_bytes, len(events))
+            return take(events, 0, max_bytes, len(events))
         types = "" if output else f" AND type IN ({_LIFECYCLE_SQL})"
         sql = (
             f"SELECT {_EVENT_COLS} FROM events WHERE gid > ? AND gid <= ?{types} "
@@ -890,7 +781,7 @@ class SQLiteStore:
         if stream == "all":
             return await self._reading(self._read_combined, job_id, offset, length)
         tail = self._tails.get(job_id) or self._finished_tails.get(job_id)
-        data = _from_tail(tail, stream, offset, length) if tail is not None else None
+        data = from_tail(tail, stream, offset, length) if tail is not None else None
         if data is not None:
             return data  # a follower at the end of the log: the bytes are in memory
         return await self._reading(lambda _db: self.files.read(job_id, stream, offset, length))
@@ -971,28 +862,6 @@ class SQLiteStore:
             cols: dict[str, Any] = {}
             events.append(self._stage_complete(job, cols, rows))
             await self._write(Write(rows, _update_job(job_id, cols), events), wait=True)
-
-
-def _from_tail(tail: _Tail, stream: str, offset: int, length: int) -> bytes | None:
-    """`stream`'s bytes in [offset, offset + length) from the tail's newest shown events, or None
-    if they are not all there (looking back a few events only: this is for the end of the log)."""
-    end = offset + length
-    picked: list[bytes] = []
-    last = min(tail.shown_seq - tail.first_seq, len(tail.events) - 1)
-    for i in range(last, max(-1, last - 64), -1):
-        ev = tail.events[i]
-        if ev.type.value != stream:
-            continue
-        if ev.raw is None:
-            return None
-        start = ev.data["offset"]
-        if start >= end:
-            continue
-        picked.append(ev.raw)
-        if start <= offset:
-            data = picked[0] if len(picked) == 1 else b"".join(reversed(picked))
-            return data[offset - start : end - start]
-    return None
 
 
 def _update_job(job_id: str, cols: dict[str, Any]) -> Callable[[sqlite3.Connection], None]:
