@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import PolicyDenied, TooManyRequests, ValidationFailed
-from .templates import Template, expand
+from .templates import CHAT, CHAT_PARAM, Template, expand
 
 if TYPE_CHECKING:
     from .models import JobSpec
@@ -92,9 +92,13 @@ class Policy:
         """Check the templates against the limits.
 
         Raises:
-            ValueError: a template's timeout is above `max_timeout`.
+            ValueError: a template's timeout is above `max_timeout`, or the `chat` template
+                lacks its `message` parameter.
         """
         top = config.max_timeout
+        chat = templates.get(CHAT)
+        if chat is not None:
+            _check_chat(chat)
         for name, t in templates.items():
             if top is not None and t.timeout is not None and t.timeout > top:
                 raise ValueError(
@@ -224,6 +228,23 @@ class Policy:
     @property
     def max_running_jobs(self) -> int | None:
         return self.config.max_running_jobs
+
+
+def _check_chat(chat: Template) -> None:
+    """`POST /chat` gives the chat template its message and nothing else."""
+    message = chat.params.get(CHAT_PARAM)
+    if message is None or message.type != "string":
+        raise ValueError(
+            f"templates.{CHAT}: POST /chat passes the message as the string parameter "
+            f'`{CHAT_PARAM}`; add params.{CHAT_PARAM} = {{ type = "string" }} and use '
+            f"{{{CHAT_PARAM}}} in `command`"
+        )
+    needy = [p for p, param in chat.params.items() if p != CHAT_PARAM and param.default is None]
+    if needy:
+        raise ValueError(
+            f"templates.{CHAT}: parameter(s) {', '.join(needy)} need a default: POST /chat "
+            f"gives only `{CHAT_PARAM}`"
+        )
 
 
 def command_line(spec: JobSpec) -> str:

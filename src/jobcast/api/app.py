@@ -22,7 +22,19 @@ from ..runner.reaper import reap_periodically, set_subreaper
 from ..runner.supervisor import Supervisor
 from ..store import open_store
 from ..trace import Trace
-from . import housekeeping, jobs, log, openapi, pastes, sse, status, templates, trace, websocket
+from . import (
+    chat,
+    housekeeping,
+    jobs,
+    log,
+    openapi,
+    pastes,
+    sse,
+    status,
+    templates,
+    trace,
+    websocket,
+)
 from .guard import guard_middleware
 from .http import error_middleware
 from .ledger import Lifecycle
@@ -56,7 +68,19 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, guard_middleware(settings)], client_max_size=4 * 1024 * 1024
     )
-    modules = (jobs, sse, websocket, log, status, housekeeping, pastes, trace, templates, openapi)
+    modules = (
+        jobs,
+        chat,
+        sse,
+        websocket,
+        log,
+        status,
+        housekeeping,
+        pastes,
+        trace,
+        templates,
+        openapi,
+    )
     for module in modules:
         app.router.add_routes(module.routes)
     app[SETTINGS] = settings
