@@ -152,3 +152,31 @@ def test_the_design_example_loads(tmp_path):
         "-q",
         "tests/",
     ]
+
+
+@pytest.mark.parametrize(
+    ("chat", "said"),
+    [
+        ({"command": ["agent"]}, "POST /chat passes the message as the string parameter `message`"),
+        (
+            {"command": ["agent", "{message}"], "params": {"message": {"type": "integer"}}},
+            "the string parameter `message`",
+        ),
+        (
+            {
+                "command": ["agent", "{model}", "{message}"],
+                "params": {"message": {}, "model": {}},
+            },
+            "parameter(s) model need a default",
+        ),
+    ],
+)
+def test_a_chat_template_must_take_the_message_and_nothing_else_without_a_default(chat, said):
+    with pytest.raises(ValueError, match="templates.chat: ") as caught:
+        Policy.build(PolicyConfig(), {"chat": Template.model_validate(chat)})
+    assert said in str(caught.value)
+    fine = {
+        "command": ["agent", "--model={model}", "{message}"],
+        "params": {"message": {}, "model": {"default": "big"}},
+    }
+    Policy.build(PolicyConfig(), {"chat": Template.model_validate(fine)})
