@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from jobcast.config import ConfigError, load_settings
-from jobcast.errors import PolicyDenied, TooManyRequests, ValidationFailed
+from jobcast.errors import MissingScope, PolicyDenied, TooManyRequests, ValidationFailed
 from jobcast.models import JobSpec
 from jobcast.policy import Policy, PolicyConfig
 from jobcast.templates import Template
@@ -61,8 +61,11 @@ def test_patterns_match_the_command_line_as_shlex_writes_it():
 def test_scopes_decide_templates_and_raw_commands_when_auth_is_on():
     p = policy()
     raw, tmpl = job(argv=["make"]), job(template="echo", args={"msg": "x"})
-    assert denied(p, raw, frozenset({"read", "run"})).rule == "scope:exec"
-    assert denied(p, tmpl, frozenset({"read", "exec"})).rule == "scope:run"
+    # a scope the token lacks is auth's answer (403 missing_scope), not a policy rule
+    with pytest.raises(MissingScope, match="`exec`"):
+        p.check(raw, frozenset({"read", "run"}), 0)
+    with pytest.raises(MissingScope, match="`run`"):
+        p.check(tmpl, frozenset({"read", "exec"}), 0)
     p.check(raw, frozenset({"exec"}), 0)
     p.check(tmpl, frozenset({"run"}), 0)
     p.check(raw, frozenset({"admin"}), 0)
@@ -152,3 +155,31 @@ def test_the_design_example_loads(tmp_path):
         "-q",
         "tests/",
     ]
+
+
+@pytest.mark.parametrize(
+    ("chat", "said"),
+    [
+        ({"command": ["agent"]}, "POST /chat passes the message as the string parameter `message`"),
+        (
+            {"command": ["agent", "{message}"], "params": {"message": {"type": "integer"}}},
+            "the string parameter `message`",
+        ),
+        (
+            {
+                "command": ["agent", "{model}", "{message}"],
+                "params": {"message": {}, "model": {}},
+            },
+            "parameter(s) model need a default",
+        ),
+    ],
+)
+def test_a_chat_template_must_take_the_message_and_nothing_else_without_a_default(chat, said):
+    with pytest.raises(ValueError, match="templates.chat: ") as caught:
+        Policy.build(PolicyConfig(), {"chat": Template.model_validate(chat)})
+    assert said in str(caught.value)
+    fine = {
+        "command": ["agent", "--model={model}", "{message}"],
+        "params": {"message": {}, "model": {"default": "big"}},
+    }
+    Policy.build(PolicyConfig(), {"chat": Template.model_validate(fine)})

@@ -3,11 +3,13 @@ their rule (naming the parameter and the rule), and a bad template is refused wh
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
 from jobcast.errors import ValidationFailed
-from jobcast.templates import Template, expand
+from jobcast.templates import Template, expand, words_to_args
 
 
 def template(**fields) -> Template:
@@ -96,3 +98,32 @@ def test_the_schema_is_json_schema_for_a_form():
     }
     assert schema["properties"]["fast"] == {"type": "boolean", "default": False}
     assert schema["properties"]["mode"]["enum"] == ["unit", "all"]
+
+
+def test_command_line_words_become_arguments_by_the_parameters_types():
+    t = Template.model_validate(
+        {
+            "command": ["x", "{fast}", "{path}", "{n}"],
+            "params": {
+                "path": {},
+                "fast": {"type": "boolean", "default": False},
+                "n": {"type": "integer", "default": 1},
+            },
+        }
+    )
+    assert words_to_args("x", t, ["--fast", "src", "3"]) == {"fast": True, "path": "src", "n": "3"}
+    assert words_to_args("x", t, ["--no-fast", "--n=2", "p"]) == {
+        "fast": False,
+        "n": "2",
+        "path": "p",
+    }
+    assert words_to_args("x", t, ["--", "--fast"]) == {"path": "--fast"}
+    assert expand("x", t, words_to_args("x", t, ["--fast", "a", "7"])) == ["x", "--fast", "a", "7"]
+    for words, said in (
+        (["--slow"], "no option --slow (its parameters: --path, --fast, --n)"),
+        (["--path"], "--path takes a value (string)"),
+        (["a", "1", "b"], "too many arguments for template 'x': 'b'"),
+        (["--fast", "--fast"], "fast is given twice"),
+    ):
+        with pytest.raises(ValidationFailed, match=re.escape(said)):
+            words_to_args("x", t, words)

@@ -35,6 +35,8 @@ __all__ = [
     "JobSpec",
     "JobStatus",
     "JobWebhook",
+    "ChatRequest",
+    "DirectRequest",
     "InputRequest",
     "Meter",
     "Paste",
@@ -461,6 +463,48 @@ class InputRequest(BaseModel):
     data: str | None = None
     b64: str | None = None
     eof: bool = False
+
+
+_CONTEXT_DESCRIPTION = (
+    "Paste refs (ctx://paste/<sha256>); the job gets their files' paths, `:`-separated, in "
+    "JOBCAST_CONTEXT."
+)
+_STREAM_DESCRIPTION = (
+    "true: the answer is the job's SSE stream itself (as GET /jobs/{id}/events), not the job."
+)
+
+
+class ChatRequest(BaseModel):
+    """`POST /chat`: the `chat` template runs with `message` as its `message` parameter."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    message: ExecStr = Field(
+        ..., min_length=1, description="Goes to the program as one argument, never through a shell."
+    )
+    context: list[Annotated[str, AfterValidator(_paste_ref)]] = Field(
+        default_factory=list, max_length=64, description=_CONTEXT_DESCRIPTION
+    )
+    stream: bool = Field(False, description=_STREAM_DESCRIPTION)
+
+
+class DirectRequest(BaseModel):
+    """`POST /direct`: a template run from a command line, `NAME [--flag] [--key=value] [ARG...]`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    command: ExecStr = Field(
+        ...,
+        min_length=1,
+        max_length=64 * 1024,
+        description="A template's name and its arguments, split as a shell would (no shell runs "
+        "it): `--flag` for a boolean, `--key=value`, and the other words for the remaining "
+        "parameters in their declared order.",
+    )
+    context: list[Annotated[str, AfterValidator(_paste_ref)]] = Field(
+        default_factory=list, max_length=64, description=_CONTEXT_DESCRIPTION
+    )
+    stream: bool = Field(False, description=_STREAM_DESCRIPTION)
 
 
 class SignalRequest(BaseModel):

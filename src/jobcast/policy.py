@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import PolicyDenied, TooManyRequests, ValidationFailed
-from .templates import Template, expand
+from .errors import MissingScope, PolicyDenied, TooManyRequests, ValidationFailed
+from .templates import CHAT, CHAT_PARAM, Template, expand
 
 if TYPE_CHECKING:
     from .models import JobSpec
@@ -92,9 +92,13 @@ class Policy:
         """Check the templates against the limits.
 
         Raises:
-            ValueError: a template's timeout is above `max_timeout`.
+            ValueError: a template's timeout is above `max_timeout`, or the `chat` template
+                lacks its `message` parameter.
         """
         top = config.max_timeout
+        chat = templates.get(CHAT)
+        if chat is not None:
+            _check_chat(chat)
         for name, t in templates.items():
             if top is not None and t.timeout is not None and t.timeout > top:
                 raise ValueError(
@@ -115,7 +119,9 @@ class Policy:
         c = self.config
         if spec.template is not None:
             if scopes is not None and not scopes & _TEMPLATE_SCOPES:
-                raise PolicyDenied("starting a template needs the `run` scope", "scope:run")
+                raise MissingScope(
+                    "the token lacks the `run` scope, which starting a template needs"
+                )
         else:
             self._check_raw(spec, scopes)
         if spec.timeout is not None and c.max_timeout is not None and spec.timeout > c.max_timeout:
@@ -147,7 +153,9 @@ class Policy:
                 "mode=safe",
             )
         if scopes is not None and not scopes & _RAW_SCOPES:
-            raise PolicyDenied("starting a raw command needs the `exec` scope", "scope:exec")
+            raise MissingScope(
+                "the token lacks the `exec` scope, which a raw command (`command`, `argv`) needs"
+            )
         line = command_line(spec)
         for i, pattern in enumerate(c.deny):
             if fnmatch.fnmatchcase(line, pattern):
@@ -224,6 +232,23 @@ class Policy:
     @property
     def max_running_jobs(self) -> int | None:
         return self.config.max_running_jobs
+
+
+def _check_chat(chat: Template) -> None:
+    """`POST /chat` gives the chat template its message and nothing else."""
+    message = chat.params.get(CHAT_PARAM)
+    if message is None or message.type != "string":
+        raise ValueError(
+            f"templates.{CHAT}: POST /chat passes the message as the string parameter "
+            f'`{CHAT_PARAM}`; add params.{CHAT_PARAM} = {{ type = "string" }} and use '
+            f"{{{CHAT_PARAM}}} in `command`"
+        )
+    needy = [p for p, param in chat.params.items() if p != CHAT_PARAM and param.default is None]
+    if needy:
+        raise ValueError(
+            f"templates.{CHAT}: parameter(s) {', '.join(needy)} need a default: POST /chat "
+            f"gives only `{CHAT_PARAM}`"
+        )
 
 
 def command_line(spec: JobSpec) -> str:

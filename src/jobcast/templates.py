@@ -16,12 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .errors import ValidationFailed
 
-__all__ = ["Param", "Template", "expand"]
+__all__ = ["CHAT", "CHAT_PARAM", "Param", "Template", "expand", "words_to_args"]
 
 #: `{name}` a placeholder; `{{` and `}}` literal braces
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|[{}]")
 _PARAM_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+#: the template `POST /chat` runs, and the parameter the message goes into
+CHAT, CHAT_PARAM = "chat", "message"
 
 
 class Param(BaseModel):
@@ -230,3 +233,57 @@ def _fill(m: re.Match[str], values: dict[str, object]) -> str:
 def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def words_to_args(name: str, template: Template, words: list[str]) -> dict[str, str | bool]:
+    """The arguments a command line's words give (`POST /direct`, after the template's name):
+    `--flag` (`--no-flag`) sets a boolean, `--key=value` any parameter, and the other words fill
+    the non-boolean parameters not named so, in their declared order; after `--` every word is
+    positional. Values stay text: `expand` reads integers and booleans from it.
+
+    Raises:
+        ValidationFailed: an unknown option, a value missing or given twice, too many words.
+    """
+    params = template.params
+    listed = ", ".join(f"--{p.replace('_', '-')}" for p in params) or "none"
+    args: dict[str, str | bool] = {}
+    positional: list[str] = []
+    options = True
+    for word in words:
+        if options and word == "--":
+            options = False
+            continue
+        if not (options and word.startswith("--")):
+            positional.append(word)
+            continue
+        key, sep, value = word[2:].partition("=")
+        pname = key.replace("-", "_")
+        given: str | bool = value
+        if pname not in params and not sep and pname.startswith("no_"):
+            pname, given = pname[3:], False
+        param = params.get(pname)
+        if param is None:
+            raise ValidationFailed(
+                f"command: template {name!r} has no option --{key} (its parameters: {listed})"
+            )
+        if not sep and given is not False:
+            if param.type != "boolean":
+                raise ValidationFailed(
+                    f"command: --{key} takes a value ({param.type}): write --{key}=VALUE"
+                )
+            given = True
+        elif given is False and param.type != "boolean":
+            raise ValidationFailed(f"command: --{key} is no flag: {pname} is a {param.type}")
+        if pname in args:
+            raise ValidationFailed(f"command: {pname} is given twice")
+        args[pname] = given
+    free = [p for p, param in params.items() if param.type != "boolean" and p not in args]
+    if len(positional) > len(free):
+        extra = " ".join(positional[len(free) :])
+        takes = ", ".join(free) or "no more positional arguments"
+        raise ValidationFailed(
+            f"command: too many arguments for template {name!r}: {_short(extra)} "
+            f"(it takes {takes}; booleans as --flag)"
+        )
+    args.update(zip(free, positional, strict=False))
+    return args

@@ -80,11 +80,14 @@ _BODIES = {
     ("POST", "/jobs/{ref}/input"): {"data": "x"},
     ("POST", "/jobs/{ref}/signal"): {"signal": "TERM"},
     ("POST", "/jobs/{ref}/resize"): {"cols": 80, "rows": 24},
+    ("POST", "/pastes"): {"text": "x"},
+    ("POST", "/chat"): {"message": "hi"},
+    ("POST", "/direct"): {"command": "test"},
 }
 
 
 def _status(api: httpx.Client, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
-    url = path.replace("{ref}", "nope")
+    url = path.replace("{ref}", "nope").replace("{hash}", "0" * 64)
     body = _BODIES.get((method, path))
     with api.stream(method, url, json=body, headers=headers) as r:
         if path != "/stream" or r.status_code != 200:  # the firehose never ends

@@ -8,7 +8,13 @@ import contextlib
 import pytest
 
 from jobcast.client import AsyncClient, Client
-from jobcast.errors import ConnectionFailed, JobNotFinished, JobNotFound, NoStdin
+from jobcast.errors import (
+    ConnectionFailed,
+    JobNotFinished,
+    JobNotFound,
+    NoStdin,
+    ValidationFailed,
+)
 from jobcast.models import Event, EventType, JobStatus
 from tests.client.proxy import CuttingProxy
 from tests.conftest import free_port
@@ -245,3 +251,25 @@ def test_unreachable_server():
     with Client(f"http://127.0.0.1:{free_port()}") as client:
         with pytest.raises(ConnectionFailed, match="start it with `jobcast serve`"):
             client.status()
+
+
+async def test_both_clients_chat_and_direct(server_factory, data_dir):
+    from tests.api.test_chat import start_server
+
+    s = start_server(server_factory, data_dir)
+    with Client(s.url) as client:
+        ref = client.paste("ctx").ref
+        job = client.wait(client.chat("hi; ls", context=[ref]).id)
+        assert job.argv[-1] == "hi; ls" and job.status == "succeeded"
+        assert client.wait(client.direct("test --fast x").id).argv[-4:] == [
+            "--fast",
+            "--n=1",
+            "x",
+            "-",
+        ]
+        with pytest.raises(ValidationFailed, match="no template 'nope'"):
+            client.direct("nope")
+    async with AsyncClient(s.url) as aclient:
+        job = await aclient.wait((await aclient.chat("exit 4")).id)
+        assert job.exit_code == 4
+        assert (await aclient.direct("test 'a b'")).argv[-2:] == ["a b", "-"]

@@ -23,7 +23,19 @@ from ..runner.supervisor import Supervisor
 from ..store import open_store
 from ..tokenfile import read_token
 from ..trace import Trace
-from . import housekeeping, jobs, log, openapi, pastes, sse, status, templates, trace, websocket
+from . import (
+    chat,
+    housekeeping,
+    jobs,
+    log,
+    openapi,
+    pastes,
+    sse,
+    status,
+    templates,
+    trace,
+    websocket,
+)
 from .auth import TOKENS, RedactTokens, Tokens, auth_middleware
 from .cors import cors_headers, cors_middleware
 from .guard import guard_middleware
@@ -69,7 +81,19 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=4 * 1024 * 1024,
     )
     app.on_response_prepare.append(cors_headers(settings))
-    modules = (jobs, sse, websocket, log, status, housekeeping, pastes, trace, templates, openapi)
+    modules = (
+        jobs,
+        chat,
+        sse,
+        websocket,
+        log,
+        status,
+        housekeeping,
+        pastes,
+        trace,
+        templates,
+        openapi,
+    )
     for module in modules:
         app.router.add_routes(module.routes)
     app[SETTINGS] = settings

@@ -157,6 +157,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/pastes"): Rule(Scope.RUN),
     ("GET", "/pastes/{hash}"): Rule(Scope.READ),
     ("GET", "/templates"): Rule(Scope.READ),
+    # They start templates (`policy.check` holds them to `run`, as POST /jobs with a template).
+    ("POST", "/chat"): Rule(Scope.RUN),
+    ("POST", "/direct"): Rule(Scope.RUN),
     # Who did what to every job.
     ("GET", "/trace"): Rule(Scope.ADMIN, every_job=True),
     ("GET", "/status"): Rule(None),

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from ..errors import BadRequest, JobFinished, PolicyDenied, ValidationFailed
-from ..models import InputRequest, JobList, JobSpec, JobStatus, ResizeRequest, SignalRequest
+from ..models import InputRequest, Job, JobList, JobSpec, JobStatus, ResizeRequest, SignalRequest
 from .auth import IDENTITY, visible_job
 from .http import json_response, parse_body, query_int
 from .ledger import Op, request_identity, traced
 from .state import STATE, State
 from .webhooks import check_job_webhook
 
-__all__ = ["routes"]
+__all__ = ["routes", "start_job"]
 
 routes = web.RouteTableDef()
 
@@ -43,13 +44,15 @@ def _admit(request: web.Request, state: State, spec: JobSpec, op: Op) -> JobSpec
     return policy.resolve(spec)
 
 
-@routes.post("/jobs")
-async def create_job(request: web.Request) -> web.Response:
+async def start_job(request: web.Request, read: Callable[[], Awaitable[JobSpec]]) -> Job:
+    """Start the job that `read` makes of the request, as `POST /jobs` does for every way of
+    asking (`/chat`, `/direct` too): the policy's checks and limits, its context resolved, one
+    `job.create` in the ledger (refusals and bad input included, since `read` runs inside it)."""
     state = request.app[STATE]
     admitted = False
     try:
         async with traced(request, "job.create") as op:
-            spec = _admit(request, state, await parse_body(request, JobSpec), op)
+            spec = _admit(request, state, await read(), op)
             limit = request[IDENTITY].labels
             if limit:
                 # Its jobs carry its labels, whatever it asked: it must see and drive them.
@@ -72,7 +75,12 @@ async def create_job(request: web.Request) -> web.Response:
     finally:
         if admitted:
             state.admitting -= 1
-    return json_response(await state.store.get_job(job.id), 201)
+    return await state.store.get_job(job.id)
+
+
+@routes.post("/jobs")
+async def create_job(request: web.Request) -> web.Response:
+    return json_response(await start_job(request, lambda: parse_body(request, JobSpec)), 201)
 
 
 @routes.get("/jobs")

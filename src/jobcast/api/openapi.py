@@ -16,6 +16,8 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .. import __version__
 from ..models import (
+    ChatRequest,
+    DirectRequest,
     EventType,
     InputRequest,
     Job,
@@ -44,7 +46,16 @@ Schema = dict[str, Any]
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     *(
         (m, "validation")
-        for m in (JobSpec, InputRequest, SignalRequest, ResizeRequest, PruneRequest, PasteRequest)
+        for m in (
+            JobSpec,
+            ChatRequest,
+            DirectRequest,
+            InputRequest,
+            SignalRequest,
+            ResizeRequest,
+            PruneRequest,
+            PasteRequest,
+        )
     ),
     *((m, "serialization") for m in (Job, JobList, PruneResult, Paste, TraceList)),
 ]
@@ -316,6 +327,11 @@ FIREHOSE_SSE = {
         }
     )
 }
+#: a job started by /chat or /direct: the job, or (`stream`) its events with where it lives
+STARTED = {
+    201: _ok(_json(_ref("Job"))),
+    200: SSE[200] | {"headers": {"Location": {"schema": {"type": "string"}, "required": True}}},
+}
 ANSWER = (400, 404, 409, 413, 415, 422)  # a command to a job, with a JSON body
 
 
@@ -529,6 +545,30 @@ def _paths() -> dict[str, Schema]:
                 ],
             )
         ),
+        "/chat": {
+            "post": _op(
+                "chat",
+                "Run the `chat` template with `message` as its `message` parameter: 201 and the "
+                "job, or with `stream` its SSE stream (as GET /jobs/{id}/events, `Location` the "
+                "job); 404 (with how to define one) on a server without a `chat` template",
+                STARTED,
+                (400, 404, 409, 413, 415, 422, 429, 503),
+                [ENCODING],
+                body=_json(_ref("ChatRequest")),
+            )
+        },
+        "/direct": {
+            "post": _op(
+                "direct",
+                "Run a template from a command line, `NAME [--flag] [--key=value] [ARG...]`: "
+                "201 and the job, or with `stream` its SSE stream; 404 on a server without "
+                "templates, 422 for an unknown one or a bad argument",
+                STARTED,
+                (400, 404, 409, 413, 415, 422, 429, 503),
+                [ENCODING],
+                body=_json(_ref("DirectRequest")),
+            )
+        },
         "/templates": _with_head(
             _op(
                 "list_templates",

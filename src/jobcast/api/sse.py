@@ -16,7 +16,7 @@ from .follow import TransportWriter, chunked, follow_firehose, follow_job
 from .http import header_int, query_b64, query_int
 from .state import STATE, Follower
 
-__all__ = ["routes"]
+__all__ = ["routes", "stream_job"]
 
 routes = web.RouteTableDef()
 
@@ -29,12 +29,13 @@ def _resume_point(request: web.Request) -> int | None:
     return last if last is not None else query_int(request, "after")
 
 
-async def _open(request: web.Request) -> web.StreamResponse:
+async def _open(request: web.Request, headers: dict[str, str] | None = None) -> web.StreamResponse:
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
+            **(headers or {}),
         }
     )
     if request.version >= (1, 1):
@@ -49,16 +50,23 @@ async def _open(request: web.Request) -> web.StreamResponse:
 # No HEAD: its answer would be a stream without a body, held open until the job ends.
 @routes.get("/jobs/{ref}/events", allow_head=False)
 async def job_events(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
     # Only the id is kept: a Job model held for the stream's life would cost ~3 KiB a client.
     job_id = (await visible_job(request)).id
-    after = _resume_point(request) or 0
+    return await stream_job(request, job_id, _resume_point(request) or 0)
+
+
+async def stream_job(
+    request: web.Request, job_id: str, after: int = 0, headers: dict[str, str] | None = None
+) -> web.StreamResponse:
+    """Answer `request` with the SSE stream of job `job_id` from `after` on, until its
+    `complete` event: what `GET /jobs/{id}/events` sends, and `POST /chat` with `stream`."""
+    state = request.app[STATE]
     b64 = query_b64(request)
 
     def frame(ev: Event) -> bytes:
         return sse_frame(ev, b64=b64)
 
-    resp = await _open(request)
+    resp = await _open(request, headers)
     follower = Follower("sse", job_id, request.transport)
     envelope = chunked if resp.chunked else None
     tag = ("sse64" if b64 else "sse") + ("c" if envelope else "")

@@ -426,6 +426,16 @@ class API:
         return Call("GET", "/stream", _none, params=tuple(params), headers=headers)
 
     @staticmethod
+    def chat(message: str, context: Sequence[str]) -> Call[Job]:
+        body = {"message": message, "context": list(context)}
+        return Call("POST", "/chat", Job.model_validate_json, json=body)
+
+    @staticmethod
+    def direct(command: str, context: Sequence[str]) -> Call[Job]:
+        body = {"command": command, "context": list(context)}
+        return Call("POST", "/direct", Job.model_validate_json, json=body)
+
+    @staticmethod
     def templates() -> Call[dict[str, Any]]:
         return Call("GET", "/templates", lambda body: cast(dict[str, Any], _json(body)))
 

@@ -192,6 +192,30 @@ class Client:
         )
         return self.submit(spec)
 
+    def chat(self, message: str, *, context: Sequence[str] = ()) -> Job:
+        """Start the server's `chat` template with `message` as its one argument (never
+        through a shell), and `context` (paste refs, see `paste()`) in its $JOBCAST_CONTEXT;
+        follow it with `events()`.
+
+        Raises:
+            NotFound: the server has no `chat` template (the message says how to define one).
+            ValidationFailed: the message breaks the template's rule, or a ref is unknown.
+            PolicyDenied: the policy refuses it.
+        """
+        return self._call(API.chat(message, context))
+
+    def direct(self, command: str, *, context: Sequence[str] = ()) -> Job:
+        """Start a template from a command line, `NAME [--flag] [--key=value] [ARG...]`, split
+        as a shell would (none runs it): flags for booleans, the other words for the remaining
+        parameters in their declared order.
+
+        Raises:
+            NotFound: the server has no templates.
+            ValidationFailed: no such template, or a bad argument (the message names it).
+            PolicyDenied: the policy refuses it.
+        """
+        return self._call(API.direct(command, context))
+
     def templates(self) -> dict[str, Any]:
         """The policy's mode and its templates, each with its arguments' JSON Schema."""
         return self._call(API.templates())
