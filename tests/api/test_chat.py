@@ -61,7 +61,7 @@ def cserver(server_factory: type[ServerProcess], data_dir: Path) -> ServerProces
 
 @pytest.fixture
 def capi(cserver: ServerProcess):
-    with httpx.Client(base_url=cserver.url, timeout=30) as c:
+    with httpx.Client(base_url=cserver.url, headers=cserver.headers, timeout=30) as c:
         yield c
 
 
@@ -119,8 +119,8 @@ def test_without_a_chat_template_chat_is_a_404_saying_how_to_define_one(
 ):
     (tmp_path / "other" / "data").mkdir(parents=True)
     other = start_server(server_factory, tmp_path / "other" / "data", chat=False)
-    for url in (other.url, str(api.base_url)):
-        r = httpx.post(f"{url}/chat", json={"message": "hi"})
+    for url, headers in ((other.url, other.headers), (str(api.base_url), api.headers)):
+        r = httpx.post(f"{url}/chat", json={"message": "hi"}, headers=headers)
         assert r.status_code == 404
         message = r.json()["error"]["message"]
         assert "[templates.chat]" in message and "{message}" in message
@@ -201,7 +201,7 @@ def test_chat_and_direct_obey_the_policy_as_post_jobs_does(server_factory, data_
         + 'params.secs = { type = "integer", default = 30 }\n'
     )
     s = server_factory(data_dir, extra=["--config", str(cfg)]).start()
-    with httpx.Client(base_url=s.url, timeout=30) as api:
+    with httpx.Client(base_url=s.url, headers=s.headers, timeout=30) as api:
         # templates are what safe mode runs: both endpoints may
         job, out = finished(api, api.post("/chat", json={"message": "hello"}))
         assert json.loads(out)["argv"] == ["hello"]

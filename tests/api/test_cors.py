@@ -17,7 +17,7 @@ def cors_server(server_factory, data_dir):
 
 
 def test_a_listed_origin_gets_its_preflight_and_may_read_the_answers(cors_server):
-    with httpx.Client(base_url=cors_server.url, timeout=30) as api:
+    with httpx.Client(base_url=cors_server.url, headers=cors_server.headers, timeout=30) as api:
         pre = api.options(
             "/jobs",
             headers={
@@ -47,15 +47,15 @@ def test_a_listed_origin_gets_its_preflight_and_may_read_the_answers(cors_server
 
 
 async def test_a_websocket_from_a_listed_origin_is_accepted(cors_server):
-    async with httpx.AsyncClient(base_url=cors_server.url) as api:
+    async with httpx.AsyncClient(base_url=cors_server.url, headers=cors_server.headers) as api:
         job = (await api.post("/jobs", json={"command": "echo hi"})).json()
     url = cors_server.url.replace("http", "ws") + f"/jobs/{job['id']}/ws"
-    async with websockets.connect(url, origin=DASH) as ws:
+    async with websockets.connect(url, origin=DASH, additional_headers=cors_server.headers) as ws:
         assert '"seq":1' in str(await ws.recv())
 
 
 def test_no_cors_by_default(server):
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
         pre = api.options(
             "/jobs", headers={"Origin": DASH, "Access-Control-Request-Method": "POST"}
         )

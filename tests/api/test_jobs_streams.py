@@ -29,7 +29,7 @@ def test_stdout_and_stderr_events_follow_the_order_of_writes(server_factory, dat
     # A window longer than ALTERNATE waits for a write to be read: only reads as the streams are
     # written, not once per window, keep the order.
     server = server_factory(data_dir, extra=["--batch-window-ms", "500"]).start()
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
         job = api.post("/jobs", json={"argv": [sys.executable, "-c", ALTERNATE, "16"]}).json()
         assert wait_job(api, job["id"])["status"] == "succeeded"
         want = [(stream.value, i) for stream, i in alternating(16)]
@@ -63,7 +63,7 @@ def test_the_openapi_describes_stderr_and_inherit_env(api):
 
 def test_inherit_env_false_gives_the_job_only_its_env(server_factory, data_dir):
     server = server_factory(data_dir, env={"ONLY_ON_SERVER": "s"}).start()
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
         script = 'echo "${ONLY_ON_SERVER-unset} $A $PWD"'
         body = {"command": script, "env": {"A": "1"}, "inherit_env": False, "cwd": "/"}
         job = api.post("/jobs", json=body).json()

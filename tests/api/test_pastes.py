@@ -61,7 +61,7 @@ def test_the_size_limit_is_413_and_a_body_past_it_is_not_read_whole(server_facto
     server = server_factory(data_dir, extra=["--max-paste-bytes", "1000"]).start()
     import httpx
 
-    with httpx.Client(base_url=server.url) as api:
+    with httpx.Client(base_url=server.url, headers=server.headers) as api:
         raw = {"Content-Type": "application/octet-stream"}
         assert api.post("/pastes", content=b"x" * 1000, headers=raw).status_code == 201
         r = api.post("/pastes", content=b"x" * 1001, headers=raw)
@@ -79,7 +79,9 @@ def test_the_size_limit_is_413_and_a_body_past_it_is_not_read_whole(server_facto
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
         s.sendall(
             b"POST /pastes HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream"
-            b"\r\nContent-Length: 1000000000\r\n\r\n"
+            b"\r\nAuthorization: Bearer %s"
+            % (server.token or "").encode()
+            + b"\r\nContent-Length: 1000000000\r\n\r\n"
         )
         assert s.recv(100).startswith(b"HTTP/1.1 413")
 

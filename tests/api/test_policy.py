@@ -25,7 +25,7 @@ class Configured:
         self.cfg = data_dir.parent / "jobcast.toml"
         self.cfg.write_text(text)
         self.server = factory(data_dir, extra=["--config", str(self.cfg)]).start()
-        self.api = httpx.Client(base_url=self.server.url, timeout=30)
+        self.api = httpx.Client(base_url=self.server.url, headers=self.server.headers, timeout=30)
 
     def rewrite(self, text: str) -> None:
         self.cfg.write_text(text)

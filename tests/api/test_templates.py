@@ -43,7 +43,7 @@ def tserver(server_factory: type[ServerProcess], data_dir: Path) -> ServerProces
 
 @pytest.fixture
 def tapi(tserver: ServerProcess):
-    with httpx.Client(base_url=tserver.url, timeout=30) as c:
+    with httpx.Client(base_url=tserver.url, headers=tserver.headers, timeout=30) as c:
         yield c
 
 

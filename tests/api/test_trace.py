@@ -27,31 +27,36 @@ def test_a_scripted_session_gives_exactly_its_ledger_entries(api, server):
     wait_job(api, cat["id"])
     assert api.post(f"/jobs/{cat['id']}/input", json={"data": "late"}).status_code == 409
     assert api.delete(f"/jobs/{done['id']}").status_code == 204
-    wait_for(lambda: len(_entries(api)) >= 11)
+    bad = {"Authorization": "Bearer not-a-token"}
+    assert api.get("/jobs", headers=bad).status_code == 401
+    wait_for(lambda: len(_entries(api)) >= 12)
     got = [(e["op"], e["job"], e["who"], e["outcome"]) for e in reversed(_entries(api))]
     d, c = done["id"], cat["id"]
     assert got[:3] == [
-        ("job.create", d, "local", "ok"),
-        ("job.start", d, "local", "ok"),
-        ("job.finish", d, "local", "failed"),
+        ("job.create", d, "admin", "ok"),
+        ("job.start", d, "admin", "ok"),
+        ("job.finish", d, "admin", "failed"),
     ]
     assert got[3:8] == [
-        ("job.create", c, "local", "ok"),
-        ("job.start", c, "local", "ok"),
-        ("job.input", c, "local", "ok"),
-        ("job.signal", c, "local", "ok"),
-        ("job.cancel", c, "local", "ok"),
+        ("job.create", c, "admin", "ok"),
+        ("job.start", c, "admin", "ok"),
+        ("job.input", c, "admin", "ok"),
+        ("job.signal", c, "admin", "ok"),
+        ("job.cancel", c, "admin", "ok"),
     ]
     assert got[8:] == [
-        ("job.finish", c, "local", "cancelled"),
-        ("job.input", c, "local", "job_finished"),
-        ("job.delete", d, "local", "ok"),
+        ("job.finish", c, "admin", "cancelled"),
+        ("job.input", c, "admin", "job_finished"),
+        ("job.delete", d, "admin", "ok"),
+        ("auth.fail", None, "anonymous", "unauthorized"),
     ]
     entries = {(e["op"], e["job"], e["outcome"]): e for e in _entries(api)}
     assert entries["job.input", c, "ok"]["detail"] == {"bytes": 7, "eof": False}
     assert entries["job.finish", d, "failed"]["detail"]["exit_code"] == 3
     assert entries["job.signal", c, "ok"]["detail"] == {"signal": "SIGCONT"}
-    assert b"secret" not in (server.data_dir / "trace.jsonl").read_bytes()  # the size only
+    assert entries["auth.fail", None, "unauthorized"]["detail"]["path"] == "/jobs"
+    ledger = (server.data_dir / "trace.jsonl").read_bytes()
+    assert b"secret" not in ledger and b"not-a-token" not in ledger  # sizes, never secrets
 
 
 def test_trace_filters_and_refuses_bad_parameters(api):

@@ -36,7 +36,9 @@ def test_chat_with_context_and_detach(cserver):
     assert json.loads(done.stdout) == {"argv": ["-m look"], "context": ["notes"]}
     detached = jobcast(cserver.url, "chat", "-d", "hi")
     assert detached.returncode == 0
-    job = httpx.get(f"{cserver.url}/jobs/{detached.stdout.decode().strip()}").json()
+    job = httpx.get(
+        f"{cserver.url}/jobs/{detached.stdout.decode().strip()}", headers=cserver.headers
+    ).json()
     assert job["argv"][-1] == "hi"
 
 
@@ -62,4 +64,4 @@ def test_chat_without_a_chat_template_says_how_to_define_one(server):
     done = jobcast(server.url, "chat", "hi")
     assert done.returncode == 2
     assert b"[templates.chat]" in done.stderr
-    assert httpx.get(f"{server.url}/jobs").json()["jobs"] == []
+    assert httpx.get(f"{server.url}/jobs", headers=server.headers).json()["jobs"] == []

@@ -27,7 +27,7 @@ def test_trace_prints_the_newest_entries_oldest_first_and_follows(server):
         done = jobcast(server.url, "trace", "-n", "1")
         assert done.returncode == 0
         lines = done.stdout.decode().splitlines()
-        assert len(lines) == 1 and " #2 local paste.create - ok " in lines[0]
+        assert len(lines) == 1 and " #2 admin paste.create - ok " in lines[0]
         json_lines = jobcast(server.url, "trace", "--json").stdout.splitlines()
         assert [b'"seq":1' in json_lines[0], b'"seq":2' in json_lines[1]] == [True, True]
         follow = start(server.url, "trace", "-f", "-n", "1", "--op", "paste.create")
@@ -36,7 +36,7 @@ def test_trace_prints_the_newest_entries_oldest_first_and_follows(server):
             # Followed: a new entry arrives, and a filtered-out one (job.*) does not show.
             client.run(["true"])
             three = client.paste("three").ref
-            wait_for_line_containing(follow, f"local paste.create - ok ref={three}".encode())
+            wait_for_line_containing(follow, f"admin paste.create - ok ref={three}".encode())
         finally:
             follow.kill()
             follow.communicate()  # reaps it and closes its pipes
