@@ -119,6 +119,10 @@ def test_tokens_are_read_and_checked_without_showing_them(tmp_path):
         _tokens(tmp_path, twice.format("a") + twice.format("a").replace("s3cret", "other"))
     with pytest.raises(ConfigError, match="'admin' is the generated token's"):
         _tokens(tmp_path, twice.format("admin"))
+    # a check of the settings as a whole (templates against the policy) names no input at all
+    with pytest.raises(ConfigError, match="nope") as caught:
+        _tokens(tmp_path, twice.format("ci") + '[templates.t]\ncommand = ["echo", "{nope}"]\n')
+    assert "s3cret-value" not in str(caught.value)
 
 
 def test_tokens_from_the_environment_are_json(monkeypatch):

@@ -339,7 +339,9 @@ def _shown(loc: tuple[int | str, ...]) -> bool:
     """Whether an error at `loc` may show its input: anywhere but in `tokens`, only in the parts
     of a token's table that are not secret (a whole table, or a mistyped key, may be the token)."""
     shown = {"tokens": _SHOWN_TOKEN_FIELDS, "webhooks": _SHOWN_WEBHOOK_FIELDS}
-    if not loc or loc[0] not in shown:
+    if not loc:
+        return False  # a check of the whole settings: its input is all of them, secrets too
+    if loc[0] not in shown:
         return True
     fields = [p for p in loc[1:] if isinstance(p, str)]
     return bool(fields) and fields[0] in shown[str(loc[0])]
