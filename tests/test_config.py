@@ -120,8 +120,9 @@ def test_tokens_are_read_and_checked_without_showing_them(tmp_path):
     with pytest.raises(ConfigError, match="'admin' is the generated token's"):
         _tokens(tmp_path, twice.format("admin"))
     # a check of the settings as a whole (templates against the policy) names no input at all
-    with pytest.raises(ConfigError, match="nope") as caught:
-        _tokens(tmp_path, twice.format("ci") + '[templates.t]\ncommand = ["echo", "{nope}"]\n')
+    late = '[policy]\nmax_timeout = 10\n[templates.t]\ncommand = ["true"]\ntimeout = 100\n'
+    with pytest.raises(ConfigError, match="max_timeout") as caught:
+        _tokens(tmp_path, twice.format("ci") + late)
     assert "s3cret-value" not in str(caught.value)
 
 
