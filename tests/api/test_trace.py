@@ -29,7 +29,10 @@ def test_a_scripted_session_gives_exactly_its_ledger_entries(api, server):
     assert api.delete(f"/jobs/{done['id']}").status_code == 204
     bad = {"Authorization": "Bearer not-a-token"}
     assert api.get("/jobs", headers=bad).status_code == 401
-    wait_for(lambda: len(_entries(api)) >= 12)
+    # no webhook_allow: a job naming a webhook is denied by the policy, and not created
+    hook = {"argv": ["true"], "webhook": "http://127.0.0.1:9/hook"}
+    assert api.post("/jobs", json=hook).status_code == 403
+    wait_for(lambda: len(_entries(api)) >= 13)
     got = [(e["op"], e["job"], e["who"], e["outcome"]) for e in reversed(_entries(api))]
     d, c = done["id"], cat["id"]
     assert got[:3] == [
@@ -49,6 +52,7 @@ def test_a_scripted_session_gives_exactly_its_ledger_entries(api, server):
         ("job.input", c, "admin", "job_finished"),
         ("job.delete", d, "admin", "ok"),
         ("auth.fail", None, "anonymous", "unauthorized"),
+        ("policy.deny", None, "admin", "policy_denied"),
     ]
     entries = {(e["op"], e["job"], e["outcome"]): e for e in _entries(api)}
     assert entries["job.input", c, "ok"]["detail"] == {"bytes": 7, "eof": False}
