@@ -44,6 +44,13 @@ class Op:
     recorded_as: str | None = None
 
 
+async def record(request: web.Request, op: str, job: str | None = None, **detail: Any) -> None:
+    """Record `op` as done, now: for an operation traced before it acts (a cancel, so that the
+    job's `job.finish` comes after it in the ledger)."""
+    state = request.app[STATE]
+    await state.trace.record(op, who=request_identity(request), job=job, detail=detail)
+
+
 @asynccontextmanager
 async def traced(
     request: web.Request, op: str, job: str | None = None, **detail: Any

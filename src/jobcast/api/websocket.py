@@ -21,7 +21,7 @@ from ..protocol import parse_ws_command, ws_event_frame, ws_frame
 from .auth import ANONYMOUS, IDENTITY, TOKENS, Identity, authenticate_socket, visible_job
 from .follow import TransportWriter, follow_job
 from .http import query_b64, query_int
-from .ledger import traced
+from .ledger import record, traced
 from .state import STATE, Follower
 
 __all__ = ["routes"]
@@ -155,6 +155,5 @@ async def _command(request: web.Request, job_id: str, text: str) -> None:
         async with traced(request, "job.signal", job_id, signal=cmd.signal[:32]) as op:
             op.detail["signal"] = await sup.signal(job_id, cmd.signal)
     else:
-        async with traced(request, "job.cancel", job_id):
-            pass  # before it acts, as POST /jobs/{id}/cancel
+        await record(request, "job.cancel", job_id)  # before it acts, as POST /jobs/{id}/cancel
         await sup.cancel(job_id, wait=False)
