@@ -22,6 +22,7 @@ run: $(STAMP)
 	$(BIN)/jobcast serve --host '$(HOST)' --port '$(PORT)' --data-dir '$(DATA_DIR)'
 
 test: $(STAMP)
+	bash scripts/tools.sh
 	$(BIN)/python -m pytest -q
 
 check: $(STAMP)
