@@ -422,7 +422,14 @@ class SQLiteStore:
             raise JobNotFound.for_ref(job_id)
         return JobSpec.model_validate_json(row[0])
 
-    async def set_status(self, job_id: str, status: JobStatus, **fields: Any) -> Job:
+    async def set_status(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        process: ProcessInfo | None = None,
+        **fields: Any,
+    ) -> Job:
         unknown = set(fields) - _JOB_FIELDS
         if unknown:
             raise ValueError(f"set_status cannot change {sorted(unknown)}")
@@ -438,6 +445,8 @@ class SQLiteStore:
         # From here to the write, nothing awaits: the change is one step for everyone on the loop.
         self._status[job_id] = status
         cols: dict[str, Any] = {"status": status.value, **fields}
+        if process is not None:
+            cols.update(zip(("pid", "pgid", "proc_start"), process, strict=True))
         data: dict[str, Any] = {"status": status.value}
         if fields.get("reason"):
             data["reason"] = fields["reason"]
