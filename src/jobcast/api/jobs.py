@@ -75,7 +75,7 @@ async def start_job(request: web.Request, read: Callable[[], Awaitable[JobSpec]]
     finally:
         if admitted:
             state.admitting -= 1
-    return await state.store.get_job(job.id)
+    return job  # as created: its runner has not run yet
 
 
 @routes.post("/jobs")
