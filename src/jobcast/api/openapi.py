@@ -535,9 +535,15 @@ def _paths() -> dict[str, Schema]:
                         {**_INT, "minimum": 1, "default": 100},
                     ),
                     _param(
-                        "op",
+                        "type",
                         "query",
                         "Only these operations; repeat it for several",
+                        {"type": "array", "items": _enum(*sorted(OPS), default=False)},
+                    ),
+                    _param(
+                        "op",
+                        "query",
+                        "The same as `type` (the entries' field is `op`)",
                         {"type": "array", "items": _enum(*sorted(OPS), default=False)},
                     ),
                     _param("job", "query", "Only the entries of this job id"),
