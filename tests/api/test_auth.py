@@ -341,6 +341,9 @@ def test_a_token_limited_to_labels_sees_and_drives_only_its_jobs(tokened: Server
         assert hidden.status_code == absent.status_code == 404
         assert hidden.json()["error"]["code"] == "job_not_found"
         assert infra.get("/jobs/webjob").status_code == 404  # by name neither
+        taken = infra.post("/jobs", json={"command": "true", "name": "webjob"})
+        assert taken.status_code == 409 and taken.json()["error"]["code"] == "name_taken"
+        assert web["id"] not in taken.text  # the holder is not this token's to know of
         for path in ("/log", "/events", "/cancel"):
             method = "POST" if path == "/cancel" else "GET"
             assert infra.request(method, f"/jobs/{web['id']}{path}").status_code == 404
