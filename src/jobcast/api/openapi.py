@@ -443,7 +443,7 @@ def _paths() -> dict[str, Schema]:
                     _param(
                         "Range",
                         "header",
-                        "bytes=START-END, bytes=START- or bytes=-N; ignored with follow",
+                        "bytes=START-END, bytes=START- or bytes=-N; with follow only bytes=START- (as offset)",
                         {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*$"},
                     ),
                 ],
