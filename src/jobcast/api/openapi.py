@@ -133,6 +133,7 @@ _STATS: Schema = {
         "events_sent": _COUNT,
         "bytes_sent": _COUNT,
         "stalled_disconnects": _COUNT,
+        "tasks": {**_COUNT, "description": "The server's asyncio tasks now."},
         "loop_lag_ms": {
             "type": "object",
             "description": "How late the event loop ran a 50 ms timer over the last minute (or "
@@ -147,6 +148,7 @@ _STATS: Schema = {
         "events_sent",
         "bytes_sent",
         "stalled_disconnects",
+        "tasks",
         "loop_lag_ms",
     ],
 }
