@@ -265,6 +265,12 @@ class JobSpec(BaseModel):
     pty: bool = Field(False, description="Run in a pseudo-terminal (stdout and stderr merge).")
     cols: int = Field(80, ge=1, le=1000)
     rows: int = Field(24, ge=1, le=1000)
+    shared: Literal["control", "view"] = Field(
+        "control",
+        description="Who may drive the job (input, interrupt, resize, signal, cancel): "
+        '"control", any token with the `control` scope; "view", only the token that created '
+        "it (with `control`) or an admin; everyone else with `read` watches.",
+    )
     stdin: bool = Field(False, description="Keep stdin open for POST /jobs/{id}/input.")
     timeout: float | None = Field(
         None, gt=0, description="Seconds before the job is ended timed_out."
@@ -356,6 +362,11 @@ class Job(BaseModel):
     argv: list[str]
     cwd: str | None = None
     pty: bool = False
+    cols: int | None = Field(
+        None, description="A pty job's window size now: as started, or its last resize."
+    )
+    rows: int | None = None
+    shared: Literal["control", "view"] = "control"
     stdin: bool = False
     timeout: float | None = None
     labels: dict[str, str] = Field(default_factory=dict)

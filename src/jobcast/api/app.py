@@ -28,6 +28,7 @@ from . import (
     housekeeping,
     jobs,
     log,
+    mux,
     openapi,
     pastes,
     sse,
@@ -86,6 +87,7 @@ def create_app(settings: Settings) -> web.Application:
         chat,
         sse,
         websocket,
+        mux,
         log,
         status,
         housekeeping,
@@ -99,6 +101,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[TOKENS] = tokens
     app.cleanup_ctx.append(_lifespan)
+    app.cleanup_ctx.append(mux.lifespan)  # inside the state's life: it needs the store
     app.on_shutdown.append(_shutdown)
     return app
 

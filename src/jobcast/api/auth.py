@@ -147,10 +147,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/jobs/{ref}/input"): Rule(Scope.CONTROL),
     ("POST", "/jobs/{ref}/signal"): Rule(Scope.CONTROL),
     ("POST", "/jobs/{ref}/resize"): Rule(Scope.CONTROL),
+    ("POST", "/jobs/{ref}/interrupt"): Rule(Scope.CONTROL),
     ("GET", "/jobs/{ref}/log"): Rule(Scope.READ, in_query=True),
     ("GET", "/jobs/{ref}/events"): Rule(Scope.READ, in_query=True),
     ("GET", "/jobs/{ref}/ws"): Rule(Scope.READ, in_query=True, socket=True),
     ("GET", "/stream"): Rule(Scope.READ, in_query=True),
+    # Watching needs `read`; each message that drives a job is checked for `control` itself.
+    ("GET", "/ws"): Rule(Scope.READ, in_query=True, socket=True),
     ("POST", "/prune"): Rule(Scope.ADMIN, every_job=True),
     ("GET", "/stats"): Rule(Scope.READ),
     # A paste is context for the jobs one starts; reading one back is reading.

@@ -1,4 +1,4 @@
-"""The /jobs JSON endpoints: create, list, get, cancel, input, signal, resize, delete."""
+"""The /jobs JSON endpoints: create, list, get, cancel, input, signal, resize, interrupt, delete."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from aiohttp import web
 from ..errors import BadRequest, JobFinished, NameTaken, PolicyDenied, ValidationFailed
 from ..models import InputRequest, Job, JobList, JobSpec, JobStatus, ResizeRequest, SignalRequest
 from .auth import IDENTITY, visible_job
+from .control import check_control
 from .http import json_response, parse_body, query_int
 from .ledger import Op, request_identity, traced
 from .state import STATE, State
@@ -140,6 +141,7 @@ async def delete_job(request: web.Request) -> web.Response:
 async def cancel_job(request: web.Request) -> web.Response:
     state = request.app[STATE]
     job = await visible_job(request)
+    check_control(state, request[IDENTITY], job, "cancelling it")
     # Traced before it acts, so the job's end (`job.finish`) comes after it in the ledger.
     async with traced(request, "job.cancel", job.id) as op:
         if job.status.is_final:
@@ -154,6 +156,7 @@ async def cancel_job(request: web.Request) -> web.Response:
 async def send_input(request: web.Request) -> web.Response:
     state = request.app[STATE]
     job = await visible_job(request)
+    check_control(state, request[IDENTITY], job, "sending it input")
     if request.content_type == "application/octet-stream":
         data, eof = await request.read(), request.query.get("eof") in ("1", "true")
     else:
@@ -176,6 +179,7 @@ async def send_input(request: web.Request) -> web.Response:
 async def send_signal(request: web.Request) -> web.Response:
     state = request.app[STATE]
     job = await visible_job(request)
+    check_control(state, request[IDENTITY], job, "signalling it")
     async with traced(request, "job.signal", job.id) as op:
         body = await parse_body(request, SignalRequest)
         op.detail["signal"] = str(body.signal)[:32]
@@ -188,6 +192,18 @@ async def send_signal(request: web.Request) -> web.Response:
 async def resize(request: web.Request) -> web.Response:
     state = request.app[STATE]
     job = await visible_job(request)
+    check_control(state, request[IDENTITY], job, "resizing it")
     body = await parse_body(request, ResizeRequest)
     await state.supervisor.resize(job.id, body.cols, body.rows)
     return json_response({"cols": body.cols, "rows": body.rows})
+
+
+@routes.post("/jobs/{ref}/interrupt")
+async def interrupt(request: web.Request) -> web.Response:
+    """Ctrl-C as at the job's terminal (see Supervisor.interrupt); no body."""
+    state = request.app[STATE]
+    job = await visible_job(request)
+    check_control(state, request[IDENTITY], job, "interrupting it")
+    async with traced(request, "job.interrupt", job.id) as op:
+        op.detail["how"] = await state.supervisor.interrupt(job.id)
+    return json_response({"interrupted": op.detail["how"]})

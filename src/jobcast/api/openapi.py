@@ -428,6 +428,17 @@ def _paths() -> dict[str, Schema]:
                 _json(_ref("ResizeRequest")),
             )
         },
+        "/jobs/{ref}/interrupt": {
+            "post": _op(
+                "interrupt",
+                "Ctrl-C as at the job's terminal: its interrupt character through the PTY (the "
+                "foreground process group gets SIGINT, a shell survives); SIGINT to the group "
+                "without a terminal",
+                {200: _ok(_json(_object(interrupted=_enum("VINTR", "SIGINT"))))},
+                (404, 409),
+                [REF],
+            )
+        },
         "/jobs/{ref}/log": _with_head(
             _op(
                 "job_log",
@@ -483,6 +494,17 @@ def _paths() -> dict[str, Schema]:
                     LAST_EVENT_ID,
                     ENCODING,
                 ],
+            )
+        },
+        "/ws": {
+            "get": _op(
+                "mux_ws",
+                "WebSocket for many jobs at once: subscribe (ids, names or *), unsubscribe, "
+                "send, interrupt, resize, signal, cancel, get_buffer, list; events of every "
+                "subscribed job as JSON frames, each with its job and seq (README: /ws)",
+                {101: _ok()},
+                (400,),
+                [ENCODING],
             )
         },
         "/prune": {

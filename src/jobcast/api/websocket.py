@@ -15,10 +15,11 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from ..config import Scope
-from ..errors import BadRequest, JobcastError, JobNotFound, MissingScope
+from ..errors import BadRequest, JobcastError, JobNotFound
 from ..models import OUTPUT_EVENTS, Event
 from ..protocol import parse_ws_command, ws_event_frame, ws_frame
 from .auth import ANONYMOUS, IDENTITY, TOKENS, Identity, authenticate_socket, visible_job
+from .control import check_control, may_control, strip_terminal_replies
 from .follow import TransportWriter, follow_job
 from .http import query_b64, query_int
 from .ledger import record, traced
@@ -123,13 +124,14 @@ async def _receive(
     state = request.app[STATE]
     async for msg in ws:
         try:
-            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT) and not identity.allows(
-                Scope.CONTROL
-            ):
-                raise MissingScope(
-                    f"token {identity.name!r} lacks the `control` scope, which input, resize, "
-                    "signal and cancel messages need"
-                )
+            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                job = await state.store.get_job(job_id)
+                if not may_control(state, identity, job):
+                    if msg.type is WSMsgType.BINARY and not strip_terminal_replies(msg.data):
+                        continue  # a viewer's terminal answering the output: not for the job
+                    check_control(
+                        state, identity, job, "input, resize, signal, interrupt and cancel messages"
+                    )
             if msg.type is WSMsgType.BINARY and binary_input:
                 async with traced(request, "job.input", job_id, bytes=len(msg.data), eof=False):
                     await state.supervisor.write_input(job_id, msg.data)
@@ -154,6 +156,9 @@ async def _command(request: web.Request, job_id: str, text: str) -> None:
     elif cmd.type == "signal":
         async with traced(request, "job.signal", job_id, signal=cmd.signal[:32]) as op:
             op.detail["signal"] = await sup.signal(job_id, cmd.signal)
+    elif cmd.type == "interrupt":
+        async with traced(request, "job.interrupt", job_id) as op:
+            op.detail["how"] = await sup.interrupt(job_id)
     else:
         await record(request, "job.cancel", job_id)  # before it acts, as POST /jobs/{id}/cancel
         await sup.cancel(job_id, wait=False)

@@ -406,6 +406,10 @@ class LocalProcess:
             raise Conflict("it was started without stdin")
         return self._input.write(data, eof)
 
+    async def interrupt(self) -> str:
+        self.signal(signal.SIGINT)
+        return "SIGINT"
+
     def resize(self, cols: int, rows: int) -> None:
         raise Conflict("it does not run in a terminal; start it with pty=true to resize it")
 

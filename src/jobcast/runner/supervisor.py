@@ -297,6 +297,35 @@ class Supervisor:
             await self._store.append(run.job.id, EventType.INPUT, info)
         return n
 
+    async def interrupt(self, job_id: str) -> str:
+        """Interrupt the job as Ctrl-C at its terminal would: the one way every transport does it.
+
+        A PTY job gets its terminal's interrupt character (VINTR, ^C unless the program changed
+        it) written to the terminal, so the line discipline sends SIGINT to the foreground
+        process group only: `sleep` in a shell stops, the shell lives on (recorded as an `input`
+        event of length 1 with `interrupt`). A job without a terminal gets SIGINT to its group.
+
+        Returns:
+            "VINTR" or "SIGINT", what was done.
+
+        Raises:
+            JobFinished: the job has ended. Conflict: it is still queued, or its terminal does
+            not read its input.
+        """
+        run = await self._lookup(job_id, "interrupt")
+        proc = self._started_process(run, "interrupt it")
+        async with run.hold():
+            try:
+                how = await proc.interrupt()
+            except Conflict as e:
+                raise type(e)(f"cannot interrupt job {run.job.id}: {e.message}") from None
+            if how == "VINTR":
+                await self._store.append(
+                    run.job.id, EventType.INPUT, {"length": 1, "interrupt": True}
+                )
+        logger.info("job %s: interrupted (%s)", run.job.id, how)
+        return how
+
     async def resize(self, job_id: str, cols: int, rows: int) -> None:
         """Set a PTY job's window size (a queued one starts with it) and record a `resize` event.
 

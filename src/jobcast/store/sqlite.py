@@ -368,6 +368,9 @@ class SQLiteStore:
             argv=JobSpec.model_validate(spec).resolved_argv(),
             cwd=spec["cwd"],
             pty=spec["pty"],
+            cols=spec["cols"] if spec["pty"] else None,
+            rows=spec["rows"] if spec["pty"] else None,
+            shared=spec.get("shared", "control"),
             stdin=spec["stdin"],
             timeout=spec["timeout"],
             labels=spec["labels"],
@@ -629,6 +632,12 @@ class SQLiteStore:
         raw: bytes | None = None,
     ) -> Event:
         ev, row = self._stage(job_id, type, data, raw)
+        if type is EventType.RESIZE:
+            # The job shows its last window size: kept in its spec, which a queued job that runs
+            # after a restart starts with too.
+            resized = _resize_job(job_id, ev.data["cols"], ev.data["rows"])
+            await self._write(Write([row], resized, [ev]), wait=True)
+            return ev
         # Output too waits for its commit (a fraction of a millisecond): the runner's batching
         # window then starts after the fan-out, which runs in the commit's callback.
         await self._write(Write([row], done=[ev]), wait=True)
@@ -883,6 +892,16 @@ def _update_job(job_id: str, cols: dict[str, Any]) -> Callable[[sqlite3.Connecti
         db.execute(
             f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?",
             (*cols.values(), job_id),
+        )
+
+    return update
+
+
+def _resize_job(job_id: str, cols: int, rows: int) -> Callable[[sqlite3.Connection], None]:
+    def update(db: sqlite3.Connection) -> None:
+        db.execute(
+            "UPDATE jobs SET spec = json_set(spec, '$.cols', ?, '$.rows', ?) WHERE id = ?",
+            (cols, rows, job_id),
         )
 
     return update

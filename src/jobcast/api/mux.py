@@ -1,0 +1,530 @@
+"""WebSocket /ws: one connection for any number of jobs (the multiplexed protocol, muxcodec.py).
+
+Each subscribed job is a cursor of the connection (`_Sub`), never a queue: parked at the job's
+tail, it is the store's listener and writes each new event's shared frame straight to the socket,
+as follow.py's followers do; behind (the client lags, a gap, a job caught up from storage), it
+goes into the connection's ready queue and its one sender task reads the store for it, a batch
+per job in turn. So whatever a connection subscribes to, it holds one batch in flight and a
+cursor per job; a slow connection falls behind on each of its jobs and catches up from storage.
+
+`"*"` subscribes to every job that has not finished, and to every job created afterwards (the
+server-wide `JobWatch` follows the firehose for them); `after` resumes each job from the seq the
+client last had, also for jobs that finished meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ..config import Scope
+from ..errors import BadRequest, JobcastError, JobFinished, JobNotFound, TooManyRequests
+from ..models import Event, EventType, Job, JobStatus
+from ..store.base import BATCH_BYTES
+from .auth import ANONYMOUS, IDENTITY, TOKENS, Identity, authenticate_socket
+from .control import check_control, may_control, strip_terminal_replies
+from .follow import TransportWriter
+from .http import query_b64
+from .ledger import record, traced
+from .muxcodec import BadMessage, Codec, MuxCommand
+from .state import STATE, Follower, State
+
+__all__ = ["WATCH", "JobWatch", "lifespan", "routes"]
+
+routes = web.RouteTableDef()
+log = logging.getLogger("jobcast.api.mux")
+
+#: most jobs one connection follows at once
+MAX_SUBSCRIPTIONS = 10_000
+#: jobs in a `jobs` message (newest first); `available` lists every unfinished one
+LIST_LIMIT = 1000
+#: client messages a second, and the burst allowed beyond
+RATE, BURST = 500.0, 1000.0
+#: jobs a `"*"` subscriber remembers having followed to the end, so it never follows them twice
+_FINISHED_MEMORY = 4096
+
+
+class _Sub:
+    """One job followed by one connection: its cursor, and the store's listener at its tail."""
+
+    __slots__ = ("after", "conn", "job", "queued")
+
+    def __init__(self, conn: _Connection, job: str, after: int) -> None:
+        self.conn, self.job, self.after = conn, job, after
+        self.queued = False
+
+    def __call__(self, ev: Event | None) -> bool:
+        conn = self.conn
+        if conn.subs.get(self.job) is not self:
+            return False  # unsubscribed
+        if ev is None:
+            # A tick (every listener is dropped then) or the store closing: listen again, later
+            # than this call, since the hub is replacing its lists meanwhile.
+            conn.loop.call_soon(conn.park, self)
+            return False
+        if ev.seq != self.after + 1 or conn.lagging():
+            conn.ready(self)  # a gap, or the client lags: the sender reads for it
+            return False
+        data = conn.codec.event(ev)
+        self.after = ev.seq
+        if data:
+            conn.sent(data, 1)
+        if ev.type is EventType.COMPLETE:
+            conn.finished(self)
+            return False
+        return True
+
+
+class _Connection:
+    def __init__(
+        self, request: web.Request, ws: web.WebSocketResponse, identity: Identity, codec: Codec
+    ) -> None:
+        self.request, self.ws, self.identity, self.codec = request, ws, identity, codec
+        self.state: State = request.app[STATE]
+        self.store = self.state.store
+        self.loop = asyncio.get_running_loop()
+        self.write = TransportWriter(request)
+        self.follower = Follower("mux", None, request.transport)
+        self.subs: dict[str, _Sub] = {}
+        self.star = False
+        self._queue: deque[_Sub] = deque()
+        self._wake = asyncio.Event()
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._tokens, self._refilled, self._warned = BURST, time.monotonic(), 0.0
+        self.closed = False
+
+    # -- the cursors ------------------------------------------------------------------------------
+
+    def lagging(self) -> bool:
+        return self.write.transport.get_write_buffer_size() > 64 * 1024
+
+    def sent(self, data: bytes, count: int) -> None:
+        stats = self.state.stats
+        stats.events_sent += count
+        stats.bytes_sent += len(data)
+        if not self.write.send(data):
+            self._wake.set()  # the sender waits for the client to read before anything else
+
+    def ready(self, sub: _Sub) -> None:
+        if not sub.queued:
+            sub.queued = True
+            self._queue.append(sub)
+            self._wake.set()
+
+    def park(self, sub: _Sub) -> None:
+        """Listen at the job's tail again; if there is something to read already, read it."""
+        if self.closed or self.subs.get(sub.job) is not sub or sub.queued:
+            return
+        if self.state.closing or self.store.closed:
+            self._wake.set()
+            return
+        if not self.store.listen(sub.job, sub.after, sub):
+            self.ready(sub)
+
+    def add(self, job_id: str, after: int) -> None:
+        # A sub it replaces sees it is no longer current at its next call, and leaves.
+        if job_id not in self.subs:
+            self.state.stats.per_job[job_id] += 1
+        sub = self.subs[job_id] = _Sub(self, job_id, after)
+        self.ready(sub)
+
+    def drop(self, job_id: str) -> bool:
+        if self.subs.pop(job_id, None) is None:
+            return False
+        per_job = self.state.stats.per_job
+        per_job[job_id] -= 1
+        if per_job[job_id] <= 0:
+            del per_job[job_id]
+        return True
+
+    def finished(self, sub: _Sub) -> None:
+        """The job's `complete` event went out: nothing more will come for it."""
+        self.drop(sub.job)
+        self._finished[sub.job] = None
+        if len(self._finished) > _FINISHED_MEMORY:
+            self._finished.popitem(last=False)
+
+    def discover(self, job: Job) -> None:
+        """A job was created: a `"*"` subscriber follows it from its first event."""
+        if (
+            self.star
+            and job.id not in self.subs
+            and job.id not in self._finished
+            and len(self.subs) < MAX_SUBSCRIPTIONS
+            and self.identity.sees(job.labels)
+        ):
+            self.add(job.id, 0)
+
+    async def send_loop(self) -> None:
+        """Read the store for each job in the ready queue in turn; one batch in flight at most."""
+        state, store = self.state, self.store
+        while not self.closed:
+            if not self._queue and (state.closing or store.closed):
+                return  # what there was went out: the jobs' last events too
+            if self.lagging():
+                await state.guarded(self.follower, self.write.drain())
+                continue
+            if not self._queue:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):  # to see the server closing
+                        await self._wake.wait()
+                continue
+            sub = self._queue.popleft()
+            sub.queued = False
+            if self.subs.get(sub.job) is sub:
+                await self._serve(sub)
+
+    async def _serve(self, sub: _Sub) -> None:
+        """Write what the job has past the sub's cursor, a batch; or park the sub at its tail."""
+        state, store = self.state, self.store
+        try:
+            events = await store.read(sub.job, sub.after, BATCH_BYTES)
+        except JobNotFound:
+            self.drop(sub.job)  # deleted meanwhile
+            await self.send("unsubscribed", jobs=[sub.job], reason="the job was deleted")
+            return
+        if self.subs.get(sub.job) is not sub:
+            return
+        if events:
+            data = b"".join(self.codec.event(e) for e in events)
+            sub.after = events[-1].seq
+            if events[-1].type is EventType.COMPLETE:
+                self.finished(sub)
+            else:
+                self.ready(sub)  # more may wait: after the other jobs' turns
+            count = len(events)
+            del events
+            if data:
+                self.follower.blocked_since = time.monotonic()
+                await self.write(data)
+                self.follower.blocked_since = None
+                state.stats.events_sent += count
+                state.stats.bytes_sent += len(data)
+            return
+        if store.listen(sub.job, sub.after, sub):
+            return
+        if store.is_live(sub.job):
+            self.ready(sub)  # an event came between the read and the listen
+            return
+        job = await store.get_job(sub.job)
+        if job.status.is_final and sub.after >= job.last_seq:
+            self.finished(sub)  # resumed past its end
+        else:
+            # Not in this store's memory (a job left queued by a previous server, say):
+            # look again at the next tick.
+            self.loop.call_later(1.0, self.ready, sub)
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    async def send(self, kind: str, **fields: Any) -> None:
+        await self.write(self.codec.message(kind, **fields))
+
+    def _admit(self) -> bool:
+        """The client's message rate, as a token bucket: False to drop this message."""
+        now = time.monotonic()
+        self._tokens = min(BURST, self._tokens + (now - self._refilled) * RATE)
+        self._refilled = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+    async def receive_loop(self) -> None:
+        async for msg in self.ws:
+            if msg.type is not WSMsgType.TEXT and msg.type is not WSMsgType.BINARY:
+                continue
+            if not self._admit():
+                now = time.monotonic()
+                if now - self._warned >= 1.0:
+                    self._warned = now
+                    error = TooManyRequests(
+                        f"more than {RATE:g} messages a second: messages are dropped until "
+                        "the rate falls"
+                    )
+                    await self.write(self.codec.error(error))
+                continue
+            cmd: MuxCommand | None = None
+            try:
+                if msg.type is WSMsgType.BINARY:
+                    raise BadMessage("send JSON text frames; input goes in a `send` message")
+                cmd = self.codec.parse(msg.data)
+                await self.handle(cmd)
+            except BadMessage as e:
+                await self.write(self.codec.error(e, e.request_id))
+            except JobcastError as e:
+                await self.write(self.codec.error(e, cmd.id if cmd is not None else None))
+            except ConnectionError:
+                raise
+            except Exception:
+                # A bug of ours must not take the connection (and what it follows) down.
+                log.exception("a /ws message failed")
+                failed = JobcastError("the server failed to handle this message; it is logged")
+                await self.write(self.codec.error(failed, cmd.id if cmd is not None else None))
+
+    async def greet(self) -> None:
+        await self.send_list()
+
+    async def send_list(self, rid: Any = None) -> None:
+        labels = dict(self.identity.labels)
+        # TODO(sources): when the store lists sources beside jobs (`kind`), they are in here too.
+        page = await self.store.list_jobs(label=labels, limit=LIST_LIMIT)
+        extra = {"id": rid} if rid is not None else {}
+        await self.send("jobs", jobs=page.jobs, **extra)
+        live = await self._live_jobs()
+        available = [{"id": j.id, "name": j.name, "status": j.status} for j in live]
+        await self.send("available", jobs=available, **extra)
+
+    async def _live_jobs(self) -> list[Job]:
+        out: list[Job] = []
+        labels = dict(self.identity.labels)
+        for status in (JobStatus.RUNNING, JobStatus.QUEUED):
+            cursor = None
+            while len(out) < MAX_SUBSCRIPTIONS:
+                page = await self.store.list_jobs(
+                    status=status, label=labels, limit=1000, cursor=cursor
+                )
+                out += page.jobs
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        return out[:MAX_SUBSCRIPTIONS]
+
+    async def _job(self, ref: str) -> Job:
+        job = await self.store.get_job(ref)
+        if not self.identity.sees(job.labels):
+            raise JobNotFound.for_ref(ref)
+        return job
+
+    async def handle(self, cmd: MuxCommand) -> None:
+        extra = {"id": cmd.id} if cmd.id is not None else {}
+        if cmd.type == "list":
+            await self.send_list(cmd.id)
+        elif cmd.type == "subscribe":
+            await self.subscribe(cmd, extra)
+        elif cmd.type == "unsubscribe":
+            if "*" in cmd.jobs:
+                self.star = False
+                gone = list(self.subs)
+            else:
+                gone = [(await self._job_or_none(ref)) or ref for ref in cmd.jobs]
+            dropped = [job_id for job_id in gone if self.drop(job_id)]
+            await self.send("unsubscribed", jobs=dropped, **extra)
+        elif cmd.type == "get_buffer":
+            await self.buffer(cmd, extra)
+        else:
+            await self.control(cmd, extra)
+
+    async def _job_or_none(self, ref: str) -> str | None:
+        try:
+            return (await self._job(ref)).id
+        except JobNotFound:
+            return None
+
+    async def subscribe(self, cmd: MuxCommand, extra: dict[str, Any]) -> None:
+        targets: dict[str, Job] = {}
+        unknown: list[str] = []
+        for ref in [r for r in cmd.jobs if r != "*"] + [r for r in cmd.after if r not in cmd.jobs]:
+            try:
+                job = await self._job(ref)
+            except JobNotFound:
+                unknown.append(ref)
+                continue
+            targets[job.id] = job
+        if "*" in cmd.jobs:
+            self.star = True  # from here on, JobWatch hands it the jobs created
+            for job in await self._live_jobs():
+                if job.id not in self._finished:  # followed to its end since the flag was set
+                    targets.setdefault(job.id, job)
+        after: dict[str, int] = {}
+        for job_id, job in targets.items():
+            given = cmd.after.get(job_id, cmd.after.get(job.name or "", None))
+            if given is None and job_id in self.subs:
+                after[job_id] = self.subs[job_id].after  # already followed: it goes on
+                continue
+            if job_id not in self.subs and len(self.subs) >= MAX_SUBSCRIPTIONS:
+                raise BadRequest(
+                    f"a connection follows at most {MAX_SUBSCRIPTIONS} jobs; unsubscribe some"
+                )
+            after[job_id] = given or 0
+            self._finished.pop(job_id, None)
+            self.add(job_id, given or 0)
+        await self.send(
+            "subscribed", jobs=list(after), after=after, all="*" in cmd.jobs or self.star, **extra
+        )
+        if unknown:
+            error = JobNotFound(
+                f"no such job: {', '.join(unknown[:20])}"
+                + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+            )
+            await self.write(self.codec.error(error, cmd.id, jobs=unknown[:1000]))
+
+    async def buffer(self, cmd: MuxCommand, extra: dict[str, Any]) -> None:
+        """The last `max_bytes` of the job's output, and the seq it goes up to: subscribing with
+        that as `after` continues exactly where the buffer ends."""
+        job = await self._job(cmd.job)
+        end = job.stdout_bytes + job.stderr_bytes
+        start = max(0, end - cmd.max_bytes)
+        data = await self.store.read_output(job.id, "all", start, end - start)
+        # Start at a character, not in the middle of one.
+        cut = 0
+        while start and cut < min(3, len(data)) and data[cut] & 0xC0 == 0x80:
+            cut += 1
+        data, start = data[cut:], start + cut
+        fields: dict[str, Any] = {"job": job.id, "seq": job.last_seq, "offset": start}
+        fields["data"] = data.decode("utf-8", "replace")
+        if self.codec.b64:
+            import base64
+
+            fields["b64"] = base64.b64encode(data).decode("ascii")
+        await self.send("buffer", **fields, **extra)
+
+    async def control(self, cmd: MuxCommand, extra: dict[str, Any]) -> None:
+        """send, interrupt, resize, signal, cancel: each answered with `<type>_result`."""
+        result: dict[str, Any] = {"job": cmd.job}
+        try:
+            job = await self._job(cmd.job)
+            result["job"] = job.id
+            result.update(await self._act(cmd, job))
+            result["success"] = True
+        except JobcastError as e:
+            result.update(success=False, **e.to_payload())
+        await self.send(f"{cmd.type}_result", **result, **extra)
+
+    async def _act(self, cmd: MuxCommand, job: Job) -> dict[str, Any]:
+        state, request, sup = self.state, self.request, self.state.supervisor
+        if cmd.type == "send" and not may_control(state, self.identity, job):
+            if not strip_terminal_replies(cmd.data):
+                # Its terminal answering a query in the output: never the job's business.
+                raise _ReadOnly(
+                    f"job {job.id}: terminal replies from a viewer are not forwarded; token "
+                    f"{self.identity.name!r} watches"
+                )
+        check_control(state, self.identity, job, f"a {cmd.type} message")
+        if cmd.type == "send":
+            async with traced(request, "job.input", job.id, bytes=len(cmd.data), eof=False):
+                return {"written": await sup.write_input(job.id, cmd.data)}
+        if cmd.type == "interrupt":
+            async with traced(request, "job.interrupt", job.id) as op:
+                op.detail["how"] = how = await sup.interrupt(job.id)
+            return {"interrupted": how}
+        if cmd.type == "resize":
+            await sup.resize(job.id, cmd.cols, cmd.rows)
+            return {"cols": cmd.cols, "rows": cmd.rows}
+        if cmd.type == "signal":
+            async with traced(request, "job.signal", job.id, signal=cmd.signal) as op:
+                op.detail["signal"] = name = await sup.signal(job.id, cmd.signal)
+            return {"signal": name}
+        await record(request, "job.cancel", job.id)
+        if job.status.is_final:
+            raise JobFinished(f"job {job.id} has already finished ({job.status})")
+        await sup.cancel(job.id, wait=False)
+        return {}
+
+
+class _ReadOnly(JobcastError):
+    code = "read_only"
+    status = 403
+
+
+class JobWatch:
+    """Follows the firehose for new jobs and hands each to the `"*"` subscribers: one task for
+    the server, however many connections watch."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.connections: set[_Connection] = set()
+
+    async def run(self) -> None:
+        store = self.state.store
+        after = store.last_gid()
+        while not store.closed:
+            events = await store.read_all(after, output=False, max_bytes=BATCH_BYTES)
+            if not events:
+                after = max(after, store.last_gid())
+                await store.wait_all(after)
+                continue
+            after = events[-1].gid
+            created = [e.job for e in events if e.seq == 1]
+            if not (created and any(c.star for c in self.connections)):
+                continue
+            for job_id in created:
+                try:
+                    job = await store.get_job(job_id)
+                except JobNotFound:
+                    continue
+                for conn in list(self.connections):
+                    conn.discover(job)
+
+
+WATCH = web.AppKey("jobcast_mux_watch", JobWatch)
+
+
+async def lifespan(app: web.Application) -> AsyncIterator[None]:
+    """After the state's own set-up (app.py): the job watch, for as long as the server runs."""
+    watch = app[WATCH] = JobWatch(app[STATE])
+    task = asyncio.create_task(watch.run(), name="jobcast-mux-watch")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@routes.get("/ws", allow_head=False)
+async def mux_ws(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    identity = request[IDENTITY]
+    codec = Codec(b64=query_b64(request))
+    # 1 MiB: a `send` of a paste fits; a bigger frame closes the connection (1009, saying so).
+    ws = web.WebSocketResponse(
+        compress=False, heartbeat=state.settings.heartbeat_seconds, max_msg_size=1 << 20
+    )
+    if not ws.can_prepare(request).ok:
+        raise BadRequest("this endpoint is a WebSocket: connect with an Upgrade: websocket request")
+    await ws.prepare(request)
+    if identity is ANONYMOUS:
+        authenticated = await authenticate_socket(ws, request.app[TOKENS], Scope.READ)
+        if authenticated is None:
+            return ws
+        identity = request[IDENTITY] = authenticated
+    conn = _Connection(request, ws, identity, codec)
+    watch = request.app[WATCH]
+    state.stats.add(conn.follower)
+    watch.connections.add(conn)
+    sender: asyncio.Task[None] | None = None
+    try:
+        await conn.greet()
+        sender = asyncio.create_task(conn.send_loop(), name="jobcast-mux-send")
+        # The client closing ends the receiver; the server closing ends the sender, which then
+        # closes the socket below and so ends the receiver too.
+        receiver = asyncio.create_task(conn.receive_loop(), name="jobcast-mux-receive")
+        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        if not receiver.done():
+            if not ws.closed and not conn.write.transport.is_closing():
+                with contextlib.suppress(ConnectionError):
+                    await ws.close(code=1001, message=b"going away")
+            receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError, JobcastError):
+            await receiver
+    except (ConnectionError, JobcastError):
+        pass
+    finally:
+        conn.closed = True
+        watch.connections.discard(conn)
+        for job_id in list(conn.subs):
+            conn.drop(job_id)
+        state.stats.remove(conn.follower)
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, JobcastError):
+                await sender
+    return ws
