@@ -286,3 +286,16 @@ async def test_a_final_status_is_shown_only_with_its_complete_event(store):
         events = await store.read(job.id, seen.last_seq - 1)
         assert events and events[-1].type is EventType.COMPLETE and seen.exit_code == 0
         await ending
+
+
+async def test_a_resize_event_is_the_jobs_window_size(store):
+    job = await store.create_job(JobSpec(argv=["bash"], pty=True, cols=80, rows=24))
+    assert (job.cols, job.rows, job.shared) == (80, 24, "control")
+    await store.append(job.id, EventType.RESIZE, {"cols": 200, "rows": 50})
+    job = await store.get_job(job.id)
+    assert (job.cols, job.rows) == (200, 50)
+    # A job run after a restart starts with it too.
+    spec = await store.job_spec(job.id)
+    assert (spec.cols, spec.rows) == (200, 50)
+    piped = await store.create_job(JobSpec(argv=["true"], shared="view"))
+    assert (piped.cols, piped.rows, piped.shared) == (None, None, "view")

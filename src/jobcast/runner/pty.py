@@ -14,7 +14,10 @@ from .backend import OutputSink, SpawnRequest, Window
 from .process import LocalProcess, spawn_error
 from .reaper import JOB_ID_ENV
 
-__all__ = ["PtyProcess", "set_winsize", "spawn_pty"]
+__all__ = ["PTY_TERM", "PtyProcess", "set_winsize", "spawn_pty"]
+
+#: what a PTY job's TERM is unless its spec sets one: xterm.js and most terminals speak it
+PTY_TERM = "xterm-256color"
 
 
 def set_winsize(fd: int, cols: int, rows: int) -> None:
@@ -92,7 +95,7 @@ def spawn_pty(request: SpawnRequest) -> PtyProcess:
     """Start the program on a new PTY of `request.cols` x `request.rows`, in a new session."""
     master, slave = os.openpty()
     env = dict(request.env)
-    env.setdefault("TERM", "xterm-256color")
+    env.setdefault("TERM", PTY_TERM)
     try:
         set_winsize(slave, request.cols, request.rows)
         popen = subprocess.Popen(

@@ -22,7 +22,7 @@ from .backend import Backend, Process, SpawnError, SpawnRequest
 from .group import end_group, group_is_ours
 from .limits import Outcome, OutputCap, batch_window, outcome, parse_signal, shell_failure
 from .process import spawn_pipes
-from .pty import spawn_pty
+from .pty import PTY_TERM, spawn_pty
 from .reaper import JOB_ID_ENV
 
 __all__ = ["LocalBackend", "Supervisor"]
@@ -484,6 +484,9 @@ class Supervisor:
         # PWD names the job's directory, as a shell started there sets it; not the server's.
         env = {**(inherited if spec.inherit_env else {}), **spec.env}
         env.update(PWD=cwd, **{JOB_ID_ENV: run.job.id})
+        if spec.pty and "TERM" not in spec.env:
+            # The server's own TERM names the terminal it was started from, not the job's.
+            env["TERM"] = PTY_TERM
         context = Pastes(self._settings.data_dir).paths(spec.context)
         if context:
             env[CONTEXT_ENV] = ":".join(context)
