@@ -18,6 +18,9 @@ Scenarios:
   fanout-10k-ws   500 WebSocket clients, 10,000 lines/s
   memory          server RSS per idle follower (1,000 SSE, then 1,000 WebSocket on a sleeping job)
   ttfb            POST /jobs `echo hi` -> first output byte at a client
+  pty-viewers     1,000 raw WebSocket viewers of one PTY session printing 1,000 lines/s
+  mux-500         one /ws connection subscribed to "*" following 500 jobs, 10 lines/s each
+  mux-500x100     100 such connections (--mux-connections), the same 500 jobs
   (`fanout` selects the four fan-out scenarios)
 """
 
@@ -42,7 +45,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -111,6 +114,9 @@ class Config:
     out: Path
     verbose: bool
     records: list[dict[str, Any]] = field(default_factory=list)
+    #: jobs of the /ws scenarios, and connections of the many-connection one
+    mux_jobs: int = 500
+    mux_connections: int = 100
 
     def log(self, msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -210,8 +216,8 @@ class Server:
             raise BenchError(f"{method} {path}: {e.code} {e.read()[:500]!r}") from None
         return json.loads(raw) if raw else None
 
-    def post_job(self, argv: list[str]) -> dict[str, Any]:
-        job: dict[str, Any] = self.api("POST", "/jobs", {"argv": argv})
+    def post_job(self, argv: list[str], **spec: Any) -> dict[str, Any]:
+        job: dict[str, Any] = self.api("POST", "/jobs", {"argv": argv, **spec})
         return job
 
     def wait_job(self, job_id: str, timeout: float) -> dict[str, Any]:
@@ -351,13 +357,13 @@ def producer(*args: str) -> list[str]:
 class Loadgen:
     """bench/loadgen.py on CPU 1: `ready`, then we say `go <t>`, then `done <t>`, then JSON."""
 
-    def __init__(self, srv: Server, command: str, *args: str) -> None:
+    def __init__(self, srv: Server, command: str, *args: str, script: str = "loadgen.py") -> None:
         argv = [
             "taskset",
             "-c",
             CLIENT_CPU,
             PY,
-            str(BENCH / "loadgen.py"),
+            str(BENCH / script),
             command,
             "--port",
             str(srv.port),
@@ -572,13 +578,24 @@ def _split(n: int, parts: int) -> list[int]:
 
 
 def _fanout(
-    cfg: Config, scenario: str, kind: str, clients: int, rate: int, p99_target: float
+    cfg: Config,
+    scenario: str,
+    kind: str,
+    clients: int,
+    rate: int,
+    p99_target: float,
+    pty: bool = False,
 ) -> list[Metric]:
     with server(cfg, scenario) as srv:
         go = srv.data_dir / "go"
-        job = srv.post_job(
-            producer("lines", "--rate", str(rate), "--duration", str(cfg.duration), "--go", str(go))
+        argv = producer(
+            "lines", "--rate", str(rate), "--duration", str(cfg.duration), "--go", str(go)
         )
+        if pty:
+            # The lines as written: no \r added to each \n (the load generator counts 100-byte
+            # lines), no echo.
+            argv = ["sh", "-c", 'stty -onlcr -echo; exec "$@"', "sh", *argv]
+        job = srv.post_job(argv, pty=pty)
         lgs = [
             Loadgen(
                 srv,
@@ -704,6 +721,95 @@ def scenario_fanout_10k_sse(cfg: Config) -> list[Metric]:
 
 def scenario_fanout_10k_ws(cfg: Config) -> list[Metric]:
     return _fanout(cfg, "fanout-10k-ws", "ws", cfg.clients_10k, 10000, 100)
+
+
+def scenario_pty_viewers(cfg: Config) -> list[Metric]:
+    """1,000 viewers of one PTY session printing 1,000 lines/s, as raw WebSocket frames."""
+    return _fanout(cfg, "pty-viewers", "ws-raw", cfg.clients, 1000, 40, pty=True)
+
+
+#: lines a second each job of the /ws scenarios prints
+MUX_RATE = 10
+
+
+def mux_producer(lines: int) -> list[str]:
+    """A job printing `lines` lines `I TS` (TS: the time of the write), MUX_RATE a second.
+
+    bash with builtins only (`read -t` on a pipe nobody writes is the sleep): hundreds of these
+    at once cost little, where as many Python producers would take gigabytes.
+    """
+    pause = 1 / MUX_RATE
+    script = (
+        f"exec 9<> <(:); for ((i=1; i<={lines}; i++)); do "
+        f'printf "%d %s\\n" $i "$EPOCHREALTIME"; read -t {pause:g} -u 9; done'
+    )
+    return ["taskset", "-c", CLIENT_CPU, "bash", "-c", script]
+
+
+def _mux(cfg: Config, scenario: str, connections: int, p99_target: float) -> list[Metric]:
+    """`connections` /ws connections, each subscribed to "*", following cfg.mux_jobs jobs."""
+    jobs, lines = cfg.mux_jobs, max(1, round(MUX_RATE * cfg.duration))
+    env = {"JOBCAST_MAX_RUNNING_JOBS": str(jobs + 10), **cfg.server_env}
+    with server(replace(cfg, server_env=env), scenario) as srv:
+        lgs = [
+            Loadgen(
+                srv,
+                "follow",
+                "--connections",
+                str(n),
+                "--jobs",
+                str(jobs),
+                "--lines",
+                str(lines),
+                "--timeout",
+                str(cfg.duration + 120),
+                script="muxload.py",
+            )
+            for n in _split(connections, cfg.procs)
+        ]
+        for lg in lgs:
+            lg.expect("ready", 180)
+        cpu0, t0, window = srv.cpu_seconds(), time.time(), CpuWindow(srv, lgs)
+        for lg in lgs:
+            lg.go(t0)
+        for _ in range(jobs):
+            srv.post_job(mux_producer(lines))
+        t1 = max(lg.done(cfg.duration + 180) for lg in lgs)
+        cpu1, other = srv.cpu_seconds(), window.other_pct()
+        lag = loop_lag(srv, scenario, "", t0, t1)
+        results = [lg.result() for lg in lgs]
+    seconds = max(r["t_end"] for r in results) - t0
+    expected = sum(r["expected"] for r in results)
+    received = sum(r["received"] for r in results)
+    errors = sum(r["seq_errors"] + r["malformed"] + r["duplicated"] for r in results)
+    p50, p99 = max(r["p50_ms"] for r in results), max(r["p99_ms"] for r in results)
+    client_cpu = sum(r["client_cpu_s"] for r in results) / seconds * 100
+    server_cpu = (cpu1 - cpu0) / (t1 - t0) * 100
+    cfg.log(
+        f"  {scenario}: {received:,}/{expected:,} lines in {seconds:.1f} s, p50 {p50:.1f} ms, "
+        f"p99 {p99:.1f} ms, server CPU {server_cpu:.0f}%, client CPU {client_cpu:.0f}%, "
+        f"errors {errors}, other processes {other:.0f}%"
+    )
+    return [
+        Metric(scenario, "delivered", received / max(1, expected) * 100, "%", Target("==", 100)),
+        Metric(scenario, "lines/s delivered (all connections)", received / seconds, "lines/s"),
+        Metric(scenario, "latency p50 (write -> receipt)", p50, "ms"),
+        Metric(scenario, "latency p99 (write -> receipt)", p99, "ms", Target("<=", p99_target)),
+        Metric(scenario, "latency max", max(r["max_ms"] for r in results), "ms"),
+        Metric(scenario, "lines lost", sum(r["lost"] for r in results), "lines", Target("==", 0)),
+        Metric(scenario, "seq/line errors", errors, "count", Target("==", 0)),
+        Metric(scenario, "server CPU", server_cpu, "% core"),
+        Metric(scenario, "load generator CPU", client_cpu, "% core"),
+        Metric(scenario, "other processes' CPU", other, "% core"),
+    ] + lag
+
+
+def scenario_mux_500(cfg: Config) -> list[Metric]:
+    return _mux(cfg, "mux-500", 1, 50)
+
+
+def scenario_mux_500x100(cfg: Config) -> list[Metric]:
+    return _mux(cfg, "mux-500x100", cfg.mux_connections, 50)
 
 
 def _idle_rss(cfg: Config, kind: str) -> Metric:
@@ -858,6 +964,9 @@ SCENARIOS: dict[str, Callable[[Config], list[Metric]]] = {
     "fanout-10k-ws": scenario_fanout_10k_ws,
     "memory": scenario_memory,
     "ttfb": scenario_ttfb,
+    "pty-viewers": scenario_pty_viewers,
+    "mux-500": scenario_mux_500,
+    "mux-500x100": scenario_mux_500x100,
 }
 GROUPS = {"fanout": [s for s in SCENARIOS if s.startswith("fanout")], "all": list(SCENARIOS)}
 
@@ -967,6 +1076,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--clients-10k", type=int, default=500, help="clients of the 10k lines/s fan-outs"
     )
     parser.add_argument(
+        "--mux-jobs", type=int, default=500, help="jobs followed in the /ws (mux-) scenarios"
+    )
+    parser.add_argument(
+        "--mux-connections", type=int, default=100, help="/ws connections of mux-500x100"
+    )
+    parser.add_argument(
         "--procs",
         type=int,
         default=1,
@@ -1050,6 +1165,8 @@ def main(argv: list[str] | None = None) -> None:
         server_env=dict(kv.split("=", 1) for kv in a.server_env),
         out=out,
         verbose=a.keep,
+        mux_jobs=a.mux_jobs,
+        mux_connections=a.mux_connections,
     )
     start = time.monotonic()
     try:
