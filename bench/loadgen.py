@@ -295,6 +295,91 @@ class LineSink:
         pass
 
 
+class RawShared:
+    """What raw-frame viewers share: each frame as the first client saw it, keyed by its byte
+    offset in the output (every client gets the same frames, as the server sends one per event).
+    Lines are LINE_BYTES long from offset 0, so a frame's lines are found by arithmetic."""
+
+    def __init__(self, quantum: float) -> None:
+        self.quantum = quantum
+        self.stream = bytearray()
+        #: offset -> (the frame's bytes, the stamps of the lines it ends, receipt times)
+        self.frames: dict[int, tuple[bytes, list[float], list[float]]] = {}
+        self.mismatched = 0
+        self.malformed = 0
+
+    def frame(self, offset: int, data: bytes) -> tuple[bytes, list[float], list[float]]:
+        if offset != len(self.stream):
+            self.malformed += 1  # the first client to get here skipped or repeated bytes
+        self.stream += data
+        end = offset + len(data)
+        first = max(0, -(-(offset - LINE_BYTES + 1) // LINE_BYTES))
+        stamps: list[float] = []
+        for k in range(first, (end - LINE_BYTES) // LINE_BYTES + 1):
+            line = self.stream[k * LINE_BYTES : (k + 1) * LINE_BYTES - 1].decode(errors="replace")
+            try:
+                seq, ts = parse_line(line)
+            except ValueError:
+                self.malformed += 1
+                continue
+            if seq != k:
+                self.malformed += 1
+            stamps.append(ts)
+        entry = self.frames[offset] = (data, stamps, [])
+        return entry
+
+    def latency_hist(self) -> Counter[int]:
+        q = self.quantum
+        total: Counter[int] = Counter()
+        for _, stamps, recv in self.frames.values():
+            if not stamps or not recv:
+                continue
+            received = Counter(int(r / q) for r in recv)
+            for lq, lc in Counter(int(ts / q) for ts in stamps).items():
+                for rq, rc in received.items():
+                    total[rq - lq] += rc * lc
+        return total
+
+
+class RawLineSink:
+    """One raw-frame viewer: its bytes must be the job's output, whole and in order."""
+
+    __slots__ = ("done", "frames", "offset", "shared")
+
+    def __init__(self, shared: RawShared) -> None:
+        self.done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.shared = shared
+        self.offset = 0
+        self.frames = 0
+
+    def raw(self, buf: bytearray, start: int, end: int, t: float) -> None:
+        shared = self.shared
+        entry = shared.frames.get(self.offset)
+        if entry is None:
+            entry = shared.frame(self.offset, bytes(buf[start:end]))
+        elif len(entry[0]) != end - start or not buf.startswith(entry[0], start):
+            shared.mismatched += 1
+        entry[2].append(t)
+        self.offset += end - start
+        self.frames += 1
+
+    def finish(self, t: float) -> None:
+        if not self.done.done():
+            self.done.set_result(t)
+
+    def event(self, seq: int, buf: bytearray, start: int, end: int, t: float) -> None:
+        pass
+
+    def binary(self, n: int, t: float) -> None:
+        pass
+
+    def known_length(self, seq: int) -> int:
+        return 0
+
+    def body(self, data: bytes | memoryview, t: float) -> None:
+        pass
+
+
 class IdleSink:
     """A client that only stays connected."""
 
@@ -553,7 +638,11 @@ class WSStream(_Client):
                 comma = buf.find(b",", start + 7, start + 32)
                 self.sink.event(int(buf[start + 7 : comma]), buf, start, end, t)
         elif opcode == 2:
-            self.sink.binary(end - start, t)
+            raw = getattr(self.sink, "raw", None)
+            if raw is not None:
+                raw(buf, start, end, t)
+            else:
+                self.sink.binary(end - start, t)
         elif opcode == 9 and self.transport is not None:
             self.transport.write(_masked(0xA, bytes(buf[start:end])))
         elif opcode == 8:
@@ -747,6 +836,47 @@ async def cmd_fanout(a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def cmd_viewers(a: argparse.Namespace) -> dict[str, Any]:
+    """`fanout` for raw-frame viewers (`?format=raw`): the same figures, from bytes alone."""
+    shared = RawShared(a.quantum_ms / 1000)
+    sinks = [RawLineSink(shared) for _ in range(a.clients)]
+    clients = await connect(
+        a.clients, lambda i: make_client("ws-raw", a.job, 0, a.port, a.token, sinks[i]), a.port
+    )
+    t_go = await handshake()
+    lag = LagMonitor()
+    cpu0 = time.process_time()
+    finished, t_end = await wait_done(sinks, a.timeout)
+    cpu = time.process_time() - cpu0
+    announce_done(t_end)
+    lags = lag.stop()
+    for c in clients:
+        c.close()
+    job = await call(a.port, a.token, f"/jobs/{a.job}")
+    total = job["stdout_bytes"] // LINE_BYTES
+    received = sum(s.offset // LINE_BYTES for s in sinks)
+    return {
+        "clients": a.clients,
+        "finished": finished,
+        "lines_per_client": total,
+        "lines_received": received,
+        "lost": sum(max(0, job["stdout_bytes"] - s.offset) for s in sinks) // LINE_BYTES,
+        "duplicated": sum(max(0, s.offset - job["stdout_bytes"]) for s in sinks) // LINE_BYTES,
+        "event_seq_errors": 0,
+        "mismatched_events": shared.mismatched,
+        "malformed": shared.malformed,
+        "output_events": sum(s.frames for s in sinks),
+        "t_go": t_go,
+        "t_end": t_end,
+        "client_cpu_s": cpu,
+        "quantum_ms": a.quantum_ms,
+        "hist": sorted(shared.latency_hist().items()),
+        "hist_ingest": [],
+        "hist_delivery": [],
+        **lags,
+    }
+
+
 async def cmd_bulk(a: argparse.Namespace) -> dict[str, Any]:
     sink = BulkSink(sse=a.kind == "sse")
     (client,) = await connect(
@@ -927,6 +1057,7 @@ async def cmd_resume(a: argparse.Namespace) -> dict[str, Any]:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]] = {
     "fanout": cmd_fanout,
+    "viewers": cmd_viewers,
     "bulk": cmd_bulk,
     "idle": cmd_idle,
     "ttfb": cmd_ttfb,

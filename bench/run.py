@@ -599,7 +599,7 @@ def _fanout(
         lgs = [
             Loadgen(
                 srv,
-                "fanout",
+                "viewers" if kind == "ws-raw" else "fanout",
                 "--job",
                 job["id"],
                 "--kind",
