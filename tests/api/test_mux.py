@@ -367,3 +367,74 @@ async def test_viewers_and_controllers(server_factory, data_dir: Path, tmp_path:
             assert error["type"] == "error" and error["error"]["code"] == "missing_scope"
         for ref in (job, open_job):
             await http.post(f"/jobs/{ref}/cancel", headers=server.headers)
+
+
+BIG = "import sys\nfor i in range(600_000): sys.stdout.write(f'{i:09d}\\n')"
+
+
+async def test_a_connection_that_does_not_read_falls_behind_and_catches_up(
+    server_factory, data_dir: Path
+):
+    # The default heartbeat (15 s): a client that reads nothing for a while is not dropped.
+    server = server_factory(data_dir).start()
+    async with connect(server) as ws, connect(server) as fast_ws:
+        slow, fast = await opened(ws), await opened(fast_ws)
+        for mux in (slow, fast):
+            await mux.send(type="subscribe", jobs=["*"])
+            await mux.answer("subscribed")
+        import httpx
+
+        async with httpx.AsyncClient(base_url=server.url, headers=server.headers) as http:
+            jobs = [
+                (await http.post("/jobs", json={"argv": ["python3", "-c", BIG]})).json()["id"]
+                for _ in range(2)
+            ]
+            # One reads along; the other reads nothing until both jobs have ended.
+            while sum(m.get("event") == "complete" for m in fast.seen) < 2:
+                await fast.recv()
+            while sum(m.get("event") == "complete" for m in slow.seen) < 2:
+                await slow.recv()
+    want = "".join(f"{i:09d}\n" for i in range(600_000))
+    for job in jobs:
+        for mux in (slow, fast):
+            assert mux.output[job] == want
+            seqs = [e["seq"] for e in mux.events(job)]
+            assert seqs == list(range(1, len(seqs) + 1))
+
+
+LIMITED_CONFIG = """
+[[tokens]]
+name = "infra"
+token = "tok-infra-0123456789"
+scopes = ["read", "exec", "control"]
+labels = { team = "infra" }
+"""
+
+
+async def test_a_token_limited_to_labels_sees_only_its_jobs(
+    server_factory, data_dir: Path, tmp_path: Path
+):
+    import httpx
+
+    cfg = tmp_path / "jobcast.toml"
+    cfg.write_text(LIMITED_CONFIG)
+    server = server_factory(data_dir, extra=["--config", str(cfg)]).start()
+    infra = bearer("tok-infra-0123456789")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        hidden = await http.post("/jobs", json={"argv": ["sleep", "30"]}, headers=server.headers)
+        hidden_id = hidden.json()["id"]
+        async with connect(server, **infra) as ws:
+            mux = Mux(ws)
+            listed = await mux.answer("jobs")
+            assert hidden_id not in [j["id"] for j in listed["jobs"]]
+            await mux.send(type="subscribe", jobs=["*", hidden_id])
+            subscribed = await mux.answer("subscribed")
+            assert subscribed["jobs"] == []
+            assert (await mux.answer("error"))["jobs"] == [hidden_id]
+            await http.post("/jobs", json={"command": "echo other"}, headers=server.headers)
+            mine = (await http.post("/jobs", json={"command": "echo mine"}, headers=infra)).json()
+            await mux.output_has(mine["id"], "mine\n")
+            await mux.send(type="cancel", job=hidden_id)
+            assert (await mux.answer("cancel_result"))["error"]["code"] == "job_not_found"
+        assert {m["job"] for m in mux.seen if m["type"] == "event"} == {mine["id"]}
+        await http.post(f"/jobs/{hidden_id}/cancel", headers=server.headers)

@@ -44,7 +44,7 @@ log = logging.getLogger("jobcast.api.mux")
 #: most jobs one connection follows at once
 MAX_SUBSCRIPTIONS = 10_000
 #: jobs in a `jobs` message (newest first); `available` lists every unfinished one
-LIST_LIMIT = 1000
+LIST_LIMIT = 500
 #: client messages a second, and the burst allowed beyond
 RATE, BURST = 500.0, 1000.0
 #: jobs a `"*"` subscriber remembers having followed to the end, so it never follows them twice
