@@ -369,7 +369,7 @@ async def test_viewers_and_controllers(server_factory, data_dir: Path, tmp_path:
             await http.post(f"/jobs/{ref}/cancel", headers=server.headers)
 
 
-BIG = "import sys\nfor i in range(600_000): sys.stdout.write(f'{i:09d}\\n')"
+BIG = "import sys\nfor i in range(300_000): sys.stdout.write(f'{i:09d}\\n')"
 
 
 async def test_a_connection_that_does_not_read_falls_behind_and_catches_up(
@@ -394,7 +394,7 @@ async def test_a_connection_that_does_not_read_falls_behind_and_catches_up(
                 await fast.recv()
             while sum(m.get("event") == "complete" for m in slow.seen) < 2:
                 await slow.recv()
-    want = "".join(f"{i:09d}\n" for i in range(600_000))
+    want = "".join(f"{i:09d}\n" for i in range(300_000))
     for job in jobs:
         for mux in (slow, fast):
             assert mux.output[job] == want
