@@ -357,13 +357,13 @@ def producer(*args: str) -> list[str]:
 class Loadgen:
     """bench/loadgen.py on CPU 1: `ready`, then we say `go <t>`, then `done <t>`, then JSON."""
 
-    def __init__(self, srv: Server, command: str, *args: str, script: str = "loadgen.py") -> None:
+    def __init__(self, srv: Server, command: str, *args: str) -> None:
         argv = [
             "taskset",
             "-c",
             CLIENT_CPU,
             PY,
-            str(BENCH / script),
+            str(BENCH / "loadgen.py"),
             command,
             "--port",
             str(srv.port),
@@ -754,8 +754,8 @@ def _mux(cfg: Config, scenario: str, connections: int, p99_target: float) -> lis
         lgs = [
             Loadgen(
                 srv,
-                "follow",
-                "--connections",
+                "mux",
+                "--clients",
                 str(n),
                 "--jobs",
                 str(jobs),
@@ -763,7 +763,6 @@ def _mux(cfg: Config, scenario: str, connections: int, p99_target: float) -> lis
                 str(lines),
                 "--timeout",
                 str(cfg.duration + 120),
-                script="muxload.py",
             )
             for n in _split(connections, cfg.procs)
         ]
