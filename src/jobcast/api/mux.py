@@ -41,6 +41,8 @@ __all__ = ["WATCH", "JobWatch", "lifespan", "routes"]
 routes = web.RouteTableDef()
 log = logging.getLogger("jobcast.api.mux")
 
+#: past this much unsent data, a connection's jobs wait for the client to read
+_HIGH_WATER = 64 * 1024
 #: most jobs one connection follows at once
 MAX_SUBSCRIPTIONS = 10_000
 #: jobs in a `jobs` message (newest first); `available` lists every unfinished one
@@ -95,6 +97,9 @@ class _Connection:
         self.subs: dict[str, _Sub] = {}
         self.star = False
         self._queue: deque[_Sub] = deque()
+        #: frames of parked jobs not yet written (see `sent`)
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._wake = asyncio.Event()
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._tokens, self._refilled, self._warned = BURST, time.monotonic(), 0.0
@@ -103,14 +108,34 @@ class _Connection:
     # -- the cursors ------------------------------------------------------------------------------
 
     def lagging(self) -> bool:
-        return self.write.transport.get_write_buffer_size() > 64 * 1024
+        return self.write.transport.get_write_buffer_size() + self._pending_bytes > _HIGH_WATER
 
     def sent(self, data: bytes, count: int) -> None:
+        """A parked job's new event: joined with the others' of this turn of the loop, so a
+        connection following hundreds of jobs makes one write per commit, not one per event."""
         stats = self.state.stats
         stats.events_sent += count
         stats.bytes_sent += len(data)
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if len(self._pending) == 1:
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what parked jobs left for this turn; before any other write, to keep order."""
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        if self.closed or self.write.transport.is_closing():
+            return
         if not self.write.send(data):
             self._wake.set()  # the sender waits for the client to read before anything else
+
+    async def out(self, data: bytes) -> None:
+        self.flush()
+        await self.write(data)
 
     def ready(self, sub: _Sub) -> None:
         if not sub.queued:
@@ -167,7 +192,9 @@ class _Connection:
         state, store = self.state, self.store
         while not self.closed:
             if not self._queue and (state.closing or store.closed):
+                self.flush()
                 return  # what there was went out: the jobs' last events too
+            self.flush()
             if self.lagging():
                 await state.guarded(self.follower, self.write.drain())
                 continue
@@ -204,7 +231,7 @@ class _Connection:
             del events
             if data:
                 self.follower.blocked_since = time.monotonic()
-                await self.write(data)
+                await self.out(data)
                 self.follower.blocked_since = None
                 state.stats.events_sent += count
                 state.stats.bytes_sent += len(data)
@@ -225,7 +252,7 @@ class _Connection:
     # -- messages ---------------------------------------------------------------------------------
 
     async def send(self, kind: str, **fields: Any) -> None:
-        await self.write(self.codec.message(kind, **fields))
+        await self.out(self.codec.message(kind, **fields))
 
     def _admit(self) -> bool:
         """The client's message rate, as a token bucket: False to drop this message."""
@@ -249,7 +276,7 @@ class _Connection:
                         f"more than {RATE:g} messages a second: messages are dropped until "
                         "the rate falls"
                     )
-                    await self.write(self.codec.error(error))
+                    await self.out(self.codec.error(error))
                 continue
             cmd: MuxCommand | None = None
             try:
@@ -258,16 +285,16 @@ class _Connection:
                 cmd = self.codec.parse(msg.data)
                 await self.handle(cmd)
             except BadMessage as e:
-                await self.write(self.codec.error(e, e.request_id))
+                await self.out(self.codec.error(e, e.request_id))
             except JobcastError as e:
-                await self.write(self.codec.error(e, cmd.id if cmd is not None else None))
+                await self.out(self.codec.error(e, cmd.id if cmd is not None else None))
             except ConnectionError:
                 raise
             except Exception:
                 # A bug of ours must not take the connection (and what it follows) down.
                 log.exception("a /ws message failed")
                 failed = JobcastError("the server failed to handle this message; it is logged")
-                await self.write(self.codec.error(failed, cmd.id if cmd is not None else None))
+                await self.out(self.codec.error(failed, cmd.id if cmd is not None else None))
 
     async def greet(self) -> None:
         await self.send_list()
@@ -364,7 +391,7 @@ class _Connection:
                 f"no such job: {', '.join(unknown[:20])}"
                 + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
             )
-            await self.write(self.codec.error(error, cmd.id, jobs=unknown[:1000]))
+            await self.out(self.codec.error(error, cmd.id, jobs=unknown[:1000]))
 
     async def buffer(self, cmd: MuxCommand, extra: dict[str, Any]) -> None:
         """The last `max_bytes` of the job's output, and the seq it goes up to: subscribing with
