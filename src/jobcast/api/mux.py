@@ -56,28 +56,39 @@ _FINISHED_MEMORY = 4096
 class _Sub:
     """One job followed by one connection: its cursor, and the store's listener at its tail."""
 
-    __slots__ = ("after", "conn", "job", "queued")
+    __slots__ = ("active", "after", "conn", "job", "queued")
 
     def __init__(self, conn: _Connection, job: str, after: int) -> None:
         self.conn, self.job, self.after = conn, job, after
         self.queued = False
+        #: False once unsubscribed or replaced: its listener leaves at its next call
+        self.active = True
 
     def __call__(self, ev: Event | None) -> bool:
+        # The hot path: once per event for every connection parked on the job.
+        if not self.active:
+            return False
         conn = self.conn
-        if conn.subs.get(self.job) is not self:
-            return False  # unsubscribed
         if ev is None:
             # A tick (every listener is dropped then) or the store closing: listen again, later
             # than this call, since the hub is replacing its lists meanwhile.
             conn.loop.call_soon(conn.park, self)
             return False
-        if ev.seq != self.after + 1 or conn.lagging():
+        if conn.lag or ev.seq != self.after + 1:
             conn.ready(self)  # a gap, or the client lags: the sender reads for it
             return False
-        data = conn.codec.event(ev)
+        data = ev.cache.get(conn.codec_key) or conn.codec.event(ev)
         self.after = ev.seq
         if data:
-            conn.sent(data, 1)
+            # Joined with the other jobs' of this turn of the loop: a connection following
+            # hundreds of jobs makes one write per commit, not one per event.
+            pending = conn.pending
+            pending.append(data)
+            conn.pending_bytes += len(data)
+            if len(pending) == 1:
+                conn.loop.call_soon(conn.flush)
+            elif conn.pending_bytes > _HIGH_WATER:
+                conn.lag = True
         if ev.type is EventType.COMPLETE:
             conn.finished(self)
             return False
@@ -89,6 +100,7 @@ class _Connection:
         self, request: web.Request, ws: web.WebSocketResponse, identity: Identity, codec: Codec
     ) -> None:
         self.request, self.ws, self.identity, self.codec = request, ws, identity, codec
+        self.codec_key = codec.key
         self.state: State = request.app[STATE]
         self.store = self.state.store
         self.loop = asyncio.get_running_loop()
@@ -97,9 +109,11 @@ class _Connection:
         self.subs: dict[str, _Sub] = {}
         self.star = False
         self._queue: deque[_Sub] = deque()
-        #: frames of parked jobs not yet written (see `sent`)
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
+        #: frames of parked jobs not yet written (see `_Sub.__call__`), and their size
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        #: the client has more than _HIGH_WATER unread: parked jobs leave it to the sender
+        self.lag = False
         self._wake = asyncio.Event()
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._tokens, self._refilled, self._warned = BURST, time.monotonic(), 0.0
@@ -108,29 +122,23 @@ class _Connection:
     # -- the cursors ------------------------------------------------------------------------------
 
     def lagging(self) -> bool:
-        return self.write.transport.get_write_buffer_size() + self._pending_bytes > _HIGH_WATER
-
-    def sent(self, data: bytes, count: int) -> None:
-        """A parked job's new event: joined with the others' of this turn of the loop, so a
-        connection following hundreds of jobs makes one write per commit, not one per event."""
-        stats = self.state.stats
-        stats.events_sent += count
-        stats.bytes_sent += len(data)
-        self._pending.append(data)
-        self._pending_bytes += len(data)
-        if len(self._pending) == 1:
-            self.loop.call_soon(self.flush)
+        return self.write.transport.get_write_buffer_size() + self.pending_bytes > _HIGH_WATER
 
     def flush(self) -> None:
         """Write what parked jobs left for this turn; before any other write, to keep order."""
-        if not self._pending:
+        pending = self.pending
+        if not pending:
             return
-        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-        self._pending.clear()
-        self._pending_bytes = 0
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        stats = self.state.stats
+        stats.events_sent += len(pending)
+        stats.bytes_sent += len(data)
+        pending.clear()
+        self.pending_bytes = 0
         if self.closed or self.write.transport.is_closing():
             return
-        if not self.write.send(data):
+        self.lag = not self.write.send(data)
+        if self.lag:
             self._wake.set()  # the sender waits for the client to read before anything else
 
     async def out(self, data: bytes) -> None:
@@ -154,15 +162,19 @@ class _Connection:
             self.ready(sub)
 
     def add(self, job_id: str, after: int) -> None:
-        # A sub it replaces sees it is no longer current at its next call, and leaves.
-        if job_id not in self.subs:
+        old = self.subs.get(job_id)
+        if old is not None:
+            old.active = False  # replaced: its listener leaves at its next call
+        else:
             self.state.stats.per_job[job_id] += 1
         sub = self.subs[job_id] = _Sub(self, job_id, after)
         self.ready(sub)
 
     def drop(self, job_id: str) -> bool:
-        if self.subs.pop(job_id, None) is None:
+        sub = self.subs.pop(job_id, None)
+        if sub is None:
             return False
+        sub.active = False
         per_job = self.state.stats.per_job
         per_job[job_id] -= 1
         if per_job[job_id] <= 0:
@@ -197,6 +209,7 @@ class _Connection:
             self.flush()
             if self.lagging():
                 await state.guarded(self.follower, self.write.drain())
+                self.lag = self.lagging()
                 continue
             if not self._queue:
                 self._wake.clear()

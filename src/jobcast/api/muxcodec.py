@@ -86,7 +86,8 @@ class Codec:
 
     def __init__(self, *, b64: bool = False) -> None:
         self.b64 = b64
-        self._key = "mux64" if b64 else "mux"
+        #: what its event frames are cached under, on each event
+        self.key = "mux64" if b64 else "mux"
 
     # -- client to server ---------------------------------------------------------------------
 
@@ -189,12 +190,12 @@ class Codec:
 
     def event(self, ev: Event) -> bytes:
         """One event as a frame, built once and shared by every connection (cached on it)."""
-        out = ev.cache.get(self._key)
+        out = ev.cache.get(self.key)
         if out is None:
             d = event_dict(ev, b64=self.b64)
             body = {"type": "event", "job": ev.job, "seq": ev.seq, "event": d["type"]}
             body["ts"], body["data"] = d["ts"], d["data"]
-            out = ev.remember(self._key, ws_frame(orjson.dumps(body)))
+            out = ev.remember(self.key, ws_frame(orjson.dumps(body)))
         return out
 
     def message(self, kind: str, **fields: Any) -> bytes:
