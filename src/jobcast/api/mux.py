@@ -43,6 +43,8 @@ log = logging.getLogger("jobcast.api.mux")
 
 #: past this much unsent data, a connection's jobs wait for the client to read
 _HIGH_WATER = 64 * 1024
+#: the most often parked jobs' frames are written to one connection (seconds)
+_FLUSH_EVERY = 0.005
 #: most jobs one connection follows at once
 MAX_SUBSCRIPTIONS = 10_000
 #: jobs in a `jobs` message (newest first); `available` lists every unfinished one
@@ -80,13 +82,13 @@ class _Sub:
         data = ev.cache.get(conn.codec_key) or conn.codec.event(ev)
         self.after = ev.seq
         if data:
-            # Joined with the other jobs' of this turn of the loop: a connection following
-            # hundreds of jobs makes one write per commit, not one per event.
+            # Joined with the other jobs' frames: a connection following hundreds of jobs makes
+            # a write every _FLUSH_EVERY at most, not one per event (nor one per commit).
             pending = conn.pending
             pending.append(data)
             conn.pending_bytes += len(data)
             if len(pending) == 1:
-                conn.loop.call_soon(conn.flush)
+                conn.schedule_flush()
             elif conn.pending_bytes > _HIGH_WATER:
                 conn.lag = True
         if ev.type is EventType.COMPLETE:
@@ -114,6 +116,7 @@ class _Connection:
         self.pending_bytes = 0
         #: the client has more than _HIGH_WATER unread: parked jobs leave it to the sender
         self.lag = False
+        self._flushed = 0.0
         self._wake = asyncio.Event()
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._tokens, self._refilled, self._warned = BURST, time.monotonic(), 0.0
@@ -124,11 +127,22 @@ class _Connection:
     def lagging(self) -> bool:
         return self.write.transport.get_write_buffer_size() + self.pending_bytes > _HIGH_WATER
 
+    def schedule_flush(self) -> None:
+        # At once when the connection has been quiet (a keystroke's echo waits for nothing);
+        # else once _FLUSH_EVERY has passed since the last write.
+        loop = self.loop
+        due = self._flushed + _FLUSH_EVERY
+        if loop.time() >= due:
+            loop.call_soon(self.flush)
+        else:
+            loop.call_at(due, self.flush)
+
     def flush(self) -> None:
-        """Write what parked jobs left for this turn; before any other write, to keep order."""
+        """Write what parked jobs left; before any other write, to keep each job's order."""
         pending = self.pending
         if not pending:
             return
+        self._flushed = self.loop.time()
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         stats = self.state.stats
         stats.events_sent += len(pending)
