@@ -438,3 +438,18 @@ async def test_a_token_limited_to_labels_sees_only_its_jobs(
             assert (await mux.answer("cancel_result"))["error"]["code"] == "job_not_found"
         assert {m["job"] for m in mux.seen if m["type"] == "event"} == {mine["id"]}
         await http.post(f"/jobs/{hidden_id}/cancel", headers=server.headers)
+
+
+async def test_at_shutdown_the_jobs_last_events_go_out_then_1001(server, aapi):
+    job = (await aapi.post("/jobs", json={"argv": ["sleep", "300"]})).json()
+    async with connect(server) as ws:
+        mux = await opened(ws)
+        await mux.send(type="subscribe", jobs=["*"])
+        await mux.until(lambda m: m.get("event") == "command")
+        await asyncio.to_thread(server.stop)
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await mux.recv()
+    assert ws.close_code == 1001
+    last = mux.events(job["id"])[-1]
+    assert last["event"] == "complete" and last["data"]["status"] == "cancelled"
