@@ -453,3 +453,16 @@ async def test_at_shutdown_the_jobs_last_events_go_out_then_1001(server, aapi):
     assert ws.close_code == 1001
     last = mux.events(job["id"])[-1]
     assert last["event"] == "complete" and last["data"]["status"] == "cancelled"
+
+
+async def test_the_token_may_come_in_the_first_message(server):
+    async with websockets.connect(ws_url(server)) as ws:
+        await ws.send(orjson.dumps({"type": "auth", "token": server.token}).decode())
+        mux = await opened(ws)
+        await mux.send(type="list", id=7)
+        assert (await mux.until(lambda m: m.get("id") == 7))["type"] == "jobs"
+    async with websockets.connect(ws_url(server)) as ws:
+        await ws.send('{"type": "subscribe", "jobs": ["*"]}')
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), WAIT)
+    assert ws.close_code == 4401

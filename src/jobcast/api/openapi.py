@@ -475,7 +475,7 @@ def _paths() -> dict[str, Schema]:
             "get": _op(
                 "job_ws",
                 "WebSocket: events as JSON text frames (format=raw: output as binary frames); "
-                "takes input, resize, signal and cancel messages",
+                "takes input, resize, signal, interrupt and cancel messages",
                 {101: _ok()},
                 (400, 404),
                 [REF, AFTER, _param("format", "query", "Frames", _enum("json", "raw")), ENCODING],
