@@ -27,6 +27,7 @@ from aiohttp import WSMsgType, web
 from ..config import Scope
 from ..errors import BadRequest, JobcastError, JobFinished, JobNotFound, TooManyRequests
 from ..models import Event, EventType, Job, JobStatus
+from ..store import Store
 from ..store.base import BATCH_BYTES
 from .auth import ANONYMOUS, IDENTITY, TOKENS, Identity, authenticate_socket
 from .control import check_control, may_control, strip_terminal_replies
@@ -56,34 +57,77 @@ _FINISHED_MEMORY = 4096
 
 
 class _Sub:
-    """One job followed by one connection: its cursor, and the store's listener at its tail."""
+    """One job followed by one connection: its cursor. Parked at the job's tail, it waits in
+    the job's `_Fan` with every other connection's."""
 
     __slots__ = ("active", "after", "conn", "job", "queued")
 
     def __init__(self, conn: _Connection, job: str, after: int) -> None:
         self.conn, self.job, self.after = conn, job, after
         self.queued = False
-        #: False once unsubscribed or replaced: its listener leaves at its next call
+        #: False once unsubscribed or replaced: its fan forgets it at the next event
         self.active = True
 
+
+class _Fan:
+    """The subs of every connection parked at one job's tail, and the job's one store listener.
+
+    Each new event is encoded once (per format) and added to each parked connection's pending
+    frames: the hot path, once per event and connection. A sub whose connection lags, or that
+    is not exactly at the event, goes back to its connection's sender, which reads the store.
+    """
+
+    __slots__ = ("fans", "job", "listening", "loop", "seen", "store", "subs")
+
+    def __init__(self, fans: dict[str, _Fan], store: Store, job: str, seen: int) -> None:
+        self.fans, self.store, self.job = fans, store, job
+        #: the seq of the last event it was handed (the tail, while it listens)
+        self.seen = seen
+        self.subs: list[_Sub] = []
+        self.listening = False
+        self.loop = asyncio.get_running_loop()
+
+    def join(self, sub: _Sub) -> bool:
+        if not self.listening or sub.after != self.seen:
+            return False
+        self.subs.append(sub)
+        return True
+
     def __call__(self, ev: Event | None) -> bool:
-        # The hot path: once per event for every connection parked on the job.
-        if not self.active:
-            return False
-        conn = self.conn
         if ev is None:
-            # A tick (every listener is dropped then) or the store closing: listen again, later
-            # than this call, since the hub is replacing its lists meanwhile.
-            conn.loop.call_soon(conn.park, self)
+            # A tick (the hub drops every listener then) or the store closing: listen again,
+            # later than this call, since the hub is replacing its lists meanwhile.
+            self.listening = False
+            self.loop.call_soon(self.relisten)
             return False
-        if conn.lag or ev.seq != self.after + 1:
-            conn.ready(self)  # a gap, or the client lags: the sender reads for it
+        try:
+            return self._deliver(ev)
+        except BaseException:
+            self.scatter()  # nobody is left waiting on a listener the hub is about to drop
+            raise
+
+    def _deliver(self, ev: Event) -> bool:
+        if ev.seq != self.seen + 1:
+            self.scatter()
             return False
-        data = ev.cache.get(conn.codec_key) or conn.codec.event(ev)
-        self.after = ev.seq
-        if data:
-            # Joined with the other jobs' frames: a connection following hundreds of jobs makes
-            # a write every _FLUSH_EVERY at most, not one per event (nor one per commit).
+        self.seen = ev.seq
+        complete = ev.type is EventType.COMPLETE
+        keep: list[_Sub] = []
+        frames: dict[str, bytes] = {}
+        for sub in self.subs:
+            if not sub.active:
+                continue
+            conn = sub.conn
+            if conn.lag or sub.after + 1 != ev.seq:
+                conn.ready(sub)  # the client lags (or a gap): its sender reads for it
+                continue
+            key = conn.codec_key
+            data = frames.get(key)
+            if data is None:
+                data = frames[key] = ev.cache.get(key) or conn.codec.event(ev)
+            sub.after = ev.seq
+            # Joined with the other jobs' frames: a connection following hundreds of jobs
+            # makes a write every _FLUSH_EVERY at most, not one per event.
             pending = conn.pending
             pending.append(data)
             conn.pending_bytes += len(data)
@@ -91,10 +135,52 @@ class _Sub:
                 conn.schedule_flush()
             elif conn.pending_bytes > _HIGH_WATER:
                 conn.lag = True
-        if ev.type is EventType.COMPLETE:
-            conn.finished(self)
+            if complete:
+                conn.finished(sub)
+            else:
+                keep.append(sub)
+        self.subs = keep
+        if complete or not keep:
+            self._leave()
             return False
         return True
+
+    def relisten(self) -> None:
+        if self.fans.get(self.job) is not self or self.listening:
+            return
+        if not self.subs or self.store.closed:
+            self.scatter()
+        elif self.store.listen(self.job, self.seen, self):
+            self.listening = True
+        else:
+            self.scatter()  # events came meanwhile: each sub reads them
+
+    def scatter(self) -> None:
+        """Hand every sub back to its connection's sender."""
+        self._leave()
+        subs, self.subs = self.subs, []
+        for sub in subs:
+            if sub.active:
+                sub.conn.ready(sub)
+
+    def _leave(self) -> None:
+        self.listening = False
+        if self.fans.get(self.job) is self:
+            del self.fans[self.job]
+
+
+def _park(fans: dict[str, _Fan], store: Store, sub: _Sub) -> bool:
+    """Park `sub` at its job's tail; False if it is not there (or the job will not go on)."""
+    fan = fans.get(sub.job)
+    if fan is not None:
+        return fan.join(sub)
+    fan = _Fan(fans, store, sub.job, sub.after)
+    if not store.listen(sub.job, sub.after, fan):
+        return False
+    fan.listening = True
+    fans[sub.job] = fan
+    fan.subs.append(sub)
+    return True
 
 
 class _Connection:
@@ -103,6 +189,7 @@ class _Connection:
     ) -> None:
         self.request, self.ws, self.identity, self.codec = request, ws, identity, codec
         self.codec_key = codec.key
+        self.fans = request.app[WATCH].fans
         self.state: State = request.app[STATE]
         self.store = self.state.store
         self.loop = asyncio.get_running_loop()
@@ -111,7 +198,7 @@ class _Connection:
         self.subs: dict[str, _Sub] = {}
         self.star = False
         self._queue: deque[_Sub] = deque()
-        #: frames of parked jobs not yet written (see `_Sub.__call__`), and their size
+        #: frames of parked jobs not yet written (see `_Fan`), and their size
         self.pending: list[bytes] = []
         self.pending_bytes = 0
         #: the client has more than _HIGH_WATER unread: parked jobs leave it to the sender
@@ -165,16 +252,6 @@ class _Connection:
             self._queue.append(sub)
             self._wake.set()
 
-    def park(self, sub: _Sub) -> None:
-        """Listen at the job's tail again; if there is something to read already, read it."""
-        if self.closed or self.subs.get(sub.job) is not sub or sub.queued:
-            return
-        if self.state.closing or self.store.closed:
-            self._wake.set()
-            return
-        if not self.store.listen(sub.job, sub.after, sub):
-            self.ready(sub)
-
     def add(self, job_id: str, after: int) -> None:
         old = self.subs.get(job_id)
         if old is not None:
@@ -216,8 +293,8 @@ class _Connection:
     async def send_loop(self) -> None:
         """Read the store for each job in the ready queue in turn; one batch in flight at most."""
         state, store = self.state, self.store
-        while not self.closed:
-            if not self._queue and (state.closing or store.closed):
+        while not (self.closed or store.closed):
+            if not self._queue and state.closing:
                 self.flush()
                 return  # what there was went out: the jobs' last events too
             self.flush()
@@ -263,10 +340,12 @@ class _Connection:
                 state.stats.events_sent += count
                 state.stats.bytes_sent += len(data)
             return
-        if store.listen(sub.job, sub.after, sub):
+        if _park(self.fans, store, sub):
             return
         if store.is_live(sub.job):
-            self.ready(sub)  # an event came between the read and the listen
+            # An event came between the read and the listen, or the job's fan listens again
+            # at this turn of the loop: after it (a read from memory does not yield).
+            self.loop.call_soon(self.ready, sub)
             return
         job = await store.get_job(sub.job)
         if job.status.is_final and sub.after >= job.last_seq:
@@ -495,6 +574,8 @@ class JobWatch:
     def __init__(self, state: State) -> None:
         self.state = state
         self.connections: set[_Connection] = set()
+        #: by job: the subs parked at its tail, of every connection
+        self.fans: dict[str, _Fan] = {}
 
     async def run(self) -> None:
         store = self.state.store
