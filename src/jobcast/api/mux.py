@@ -1,11 +1,13 @@
 """WebSocket /ws: one connection for any number of jobs (the multiplexed protocol, muxcodec.py).
 
-Each subscribed job is a cursor of the connection (`_Sub`), never a queue: parked at the job's
-tail, it is the store's listener and writes each new event's shared frame straight to the socket,
-as follow.py's followers do; behind (the client lags, a gap, a job caught up from storage), it
-goes into the connection's ready queue and its one sender task reads the store for it, a batch
-per job in turn. So whatever a connection subscribes to, it holds one batch in flight and a
-cursor per job; a slow connection falls behind on each of its jobs and catches up from storage.
+Each subscribed job is a cursor of the connection (`_Sub`), never a queue. Parked at the job's
+tail, it waits in the job's `_Fan`, the one store listener for every connection parked there:
+each new event is encoded once and its shared frame joined to each connection's pending writes
+(written every few ms at most), as follow.py's followers write theirs. Behind (the client lags,
+a gap, a job caught up from storage), it goes into its connection's ready queue and the
+connection's one sender task reads the store for it, a batch per job in turn. So whatever a
+connection subscribes to, it holds a cursor per job and about one batch in flight; a slow
+connection falls behind on each of its jobs and catches up from storage.
 
 `"*"` subscribes to every job that has not finished, and to every job created afterwards (the
 server-wide `JobWatch` follows the firehose for them); `after` resumes each job from the seq the
