@@ -629,7 +629,7 @@ async def mux_ws(request: web.Request) -> web.StreamResponse:
         raise BadRequest("this endpoint is a WebSocket: connect with an Upgrade: websocket request")
     await ws.prepare(request)
     if identity is ANONYMOUS:
-        authenticated = await authenticate_socket(ws, request.app[TOKENS], Scope.READ)
+        authenticated = await authenticate_socket(ws, request.app[TOKENS], Scope.READ, request)
         if authenticated is None:
             return ws
         identity = request[IDENTITY] = authenticated
