@@ -44,8 +44,10 @@ __all__ = ["WATCH", "JobWatch", "lifespan", "routes"]
 routes = web.RouteTableDef()
 log = logging.getLogger("jobcast.api.mux")
 
-#: past this much unsent data, a connection's jobs wait for the client to read
-_HIGH_WATER = 64 * 1024
+#: past this much unsent data, a connection's parked jobs wait for the client to read: 64 KiB
+#: as any follower, and 1 KiB more for each job it follows (up to 1 MiB), since a single round
+#: of one event per job is that much: below it, every round would send each job through the store
+_LOW_WATER, _WATER_PER_JOB, _HIGH_WATER = 64 * 1024, 1024, 1024 * 1024
 #: the most often parked jobs' frames are written to one connection (seconds)
 _FLUSH_EVERY = 0.005
 #: most jobs one connection follows at once
@@ -135,7 +137,7 @@ class _Fan:
             conn.pending_bytes += len(data)
             if len(pending) == 1:
                 conn.schedule_flush()
-            elif conn.pending_bytes > _HIGH_WATER:
+            elif conn.pending_bytes > conn.water:
                 conn.lag = True
             if complete:
                 conn.finished(sub)
@@ -203,8 +205,10 @@ class _Connection:
         #: frames of parked jobs not yet written (see `_Fan`), and their size
         self.pending: list[bytes] = []
         self.pending_bytes = 0
-        #: the client has more than _HIGH_WATER unread: parked jobs leave it to the sender
+        #: the client has more than `water` unread: parked jobs leave it to the sender
         self.lag = False
+        #: its high-water mark, by the number of jobs it follows
+        self.water = _LOW_WATER
         self._flushed = 0.0
         self._wake = asyncio.Event()
         self._finished: OrderedDict[str, None] = OrderedDict()
@@ -214,7 +218,7 @@ class _Connection:
     # -- the cursors ------------------------------------------------------------------------------
 
     def lagging(self) -> bool:
-        return self.write.transport.get_write_buffer_size() + self.pending_bytes > _HIGH_WATER
+        return self.write.transport.get_write_buffer_size() + self.pending_bytes > self.water
 
     def schedule_flush(self) -> None:
         # At once when the connection has been quiet (a keystroke's echo waits for nothing);
@@ -240,7 +244,8 @@ class _Connection:
         self.pending_bytes = 0
         if self.closed or self.write.transport.is_closing():
             return
-        self.lag = not self.write.send(data)
+        self.write.send(data)
+        self.lag = self.lagging()
         if self.lag:
             self._wake.set()  # the sender waits for the client to read before anything else
 
@@ -261,6 +266,7 @@ class _Connection:
         else:
             self.state.stats.per_job[job_id] += 1
         sub = self.subs[job_id] = _Sub(self, job_id, after)
+        self.water = min(_HIGH_WATER, _LOW_WATER + _WATER_PER_JOB * len(self.subs))
         self.ready(sub)
 
     def drop(self, job_id: str) -> bool:
@@ -268,6 +274,7 @@ class _Connection:
         if sub is None:
             return False
         sub.active = False
+        self.water = min(_HIGH_WATER, _LOW_WATER + _WATER_PER_JOB * len(self.subs))
         per_job = self.state.stats.per_job
         per_job[job_id] -= 1
         if per_job[job_id] <= 0:
