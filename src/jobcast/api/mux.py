@@ -311,6 +311,8 @@ class _Connection:
                 await state.guarded(self.follower, self.write.drain())
                 self.lag = self.lagging()
                 continue
+            # The client has read what there was: parked jobs write for themselves again.
+            self.lag = False
             if not self._queue:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
