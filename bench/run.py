@@ -732,15 +732,21 @@ def scenario_pty_viewers(cfg: Config) -> list[Metric]:
 MUX_RATE = 10
 
 
-def mux_producer(lines: int) -> list[str]:
-    """A job printing `lines` lines `I TS` (TS: the time of the write), MUX_RATE a second.
+def mux_producer(lines: int, go: Path) -> list[str]:
+    """A job printing `lines` lines `I TS` (TS: the time of the write), MUX_RATE a second, from
+    when `go` exists (all the jobs are running by then: creating them is not measured), each
+    at a random phase of the period.
 
     bash with builtins only (`read -t` on a pipe nobody writes is the sleep): hundreds of these
     at once cost little, where as many Python producers would take gigabytes.
     """
     pause = 1 / MUX_RATE
     script = (
-        f"exec 9<> <(:); for ((i=1; i<={lines}; i++)); do "
+        f"exec 9<> <(:); while [ ! -e {go} ]; do read -t 0.05 -u 9; done; "
+        # Each at its own phase of the period, as jobs started one by one would be, not all
+        # 500 writing in the same millisecond.
+        f"printf -v phase '0.%03d' $((RANDOM % {round(1000 * pause)})); read -t $phase -u 9; "
+        f"for ((i=1; i<={lines}; i++)); do "
         f'printf "%d %s\\n" $i "$EPOCHREALTIME"; read -t {pause:g} -u 9; done'
     )
     return ["taskset", "-c", CLIENT_CPU, "bash", "-c", script]
@@ -768,11 +774,17 @@ def _mux(cfg: Config, scenario: str, connections: int, p99_target: float) -> lis
         ]
         for lg in lgs:
             lg.expect("ready", 180)
+        go = srv.data_dir / "go"
+        created = [srv.post_job(mux_producer(lines, go))["id"] for _ in range(jobs)]
+        deadline = time.monotonic() + 120
+        while srv.api("GET", "/status")["jobs"]["running"] < len(created):
+            if time.monotonic() > deadline:
+                raise BenchError(f"{scenario}: the {jobs} jobs were not all running after 120 s")
+            time.sleep(0.2)
         cpu0, t0, window = srv.cpu_seconds(), time.time(), CpuWindow(srv, lgs)
+        go.touch()
         for lg in lgs:
             lg.go(t0)
-        for _ in range(jobs):
-            srv.post_job(mux_producer(lines))
         t1 = max(lg.done(cfg.duration + 180) for lg in lgs)
         cpu1, other = srv.cpu_seconds(), window.other_pct()
         lag = loop_lag(srv, scenario, "", t0, t1)
