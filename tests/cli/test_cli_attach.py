@@ -1,0 +1,193 @@
+"""`jobcast attach` and `run --pty` in a real terminal (tmux): keys reach the program, its answers
+show, Ctrl-] detaches with the job running and the terminal restored; `rec` writes the cast."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_cli_jobs import jobcast
+from tests.conftest import wait_job
+from tests.helpers import wait_for
+
+#: a line-reading program: its answers say what arrived, and how
+PROG = r"""
+import sys
+while True:
+    try:
+        line = input("ready> ")
+    except KeyboardInterrupt:
+        print("interrupted")
+        continue
+    except EOFError:
+        break
+    if line == "quit":
+        sys.exit(3)
+    print(f"len={len(line)}")
+"""
+
+
+class Tmux:
+    """A tmux server of its own, one 100x30 window running a plain bash with the server's
+    address and token (its data dir) in the environment."""
+
+    def __init__(self, url: str, data_dir: Path, cwd: Path) -> None:
+        self.socket = f"jobcast-test-{uuid.uuid4().hex[:8]}"
+        env = {"JOBCAST_URL": url, "JOBCAST_DATA_DIR": str(data_dir), "PS1": "$ ", "TERM": "xterm"}
+        shell = ["env", *(f"{k}={v}" for k, v in env.items()), "bash", "--norc", "--noprofile"]
+        size = ["-x", "100", "-y", "30"]
+        self.tmux("new-session", "-d", *size, "-s", "t", "-c", str(cwd), shlex.join(shell))
+
+    def tmux(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "t", *keys)
+
+    def type(self, text: str) -> None:
+        self.tmux("send-keys", "-t", "t", "-l", text)
+
+    def line(self, command: str) -> None:
+        self.type(command)
+        self.keys("Enter")
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", "t")
+
+    def wait(self, pattern: str, timeout: float = 20.0) -> str:
+        """The screen once `pattern` (a regex) shows on it."""
+        return wait_for(lambda: re.search(pattern, self.screen(), re.M) and self.screen(), timeout)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def term(server, tmp_path):
+    t = Tmux(server.url, server.data_dir, tmp_path)
+    t.wait(r"^\$ ")
+    yield t
+    t.close()
+
+
+def _jobcast(*args: str) -> str:
+    return shlex.join([sys.executable, "-m", "jobcast", *args])
+
+
+def _prog_job(api) -> dict:
+    return api.post("/jobs", json={"argv": ["python3", "-c", PROG], "pty": True}).json()
+
+
+def _mark(term: Tmux, name: str) -> None:
+    term.line(f"echo {name}=$?")
+
+
+def test_typed_keys_reach_the_program_and_ctrl_bracket_detaches(term, api):
+    job = _prog_job(api)
+    term.line("stty -g > before.stty; clear")
+    term.line(f"{_jobcast('attach', job['id'])}; echo EXIT=$?")
+    term.wait(r"attached to job \S+; Ctrl-\] to detach")
+    term.wait(r"^ready> ")
+    term.line("hello")
+    term.wait(r"^len=5$")
+    # Tab goes to the program as a tab; Ctrl-C to the program (its SIGINT), not to attach
+    term.type("a")
+    term.keys("Tab")
+    term.line("b")
+    term.wait(r"^len=3$")
+    term.keys("C-c")
+    term.wait(r"\^Cinterrupted$")
+    # the program's own echo shows each line once: nothing echoed locally besides
+    assert term.screen().count("hello") == 1
+    term.keys("C-]")
+    screen = term.wait(r"^EXIT=0$")
+    assert "detached from job" in screen
+    assert api.get(f"/jobs/{job['id']}").json()["status"] == "running"
+    term.line("stty -g | cmp - before.stty && echo SAME; stty -a")
+    screen = term.wait(r"^SAME$")
+    settings = screen[screen.rindex("SAME") :]
+    assert re.search(r"(?<!-)\bicanon\b", settings) and re.search(r"(?<!-)\becho\b", settings)
+    # attached again: the recent screen first, then the program goes on from where it was
+    term.line(f"clear; {_jobcast('attach', job['id'])}; echo EXIT=$?")
+    term.wait(r"^len=5$")
+    term.line("quit")
+    term.wait(r"^EXIT=3$")  # the job's exit code when it ended
+    assert wait_job(api, job["id"])["exit_code"] == 3
+
+
+def test_read_only_cannot_type(term, api):
+    job = _prog_job(api)
+    term.line(f"{_jobcast('attach', '--read-only', job['id'])}; echo EXIT=$?")
+    term.wait(r"attached read-only to job")
+    term.wait(r"^ready> ")
+    term.line("sneaky")
+    api.post(f"/jobs/{job['id']}/input", json={"data": "visible!\n"})
+    term.wait(r"^len=8$")  # what others type shows; what this one typed went nowhere
+    term.keys("C-]")
+    term.wait(r"^EXIT=0$")
+    log = api.get(f"/jobs/{job['id']}/log").content
+    assert b"sneaky" not in log and b"len=6" not in log
+    api.post(f"/jobs/{job['id']}/cancel")
+
+
+def test_a_detach_key_of_ones_own(term, api):
+    job = _prog_job(api)
+    term.line(f"{_jobcast('attach', '--detach-key', 'ctrl-a', job['id'])}; echo EXIT=$?")
+    term.wait(r"Ctrl-A to detach")
+    term.wait(r"^ready> ")
+    term.keys("C-]")  # an ordinary key now: the program gets it
+    term.keys("Enter")
+    term.wait(r"^len=1$")
+    term.keys("C-a")
+    term.wait(r"^EXIT=0$")
+    api.post(f"/jobs/{job['id']}/cancel")
+
+
+def test_run_pty_from_a_terminal_attaches(term, api):
+    term.line(f"{_jobcast('run', '--pty', '--', 'python3', '-c', PROG)}; echo EXIT=$?")
+    term.wait(r"^ready> ")
+    term.line("abc")
+    screen = term.wait(r"^len=3$")
+    assert screen.count("abc") == 1  # echoed once, by the job's terminal
+    term.keys("C-c")
+    term.wait(r"\^Cinterrupted$")  # the program's SIGINT, and the job goes on
+    term.line("quit")
+    term.wait(r"^EXIT=3$")
+
+
+def test_attach_refuses_a_job_without_a_terminal_and_a_bad_key(server, api):
+    job = api.post("/jobs", json={"command": "sleep 30"}).json()
+    done = jobcast(server.url, "attach", "--read-only", job["id"])
+    assert done.returncode == 2 and b"does not run in a terminal" in done.stderr
+    done = jobcast(server.url, "attach", "--detach-key", "ctrl-1", job["id"])
+    assert done.returncode == 2 and b"not a key" in done.stderr
+    pty_job = _prog_job(api)
+    done = jobcast(server.url, "attach", pty_job["id"])  # stdin is no terminal here
+    assert done.returncode == 2 and b"needs a terminal" in done.stderr
+    api.post(f"/jobs/{job['id']}/cancel")
+    api.post(f"/jobs/{pty_job['id']}/cancel")
+
+
+def test_rec_writes_the_recording(server, api, tmp_path):
+    job = api.post("/jobs", json={"command": "printf 'x\\n'", "pty": True}).json()
+    wait_job(api, job["id"])
+    cast = api.get(f"/jobs/{job['id']}/asciicast").content
+    done = jobcast(server.url, "rec", job["id"])
+    assert done.returncode == 0 and done.stdout == cast
+    out = tmp_path / "x.cast"
+    assert jobcast(server.url, "rec", job["id"], "-o", str(out)).returncode == 0
+    assert out.read_bytes() == cast
+    missing = jobcast(server.url, "rec", "nope")
+    assert missing.returncode == 2 and b"nope" in missing.stderr
+    assert os.path.getsize(out) == len(cast)
