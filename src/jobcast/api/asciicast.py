@@ -28,7 +28,7 @@ async def _terminal(state: State, job: Job) -> tuple[int, int, str]:
     return spec.cols, spec.rows, spec.env.get("TERM", DEFAULT_TERM)
 
 
-@routes.get("/jobs/{ref}/asciicast")
+@routes.get("/jobs/{ref}/asciicast", allow_head=False)
 async def job_asciicast(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     job = await visible_job(request)
