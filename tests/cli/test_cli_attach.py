@@ -3,11 +3,15 @@ show, Ctrl-] detaches with the job running and the terminal restored; `rec` writ
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -191,3 +195,141 @@ def test_rec_writes_the_recording(server, api, tmp_path):
     missing = jobcast(server.url, "rec", "nope")
     assert missing.returncode == 2 and b"nope" in missing.stderr
     assert os.path.getsize(out) == len(cast)
+
+
+class Proxy:
+    """A TCP relay in front of the server, whose connections can be cut (the network failing)
+    and whose target can change (another server at the same address)."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.open |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        with self.lock:
+            cut, self.open = self.open, set()
+        for s in cut:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
+
+
+@pytest.fixture
+def proxy(server):
+    p = Proxy(server.port)
+    yield p
+    p.close()
+
+
+def test_a_dropped_connection_resumes_without_repeating_output(server, api, proxy, tmp_path):
+    term = Tmux(proxy.url, server.data_dir, tmp_path)
+    try:
+        job = _prog_job(api)
+        term.line(f"{_jobcast('attach', job['id'])}; echo EXIT=$?")
+        term.wait(r"^ready> ")
+        term.line("one")
+        term.wait(r"^len=3$")
+        proxy.cut()
+        api.post(f"/jobs/{job['id']}/input", json={"data": "written meanwhile\n"})
+        term.line("typed meanwhile!")  # kept, and sent once the connection is back
+        term.wait(r"^len=16$")
+        screen = term.wait(r"^len=17$")
+        for answer in ("len=3", "len=16", "len=17"):
+            assert len(re.findall(rf"^{answer}$", screen, re.M)) == 1, screen
+        proxy.cut()
+        term.line("two")
+        screen = term.wait(r"^len=3\n(.*\n)*len=3$")
+        assert screen.count("len=16") == 1
+        term.keys("C-]")
+        term.wait(r"^EXIT=0$")
+    finally:
+        term.close()
+    api.post(f"/jobs/{job['id']}/cancel")
+
+
+def test_the_terminal_is_restored_when_the_connection_cannot_come_back(
+    server, server_factory, api, proxy, tmp_path
+):
+    term = Tmux(proxy.url, server.data_dir, tmp_path)
+    try:
+        job = _prog_job(api)
+        term.line("stty -g > before.stty")
+        term.line(f"{_jobcast('attach', job['id'])}; echo EXIT=$?")
+        term.wait(r"^ready> ")
+        # Another server where this one was, which knows neither the token nor the job
+        (tmp_path / "other").mkdir()
+        other = server_factory(tmp_path / "other").start()
+        proxy.target = other.port
+        proxy.cut()
+        screen = term.wait(r"^EXIT=2$")
+        assert "refused the token" in screen
+        term.line("stty -g | cmp - before.stty && echo SAME")
+        term.wait(r"^SAME$")
+    finally:
+        term.close()
+    api.post(f"/jobs/{job['id']}/cancel")
+
+
+def test_ctrl_backslash_quits_the_program_and_attach_exits_with_its_status(term, api):
+    job = _prog_job(api)
+    term.line("stty -g > before.stty")
+    term.line(f"{_jobcast('attach', job['id'])}; echo EXIT=$?")
+    term.wait(r"^ready> ")
+    term.keys("C-\\")  # SIGQUIT to the program through its terminal, as at a terminal
+    term.wait(r"^EXIT=131$")
+    assert wait_job(api, job["id"])["signal"] == "SIGQUIT"
+    term.line("stty -g | cmp - before.stty && echo SAME")
+    term.wait(r"^SAME$")
+
+
+def test_sigterm_to_attach_restores_the_terminal(term, api, tmp_path):
+    job = _prog_job(api)
+    term.line("stty -g > before.stty")
+    # attach in the foreground, as ever, its pid written first
+    attach = _jobcast("attach", job["id"])
+    term.line(f"sh -c 'echo $$ > attach.pid; exec {attach}'; echo EXIT=$?")
+    term.wait(r"^ready> ")
+    os.kill(int((tmp_path / "attach.pid").read_text()), signal.SIGTERM)
+    term.wait(r"^EXIT=143$")
+    term.line("stty -g | cmp - before.stty && echo SAME")
+    term.wait(r"^SAME$")
+    assert api.get(f"/jobs/{job['id']}").json()["status"] == "running"
+    api.post(f"/jobs/{job['id']}/cancel")
