@@ -15,8 +15,10 @@ import threading
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
+from jobcast.cli.attach import key_name, parse_key
 from tests.cli.test_cli_jobs import jobcast
 from tests.conftest import wait_job
 from tests.helpers import wait_for
@@ -42,9 +44,11 @@ class Tmux:
     """A tmux server of its own, one 100x30 window running a plain bash with the server's
     address and token (its data dir) in the environment."""
 
-    def __init__(self, url: str, data_dir: Path, cwd: Path) -> None:
+    def __init__(self, url: str, data_dir: Path, cwd: Path, token: str | None = None) -> None:
         self.socket = f"jobcast-test-{uuid.uuid4().hex[:8]}"
         env = {"JOBCAST_URL": url, "JOBCAST_DATA_DIR": str(data_dir), "PS1": "$ ", "TERM": "xterm"}
+        if token is not None:
+            env["JOBCAST_TOKEN"] = token
         shell = ["env", *(f"{k}={v}" for k, v in env.items()), "bash", "--norc", "--noprofile"]
         size = ["-x", "100", "-y", "30"]
         self.tmux("new-session", "-d", *size, "-s", "t", "-c", str(cwd), shlex.join(shell))
@@ -333,3 +337,63 @@ def test_sigterm_to_attach_restores_the_terminal(term, api, tmp_path):
     term.wait(r"^SAME$")
     assert api.get(f"/jobs/{job['id']}").json()["status"] == "running"
     api.post(f"/jobs/{job['id']}/cancel")
+
+
+def test_a_token_without_control_watches_read_only(server_factory, data_dir, tmp_path):
+    cfg = tmp_path / "jobcast.toml"
+    cfg.write_text(
+        '[[tokens]]\nname = "viewer"\ntoken = "tok-viewer-0123456789"\nscopes = ["read"]\n'
+    )
+    srv = server_factory(data_dir, extra=["--config", str(cfg)]).start()
+    with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=30) as api:
+        job = _prog_job(api)
+        term = Tmux(srv.url, data_dir, tmp_path, token="tok-viewer-0123456789")
+        try:
+            term.wait(r"^\$ ")
+            term.line(f"{_jobcast('attach', job['id'])}; echo EXIT=$?")
+            term.wait(r"^ready> ")
+            term.wait(r"lacks the `control` scope.*; watching read-only")
+            term.line("sneaky")
+            api.post(f"/jobs/{job['id']}/input", json={"data": "visible!\n"})
+            term.wait(r"^len=8$")
+            term.keys("C-]")
+            term.wait(r"^EXIT=0$")
+        finally:
+            term.close()
+        assert b"sneaky" not in api.get(f"/jobs/{job['id']}/log").content
+        viewer = {"Authorization": "Bearer tok-viewer-0123456789"}
+        cast = api.get(f"/jobs/{job['id']}/asciicast", headers=viewer)  # `read` is enough
+        assert cast.status_code == 200 and b"len=8" in cast.content
+        api.post(f"/jobs/{job['id']}/cancel")
+
+
+def test_rec_loads_only_the_light_client_and_attach_no_rich():
+    from tests.cli.test_cli_startup import _heavy, _loaded
+
+    start = "from jobcast.cli import main\nmain()"
+    loaded = _loaded(start, "--url", "http://127.0.0.1:1", "rec", "x")
+    assert "jobcast.client.plain" in loaded and _heavy(loaded) == set()
+    loaded = _loaded(start, "--url", "http://127.0.0.1:1", "attach", "x")
+    assert not {m for m in loaded if m.startswith(("rich", "pygments", "aiohttp"))}
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "name"),
+    [
+        ("ctrl-]", b"\x1d", "Ctrl-]"),
+        ("^A", b"\x01", "Ctrl-A"),
+        ("C-a", b"\x01", "Ctrl-A"),
+        ("ctrl+\\", b"\x1c", "Ctrl-\\"),
+        ("ctrl-?", b"\x7f", "Ctrl-?"),
+        ("~", b"~", "~"),
+    ],
+)
+def test_detach_keys(text, key, name):
+    assert parse_key(text) == key and key_name(key) == name
+
+
+@pytest.mark.parametrize("text", ["ctrl-1", "ctrl-", "ab", "é"])
+def test_what_is_not_a_key(text):
+    with pytest.raises(ValueError, match="not a key"):
+        parse_key(text)
+    assert parse_key("none") is None

@@ -11,15 +11,38 @@ from ..client.endpoint import job_path
 from .completion import complete_job
 from .jobs import Target, _without_httpx_cli, pass_target
 
-__all__ = ["COMMANDS", "DETACH_KEY"]
+__all__ = ["COMMANDS", "DETACH_KEY", "key_name", "parse_key"]
 
 #: the default detach key, as telnet's and docker's
 DETACH_KEY = "ctrl-]"
 
 
-def _detach_key(ctx: click.Context, param: click.Parameter, value: str) -> bytes | None:
-    from .terminal import parse_key
+def parse_key(text: str) -> bytes | None:
+    """`ctrl-]`, `^]`, `C-a` or one character -> its byte; `none` -> None (no detach key).
 
+    Raises:
+        ValueError: a key that is not one of these.
+    """
+    t = text.strip()
+    if t.lower() == "none":
+        return None
+    for prefix in ("ctrl-", "ctrl+", "c-", "^"):
+        if t.lower().startswith(prefix) and len(t) == len(prefix) + 1:
+            c = t[-1].upper()
+            if c == "?" or "@" <= c <= "_":
+                return bytes([ord(c) ^ 0x40])
+    if len(t) == 1 and ord(t) < 128:
+        return t.encode()
+    raise ValueError(f"{text!r} is not a key: give ctrl-X (X a letter or one of @[\\]^_?), or none")
+
+
+def key_name(key: bytes) -> str:
+    """How to tell the key to a person: `Ctrl-]`."""
+    c = key[0]
+    return f"Ctrl-{chr(c ^ 0x40)}" if c < 32 or c == 127 else chr(c)
+
+
+def _detach_key(ctx: click.Context, param: click.Parameter, value: str) -> bytes | None:
     try:
         return parse_key(value)
     except ValueError as e:

@@ -24,11 +24,12 @@ import click
 from ..client.asyncio import AsyncClient, AsyncJobSocket
 from ..client.base import RECONNECT_TIMEOUT
 from ..client.stream import Reconnect
-from ..errors import ConnectionFailed, JobcastError, JobFinished
+from ..errors import ConnectionFailed, JobcastError, JobFinished, MissingScope
 from ..models import OUTPUT_EVENTS, EventType, Job
 from . import render
+from .attach import key_name
 
-__all__ = ["RECENT_BYTES", "attach_session", "key_name", "parse_key", "raw_terminal"]
+__all__ = ["RECENT_BYTES", "attach_session", "raw_terminal"]
 
 #: how much of the job's output shows first: its recent screen
 RECENT_BYTES = 16 * 1024
@@ -36,31 +37,6 @@ RECENT_BYTES = 16 * 1024
 PENDING_BYTES = 64 * 1024
 #: signals that end the session as a detach would (terminal restored), exit 128+N
 _ENDING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-
-
-def parse_key(text: str) -> bytes | None:
-    """`ctrl-]`, `^]`, `C-a` or one character -> its byte; `none` -> None (no detach key).
-
-    Raises:
-        ValueError: a key that is not one of these.
-    """
-    t = text.strip()
-    if t.lower() == "none":
-        return None
-    for prefix in ("ctrl-", "ctrl+", "c-", "^"):
-        if t.lower().startswith(prefix) and len(t) == len(prefix) + 1:
-            c = t[-1].upper()
-            if c == "?" or "@" <= c <= "_":
-                return bytes([ord(c) ^ 0x40])
-    if len(t) == 1 and ord(t) < 128:
-        return t.encode()
-    raise ValueError(f"{text!r} is not a key: give ctrl-X (X a letter or one of @[\\]^_?), or none")
-
-
-def key_name(key: bytes) -> str:
-    """How to tell the key to a person: `Ctrl-]`."""
-    c = key[0]
-    return f"Ctrl-{chr(c ^ 0x40)}" if c < 32 or c == 127 else chr(c)
 
 
 @contextlib.contextmanager
@@ -225,7 +201,12 @@ class _Session:
                     raise
                 # The server's answer to a message of ours (input the job could not take yet,
                 # a token without `control`); the stream goes on.
-                if not isinstance(e, JobFinished):
+                if isinstance(e, MissingScope):
+                    if not self.read_only:
+                        self.read_only = True  # said once, not at every key
+                        self.outbox.clear()
+                        self.notice(f"{e.message}; watching read-only")
+                elif not isinstance(e, JobFinished):
                     self.notice(e.message)
 
     def _end(self, final: render.Job) -> None:
