@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from jobcast.cli.attach import key_name, parse_key
@@ -172,6 +173,10 @@ def test_run_pty_from_a_terminal_attaches(term, api):
     term.wait(r"\^Cinterrupted$")  # the program's SIGINT, and the job goes on
     term.line("quit")
     term.wait(r"^EXIT=3$")
+    # the job's terminal speaks this one's language, as over ssh: TERM came along
+    job = api.get("/jobs").json()["jobs"][0]
+    header = api.get(f"/jobs/{job['id']}/asciicast").content.split(b"\n")[0]
+    assert orjson.loads(header)["env"] == {"TERM": "xterm"}
 
 
 def test_attach_refuses_a_job_without_a_terminal_and_a_bad_key(server, api):

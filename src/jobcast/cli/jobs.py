@@ -277,6 +277,10 @@ def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
         opts["env"] = {**_environment_here(), **opts["env"]}
         opts["inherit_env"] = False
     opts["stderr"] = "merge" if opts.pop("merge_stderr") else "pipe"
+    if opts["pty"] and sys.stdout.isatty() and os.environ.get("TERM"):
+        # This terminal will be the job's (attach): its programs should speak this one's
+        # language, as ssh passes TERM on.
+        opts["env"] = {"TERM": os.environ["TERM"], **opts["env"]}
     import asyncio
 
     raise click.exceptions.Exit(asyncio.run(_run(target, spec, cols=cols, rows=rows, **opts)))
