@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import sys
 import termios
@@ -61,12 +62,19 @@ def _size(fds: tuple[int, ...]) -> tuple[int, int]:
 
 
 def _write(fd: int, data: bytes) -> None:
+    """All of `data` to the screen; a terminal that is slower than the job holds the session
+    up as it would hold up the program writing to it."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:  # a descriptor someone left non-blocking
+            select.select([], [fd], [])
 
 
 class _Session:
+    """One attached terminal: the cursor into the job's events and what waits to be sent."""
+
     def __init__(
         self,
         client: AsyncClient,
