@@ -66,7 +66,7 @@ def test_times_are_from_the_start_and_never_go_back_and_resizes_are_r_events():
 
 def test_output_without_a_terminal_gets_carriage_returns():
     enc = CastEncoder(_job(pty=False))
-    assert _lines(enc.encode([_out(1, 100.0, b"a\nb\n")])) == [[0.0, "o", "a\r\nb\r\n"]]
+    assert _lines(enc.encode([_out(1, 100.0, b"a\nb\r\n")])) == [[0.0, "o", "a\r\nb\r\n"]]
 
 
 def test_the_header():

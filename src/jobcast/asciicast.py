@@ -8,6 +8,7 @@ the job started. The encoder is fed events batch by batch, so a recording is nev
 from __future__ import annotations
 
 import codecs
+import re
 import shlex
 from collections.abc import Iterable
 from typing import Any
@@ -18,6 +19,8 @@ from .models import Event, EventType, Job
 
 __all__ = ["DEFAULT_TERM", "CastEncoder", "header"]
 
+#: a newline without the carriage return a terminal's output processing would have put before it
+_BARE_LF = re.compile(r"(?<!\r)\n")
 #: what a PTY job's TERM is when its spec sets none (runner/pty.py sets the same)
 DEFAULT_TERM = "xterm-256color"
 
@@ -49,7 +52,8 @@ class CastEncoder:
         self._start = job.started_at or job.created_at
         self._last = 0.0
         # A job without a terminal wrote bare newlines, which a terminal's output processing
-        # (onlcr) would have turned into CR LF: the player's terminal does no such thing.
+        # (onlcr) would have turned into CR LF: the player's terminal does no such thing. A
+        # CR LF already there (a typescript's, say) is left as it is.
         self._crlf = not job.pty
         self._decoders = {
             t: codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -88,4 +92,4 @@ class CastEncoder:
         return b"".join(out)
 
     def _output(self, text: str) -> str:
-        return text.replace("\n", "\r\n") if self._crlf else text
+        return _BARE_LF.sub("\r\n", text) if self._crlf else text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import select
 import signal
@@ -143,19 +144,27 @@ class _Session:
         self.wake.set()
 
     async def _sender(self, sock: AsyncJobSocket) -> None:
-        """Send the outbox in order, one message at a time; what fails stays for the next
-        connection."""
+        """Send the outbox in order; what fails stays for the next connection. Keys that piled
+        up meanwhile go as one message (each is an `input` event and a trace entry)."""
         while True:
             await self.wake.wait()
             self.wake.clear()
             while self.outbox:
+                if self.read_only:  # the server said this token may not type
+                    self.outbox.clear()
+                    self.queued = 0
+                    break
                 item = self.outbox[0]
-                if isinstance(item, bytes):
-                    await sock.send_input(item)
-                    self.queued -= len(item)
-                else:
+                if isinstance(item, tuple):
                     await sock.resize(*item)
-                self.outbox.popleft()
+                    self.outbox.popleft()
+                    continue
+                keys = list(itertools.takewhile(lambda x: isinstance(x, bytes), self.outbox))
+                data = b"".join(keys)  # type: ignore[arg-type]  # bytes, as taken
+                await sock.send_input(data)
+                for _ in keys:
+                    self.outbox.popleft()
+                self.queued -= len(data)
 
     # -- the stream -------------------------------------------------------------------------------
 
@@ -212,7 +221,6 @@ class _Session:
                 if isinstance(e, MissingScope):
                     if not self.read_only:
                         self.read_only = True  # said once, not at every key
-                        self.outbox.clear()
                         self.notice(f"{e.message}; watching read-only")
                 elif not isinstance(e, JobFinished):
                     self.notice(e.message)
