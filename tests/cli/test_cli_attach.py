@@ -26,7 +26,7 @@ from tests.helpers import wait_for
 
 #: a line-reading program: its answers say what arrived, and how
 PROG = r"""
-import sys
+import os, sys
 while True:
     try:
         line = input("ready> ")
@@ -37,6 +37,10 @@ while True:
         break
     if line == "quit":
         sys.exit(3)
+    if line == "size":
+        cols, rows = os.get_terminal_size(0)
+        print(f"size={cols}x{rows}")
+        continue
     print(f"len={len(line)}")
 """
 
@@ -117,6 +121,12 @@ def test_typed_keys_reach_the_program_and_ctrl_bracket_detaches(term, api):
     term.wait(r"^len=3$")
     term.keys("C-c")
     term.wait(r"\^Cinterrupted$")
+    # the window's size when attach started (the job began at 80x24), and after a resize
+    term.line("size")
+    term.wait(r"^size=100x30$")
+    term.tmux("resize-window", "-t", "t", "-x", "90", "-y", "25")
+    term.line("size")
+    term.wait(r"^size=90x25$")
     # the program's own echo shows each line once: nothing echoed locally besides
     assert term.screen().count("hello") == 1
     term.keys("C-]")
@@ -143,6 +153,8 @@ def test_read_only_cannot_type(term, api):
     term.line("sneaky")
     api.post(f"/jobs/{job['id']}/input", json={"data": "visible!\n"})
     term.wait(r"^len=8$")  # what others type shows; what this one typed went nowhere
+    api.post(f"/jobs/{job['id']}/input", json={"data": "size\n"})
+    term.wait(r"^size=80x24$")  # nor did this window's size
     term.keys("C-]")
     term.wait(r"^EXIT=0$")
     log = api.get(f"/jobs/{job['id']}/log").content
