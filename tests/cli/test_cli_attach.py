@@ -175,8 +175,9 @@ def test_a_detach_key_of_ones_own(term, api):
     api.post(f"/jobs/{job['id']}/cancel")
 
 
-def test_run_pty_from_a_terminal_attaches(term, api):
-    term.line(f"{_jobcast('run', '--pty', '--', 'python3', '-c', PROG)}; echo EXIT=$?")
+@pytest.mark.parametrize("flags", [["--pty"], ["--pty", "-i"]])
+def test_run_pty_from_a_terminal_attaches(term, api, flags):
+    term.line(f"{_jobcast('run', *flags, '--', 'python3', '-c', PROG)}; echo EXIT=$?")
     term.wait(r"^ready> ")
     term.line("abc")
     screen = term.wait(r"^len=3$")
