@@ -415,3 +415,18 @@ def test_what_is_not_a_key(text):
     with pytest.raises(ValueError, match="not a key"):
         parse_key(text)
     assert parse_key("none") is None
+
+
+def test_ctrl_c_interrupts_the_shells_foreground_command_not_the_shell(term, api):
+    spec = {"argv": ["bash", "--norc", "--noprofile", "-i"], "pty": True, "env": {"PS1": "sh> "}}
+    job = api.post("/jobs", json=spec).json()
+    term.line(f"{_jobcast('attach', job['id'])}; echo EXIT=$?")
+    term.wait(r"^sh> ")
+    term.line("sleep 100; echo slept")
+    term.wait(r"^sh> sleep 100; echo slept$")
+    term.keys("C-c")
+    term.line("echo alive $((2 + 3))")
+    screen = term.wait(r"^alive 5$")
+    assert "slept" not in screen.replace("echo slept", "")
+    term.line("exit 4")
+    term.wait(r"^EXIT=4$")
