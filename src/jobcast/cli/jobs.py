@@ -258,6 +258,7 @@ def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
       126      its program cannot be run (not executable, a directory)
       1        it could not start otherwise (no such working directory)
       130      you detached with a second Ctrl-C (the job goes on)
+      0        you detached from a --pty job's terminal with Ctrl-] (the job goes on)
       2        jobcast itself failed (bad usage, server unreachable)
     """
     import shutil
