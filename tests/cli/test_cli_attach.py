@@ -430,3 +430,25 @@ def test_ctrl_c_interrupts_the_shells_foreground_command_not_the_shell(term, api
     assert "slept" not in screen.replace("echo slept", "")
     term.line("exit 4")
     term.wait(r"^EXIT=4$")
+
+
+def test_recent_says_how_much_of_the_screen_shows_first(term, api):
+    job = _prog_job(api)
+    api.post(f"/jobs/{job['id']}/input", json={"data": "hello\n"})
+    wait_for(lambda: b"len=5" in api.get(f"/jobs/{job['id']}/log").content)
+    term.line(f"{_jobcast('attach', '--read-only', '--recent', '0', job['id'])}; echo EXIT=$?")
+    term.wait(r"attached read-only")
+    api.post(f"/jobs/{job['id']}/input", json={"data": "abcdefg\n"})
+    screen = term.wait(r"^len=7$")
+    assert "len=5" not in screen  # the output before attach was left out; what came after shows
+    term.keys("C-]")
+    term.wait(r"^EXIT=0$")
+    term.line("clear")
+    term.wait(r"\A\$ \s*\Z")
+    term.tmux("clear-history", "-t", "t")
+    term.line(f"{_jobcast('attach', '--read-only', '--recent', '16', job['id'])}")
+    screen = term.wait(r"^ready> ", timeout=20)
+    # the last 16 bytes are "\r\nlen=7\r\nready> ", shown from the start of a line: no more
+    assert "len=7" in screen and "abcdefg" not in screen and "len=5" not in screen
+    term.keys("C-]")
+    api.post(f"/jobs/{job['id']}/cancel")

@@ -15,6 +15,8 @@ __all__ = ["COMMANDS", "DETACH_KEY", "key_name", "parse_key"]
 
 #: the default detach key, as telnet's and docker's
 DETACH_KEY = "ctrl-]"
+#: how much of the job's output `attach` shows first: its recent screen
+RECENT_BYTES = 16 * 1024
 
 
 def parse_key(text: str) -> bytes | None:
@@ -64,8 +66,18 @@ def detach_key_option(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("job", shell_complete=complete_job)
 @click.option("--read-only", is_flag=True, help="Watch only: keys go nowhere but the detach key.")
 @detach_key_option
+@click.option(
+    "--recent",
+    type=click.IntRange(min=0),
+    default=RECENT_BYTES,
+    show_default=True,
+    metavar="BYTES",
+    help="Show this much of the job's output so far first (its recent screen).",
+)
 @pass_target
-def attach(target: Target, job: str, read_only: bool, detach_key: bytes | None) -> None:
+def attach(
+    target: Target, job: str, read_only: bool, detach_key: bytes | None, recent: int
+) -> None:
     """Be JOB's terminal: its recent screen, then its output live; what you type goes to it.
 
     JOB must run in a terminal (`jobcast run --pty`). This terminal goes into raw mode, so
@@ -84,7 +96,9 @@ def attach(target: Target, job: str, read_only: bool, detach_key: bytes | None) 
     async def main() -> int:
         async with target.async_client() as client:
             found = await client.job(job)
-            return await attach_session(client, found, read_only=read_only, detach_key=detach_key)
+            return await attach_session(
+                client, found, read_only=read_only, detach_key=detach_key, recent_bytes=recent
+            )
 
     raise click.exceptions.Exit(asyncio.run(main()))
 

@@ -29,12 +29,10 @@ from ..client.stream import Reconnect
 from ..errors import ConnectionFailed, JobcastError, JobFinished, MissingScope
 from ..models import OUTPUT_EVENTS, EventType, Job
 from . import render
-from .attach import key_name
+from .attach import RECENT_BYTES, key_name
 
-__all__ = ["RECENT_BYTES", "attach_session", "raw_terminal"]
+__all__ = ["attach_session", "raw_terminal"]
 
-#: how much of the job's output shows first: its recent screen
-RECENT_BYTES = 16 * 1024
 #: keystrokes kept while the connection is down, sent once it is back; more are dropped
 PENDING_BYTES = 64 * 1024
 #: signals that end the session as a detach would (terminal restored), exit 128+N
