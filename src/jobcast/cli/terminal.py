@@ -185,13 +185,12 @@ class _Session:
                         sender.cancel()
                         with contextlib.suppress(asyncio.CancelledError, Exception):
                             await sender
-            except (JobcastError, OSError) as e:
-                failure = e
-            if failure is None:
                 final = await self.client.job(self.job.id)
                 if final.status.is_final:  # closed after the end; the complete event not seen
                     self._end(final.model_dump(mode="json"))
                     return
+            except (JobcastError, OSError) as e:
+                failure = e
             await asyncio.sleep(retry.delay(failure))
 
     async def _pump(self, sock: AsyncJobSocket, retry: Reconnect) -> bool:
