@@ -24,6 +24,7 @@ from ..store import open_store
 from ..tokenfile import read_token
 from ..trace import Trace
 from . import (
+    asciicast,
     chat,
     housekeeping,
     jobs,
@@ -87,6 +88,7 @@ def create_app(settings: Settings) -> web.Application:
         sse,
         websocket,
         log,
+        asciicast,
         status,
         housekeeping,
         pastes,
