@@ -42,6 +42,7 @@ __all__ = [
     "MissingScope",
     "NameTaken",
     "NoStdin",
+    "SourceReadOnly",
     "NotFound",
     "PasteNotFound",
     "PayloadTooLarge",
@@ -155,6 +156,10 @@ class NameTaken(Conflict):
 
 class NoStdin(Conflict):
     code = "no_stdin"
+
+
+class SourceReadOnly(Conflict):
+    code = "source_read_only"
 
 
 class RangeNotSatisfiable(JobcastError):
