@@ -251,3 +251,67 @@ def test_no_longer_watched_sources_are_finished_and_can_be_deleted(
         job = _source(api, "GONE")
         assert job["status"] == "cancelled" and "no longer watched" in job["reason"]
         assert api.delete(f"/jobs/{job['id']}").status_code == 204
+
+
+def test_a_recording_made_before_the_server_keeps_its_timing(server_factory, data_dir, tmp_path):
+    streams = tmp_path / "streams"
+    streams.mkdir()
+    path, timing = streams / "REC.typescript", streams / "REC.timing"
+    _script(path, "echo one; sleep 0.5; echo two; sleep 0.3; echo three", timing)
+    server = _watching(server_factory, data_dir, streams)
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
+        size = path.stat().st_size
+        job = wait_for(lambda: (j := _source(api, "REC")) and j["stdout_bytes"] == size and j)
+    assert job["source"]["timing"] == str(timing)
+    # When each chunk was written, from the timing file: its delays, ending at its mtime.
+    chunks = [line.split() for line in timing.read_text().splitlines()]
+    total = sum(float(d) for d, _ in chunks)
+    header = path.read_bytes().index(b"\n") + 1
+    expected, end, elapsed = {}, header, 0.0
+    for delay, n in chunks:
+        end, elapsed = end + int(n), elapsed + float(delay)
+        expected[end] = timing.stat().st_mtime - (total - elapsed)
+    out = [e for e in _events(server, job) if e["type"] == "stdout"]
+    timed = {e["data"]["offset"] + e["data"]["length"]: e["ts"] for e in out}
+    for end, ts in timed.items():
+        if end in expected:
+            assert ts == pytest.approx(expected[end], abs=1e-6)
+
+    # The pauses of the session are in the events' times, not the moment the server read them.
+    def when(text: str) -> float:
+        return next(e["ts"] for e in out if e["data"]["text"].endswith(text))
+
+    assert when("two\r\n") - when("one\r\n") == pytest.approx(float(chunks[1][0]), abs=1e-6)
+    assert when("two\r\n") - when("one\r\n") >= 0.5
+    assert job["started_at"] - when("three\r\n") > 0  # read later, timed as it was written
+
+
+def test_a_tmux_source_takes_input_when_the_config_names_its_session(
+    server_factory, data_dir, tmp_path
+):
+    streams = tmp_path / "streams"
+    streams.mkdir()
+    path = streams / "SHELL.typescript"
+    session = f"jobcast-src-{os.getpid()}"
+    config = tmp_path / "jobcast.toml"
+    config.write_text(
+        f'watch = ["{streams}/*.typescript"]\n[[sources]]\npath = "{path}"\ntmux = "{session}"\n'
+    )
+    shell = f"script -f -q -c 'bash --norc --noprofile -i' {path}"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", shell], check=True
+    )
+    try:
+        server = server_factory(data_dir, extra=["--config", str(config)]).start()
+        with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
+            wait_for(lambda: b"$ " in _log(api, "SHELL") or b"# " in _log(api, "SHELL"))
+            r = api.post("/jobs/SHELL/input", json={"data": "echo typed-$((6*7))\r"})
+            assert r.status_code == 200 and r.json() == {"written": 20}
+            wait_for(lambda: b"typed-42\r\n" in _log(api, "SHELL"))
+            job = _source(api, "SHELL")
+            inputs = [e for e in _events(server, job) if e["type"] == "input"]
+            assert [e["data"] for e in inputs] == [{"length": 20}]
+            r = api.post("/jobs/SHELL/input", json={"data": "x", "eof": True})
+            assert r.status_code == 400 and "eof" in r.json()["error"]["message"]
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
