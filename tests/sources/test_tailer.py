@@ -315,3 +315,26 @@ def test_a_tmux_source_takes_input_when_the_config_names_its_session(
             assert r.status_code == 400 and "eof" in r.json()["error"]["message"]
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_rotation_is_reported_and_the_old_file_read_to_its_end(server_factory, data_dir, tmp_path):
+    streams = tmp_path / "streams"
+    streams.mkdir()
+    path = streams / "ROT.typescript"
+    path.write_bytes(b"old\n")
+    server = _watching(server_factory, data_dir, streams)
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
+        wait_for(lambda: (j := _source(api, "ROT")) and j["stdout_bytes"] == 4)
+        moved = streams / "ROT.typescript.1"  # as logrotate does: move, then a new file
+        path.rename(moved)
+        with moved.open("ab") as f:
+            f.write(b"old-tail\n")  # the writer still had the old file open
+        wait_for(lambda: _source(api, "ROT")["stdout_bytes"] == 13)
+        path.write_bytes(b"new\n")
+        job = wait_for(lambda: (j := _source(api, "ROT")) and j["stdout_bytes"] == 17 and j)
+        assert _log(api, "ROT") == b"old\nold-tail\nnew\n"
+        notices = [e["data"] for e in _events(server, job) if e["type"] == "error"]
+        assert [(n["code"], n["offset"]) for n in notices] == [("source_rotated", 13)]
+        assert job["source"]["base"] == 13 and job["source"]["inode"] == path.stat().st_ino
+        names = {j["name"] for j in api.get("/jobs").json()["jobs"]}
+        assert names == {"ROT"}  # the moved file matches no pattern: no source of its own

@@ -110,7 +110,7 @@ class Sources:
         await self._retire()
         if not self._patterns:
             return
-        for path in self._scan():
+        for path in await asyncio.to_thread(self._scan):
             await self._add(path)
         self._spawn(self._watch(), "jobcast-sources-watch")
         self._spawn(self._rescan(), "jobcast-sources-scan")
@@ -211,7 +211,7 @@ class Sources:
                 await asyncio.wait_for(self._stop_watching.wait(), POLL_SECONDS)
             if self._stopping:
                 return
-            for path in self._scan():
+            for path in await asyncio.to_thread(self._scan):
                 if path not in self._files and path not in self._adding:
                     await self._add(path)
 
@@ -295,7 +295,7 @@ class Sources:
             logger.info("source %s: resuming %s at byte %d", job.id, path, f.pos)
         f.backlog_end, f.backlog_time = st.st_size, st.st_mtime
         if f.pos < st.st_size:
-            f.timing = self._timing(f)
+            f.timing = await asyncio.to_thread(self._timing, f)
         return f
 
     async def _create(self, path: str, st: os.stat_result) -> Job:
