@@ -382,7 +382,13 @@ class Sources:
         await self._store.set_source(f.job_id, f.info(), notice)
 
     async def _drain(self, f: _File) -> None:
-        """Read the file to its end, a batch of at most BATCH_BYTES per event."""
+        """Read the file to its end, a batch of at most BATCH_BYTES per event.
+
+        Each read follows the previous batch's commit, so a file written fast is read in
+        batches as large as what came meanwhile. No batch window as the runner's for a pipe:
+        measured (bench/sources.py, 50 MB/s), a 10 ms pause after each short read saved ~15%
+        of the server's CPU but raised the followers' lag p99 from ~5 ms to 50-600 ms.
+        """
         loop = asyncio.get_running_loop()
         while True:
             data = await loop.run_in_executor(None, os.pread, f.fd, BATCH_BYTES, f.pos)
@@ -390,9 +396,9 @@ class Sources:
                 return
             if f.timing is not None and f.pos < f.backlog_end:
                 await self._timed(f, data, f.timing)
-            else:
-                await self._store.append(f.job_id, EventType.STDOUT, raw=data)
-                f.pos += len(data)
+                continue
+            await self._store.append(f.job_id, EventType.STDOUT, raw=data)
+            f.pos += len(data)
 
     async def _timed(self, f: _File, data: bytes, timing: Timing) -> None:
         """Bytes that were in the file before it was followed, stamped with the times its
