@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -29,7 +30,7 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import LINE_BYTES, parse_line  # noqa: E402
+from common import LINE_BYTES, parse_line
 
 BENCH = Path(__file__).parent
 PY = sys.executable
@@ -129,10 +130,10 @@ async def one_run(mbps: float, duration: float, via: str, window: float) -> dict
     path.touch()
     port = _free_port()
     log = (tmp / "server.log").open("wb")
-    server = subprocess.Popen(
-        ["taskset", "-c", SERVER_CPU, PY, "-m", "jobcast", "serve", "--port", str(port),
-         "--data-dir", str(tmp / "data"), "--watch", f"{streams}/*.typescript",
-         "--batch-window-ms", str(window)],
+    server = await asyncio.create_subprocess_exec(
+        "taskset", "-c", SERVER_CPU, PY, "-m", "jobcast", "serve", "--port", str(port),
+        "--data-dir", str(tmp / "data"), "--watch", f"{streams}/*.typescript",
+        "--batch-window-ms", str(window),
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -161,15 +162,15 @@ async def one_run(mbps: float, duration: float, via: str, window: float) -> dict
         cpu0 = _ticks(server.pid)
         with path.open("ab") as out:
             started = time.time()
-            producer = subprocess.Popen(
-                ["taskset", "-c", CLIENT_CPU, PY, str(BENCH / "producer.py"), "lines",
-                 "--rate", str(rate), "--duration", str(duration)],
+            producer = await asyncio.create_subprocess_exec(
+                "taskset", "-c", CLIENT_CPU, PY, str(BENCH / "producer.py"), "lines",
+                "--rate", str(rate), "--duration", str(duration),
                 stdout=out,
             )  # fmt: skip
             await asyncio.wait_for(
                 asyncio.gather(ours.done.wait(), theirs.done.wait()), duration * 6 + 30
             )
-            producer.wait()
+            await producer.wait()
         cpu = _ticks(server.pid) - cpu0
         follower.cancel()
         tail.send_signal(signal.SIGTERM)
@@ -188,9 +189,9 @@ async def one_run(mbps: float, duration: float, via: str, window: float) -> dict
         return result
     finally:
         server.send_signal(signal.SIGTERM)
-        server.wait(30)
+        await asyncio.wait_for(server.wait(), 30)
         log.close()
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+        await asyncio.to_thread(shutil.rmtree, tmp, True)
 
 
 def main() -> None:
