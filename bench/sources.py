@@ -29,6 +29,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from jobcast.protocol import SSEParser
+
 sys.path.insert(0, str(Path(__file__).parent))
 from common import LINE_BYTES, parse_line
 
@@ -88,17 +90,13 @@ async def follow_jobcast(url: str, headers: dict[str, str], via: str, reader: Re
                     if reader.done.is_set():
                         return
         else:
+            parser = SSEParser()  # searches only each new chunk: O(size) for large events
             async with http.get(f"{url}/jobs/BENCH/events") as r:
-                buf = b""
                 async for chunk in r.content.iter_any():
-                    buf += chunk
-                    *frames, buf = buf.split(b"\n\n")
-                    for frame in frames:
-                        for line in frame.split(b"\n"):
-                            if line.startswith(b"data: "):
-                                ev = orjson.loads(line[6:])
-                                if ev["type"] == "stdout":
-                                    reader.feed(ev["data"]["text"].encode())
+                    for msg in parser.feed(chunk):
+                        ev = orjson.loads(msg.data)
+                        if ev["type"] == "stdout":
+                            reader.feed(ev["data"]["text"].encode())
                     if reader.done.is_set():
                         return
 
