@@ -120,7 +120,7 @@ async def follow_tail(path: Path, reader: Reader) -> asyncio.subprocess.Process:
     return proc
 
 
-async def one_run(mbps: float, duration: float, via: str, window: float) -> dict[str, object]:
+async def one_run(mbps: float, duration: float, via: str) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix="jobcast-bench-sources-"))
     streams = tmp / "streams"
     streams.mkdir()
@@ -131,7 +131,6 @@ async def one_run(mbps: float, duration: float, via: str, window: float) -> dict
     server = await asyncio.create_subprocess_exec(
         "taskset", "-c", SERVER_CPU, PY, "-m", "jobcast", "serve", "--port", str(port),
         "--data-dir", str(tmp / "data"), "--watch", f"{streams}/*.typescript",
-        "--batch-window-ms", str(window),
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -200,16 +199,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of appending")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--via", choices=["log", "sse"], default="log")
-    parser.add_argument(
-        "--window-ms", type=float, default=10.0, help="the server's --batch-window-ms (jobs')"
-    )
     args = parser.parse_args()
     import uvloop
 
-    runs = [
-        uvloop.run(one_run(args.mbps, args.duration, args.via, args.window_ms))
-        for _ in range(args.runs)
-    ]
+    runs = [uvloop.run(one_run(args.mbps, args.duration, args.via)) for _ in range(args.runs)]
     for i, r in enumerate(runs, 1):
         print(f"run {i}: {orjson.dumps(r).decode()}")
     for name in (f"jobcast {args.via}", "tail -F"):
