@@ -282,7 +282,7 @@ def test_a_recording_made_before_the_server_keeps_its_timing(server_factory, dat
         return next(e["ts"] for e in out if e["data"]["text"].endswith(text))
 
     assert when("two\r\n") - when("one\r\n") == pytest.approx(float(chunks[1][0]), abs=1e-6)
-    assert when("two\r\n") - when("one\r\n") >= 0.5
+    assert when("two\r\n") - when("one\r\n") > 0.3  # the `sleep 0.5`, not a read apart
     assert job["started_at"] - when("three\r\n") > 0  # read later, timed as it was written
 
 

@@ -91,7 +91,6 @@ class Sources:
         }
         self._window = settings.batch_window_ms / 1000
         self._files: dict[str, _File] = {}
-        self._by_job: dict[str, _File] = {}
         #: paths refused, with the reason last logged (said again only when it changes)
         self._refused: dict[str, str] = {}
         self._adding: set[str] = set()
@@ -130,7 +129,6 @@ class Sources:
         for f in self._files.values():
             os.close(f.fd)
         self._files.clear()
-        self._by_job.clear()
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
@@ -268,7 +266,6 @@ class Sources:
                 os.close(fd)
                 raise
             self._files[path] = f
-            self._by_job[f.job_id] = f
             f.task = asyncio.create_task(self._follow(f), name=f"jobcast-source-{f.job_id}")
         except Exception:
             logger.exception("cannot follow %s", path)
@@ -334,10 +331,14 @@ class Sources:
                     break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(f.changed.wait(), POLL_SECONDS)
-        except Exception:
-            logger.exception("source %s: following %s failed", f.job_id, f.path)
+        except Exception as e:
+            # Forgotten, so the next scan (within a second) attaches it again: from the stream's
+            # length, as after a restart, so nothing is repeated or skipped.
+            logger.exception("source %s: following %s failed; trying again", f.job_id, f.path)
+            self._files.pop(f.path, None)
+            os.close(f.fd)
             with contextlib.suppress(Exception):
-                error = {"message": f"following {f.path} failed; see the server log"}
+                error = {"message": f"following {f.path} failed ({e}); trying again"}
                 await self._store.append(f.job_id, EventType.ERROR, {**error, "code": "source"})
 
     async def _check(self, f: _File) -> None:
