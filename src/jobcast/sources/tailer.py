@@ -289,6 +289,8 @@ class Sources:
                 await self._restart(f, "rotated", "was replaced while the server was down")
             elif st.st_size < f.pos or f.pos < 0:
                 await self._restart(f, "truncated", "shrank while the server was down")
+            elif f.info() != info:  # a `.timing` file that came after the typescript, say
+                await self._store.set_source(job.id, f.info())
             logger.info("source %s: resuming %s at byte %d", job.id, path, f.pos)
         f.backlog_end, f.backlog_time = st.st_size, st.st_mtime
         if f.pos < st.st_size:
