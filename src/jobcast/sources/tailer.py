@@ -98,10 +98,6 @@ class Sources:
         self._stopping = False
         self._stop_watching = asyncio.Event()
 
-    @property
-    def watching(self) -> int:
-        return len(self._files)
-
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:

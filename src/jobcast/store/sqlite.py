@@ -936,6 +936,11 @@ def _migrate(db: sqlite3.Connection) -> None:
     for column, decl in (("kind", "TEXT NOT NULL DEFAULT 'job'"), ("source", "BLOB")):
         if column not in have:
             db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {decl}")
+    # `find_source`, at each file a server starts to follow: no scan of every job.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS jobs_source_path ON jobs (json_extract(source, '$.path')) "
+        "WHERE kind = 'source'"
+    )
 
 
 def _update_job(job_id: str, cols: dict[str, Any]) -> Callable[[sqlite3.Connection], None]:
