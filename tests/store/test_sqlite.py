@@ -136,6 +136,7 @@ async def test_a_database_made_before_sources_gets_their_columns(tmp_path):
     job = await old.create_job(JobSpec(argv=["true"]))
     await old.close()
     db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("DROP INDEX jobs_source_path")
     db.execute("ALTER TABLE jobs DROP COLUMN source")
     db.execute("ALTER TABLE jobs DROP COLUMN kind")
     db.commit()
