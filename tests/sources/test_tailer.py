@@ -338,3 +338,25 @@ def test_rotation_is_reported_and_the_old_file_read_to_its_end(server_factory, d
         assert job["source"]["base"] == 13 and job["source"]["inode"] == path.stat().st_ino
         names = {j["name"] for j in api.get("/jobs").json()["jobs"]}
         assert names == {"ROT"}  # the moved file matches no pattern: no source of its own
+
+
+def test_files_of_the_same_name_in_two_directories_get_distinct_names(
+    server_factory, data_dir, tmp_path
+):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    long = "L" * 70
+    for d in (a, b):
+        (d / "INFRA.typescript").write_bytes(f"{d.name}\n".encode())
+        (d / f"{long}.typescript").write_bytes(f"{d.name}\n".encode())
+    flags = ["--watch", f"{a}/*.typescript", "--watch", f"{b}/*.typescript"]
+    server = server_factory(data_dir, extra=flags).start()
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
+        jobs = wait_for(lambda: len(j := api.get("/jobs").json()["jobs"]) == 4 and j)
+        by_name = {j["name"]: j["source"]["path"] for j in jobs}
+        assert sorted(by_name) == sorted(["INFRA", "INFRA-2", "L" * 64, "L" * 61 + "-2"])
+        assert {by_name["INFRA"], by_name["INFRA-2"]} == {
+            f"{a}/INFRA.typescript",
+            f"{b}/INFRA.typescript",
+        }

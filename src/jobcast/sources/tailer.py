@@ -299,7 +299,8 @@ class Sources:
     async def _create(self, path: str, st: os.stat_result) -> Job:
         name = source_name(path)
         info = SourceInfo(path=path, inode=st.st_ino)
-        candidates = [name, *(f"{name}-{n}" for n in range(2, 10))] if name else []
+        # Another active job (or a file of the same name elsewhere) may hold the name.
+        candidates = [name, *(f"{name[:61]}-{n}" for n in range(2, 10))] if name else []
         for candidate in [*candidates, None]:
             try:
                 spec = JobSpec(argv=[path], name=candidate, pty=True)
