@@ -360,3 +360,39 @@ def test_files_of_the_same_name_in_two_directories_get_distinct_names(
             f"{a}/INFRA.typescript",
             f"{b}/INFRA.typescript",
         }
+
+
+@pytest.mark.parametrize("change", ["truncated", "rotated"])
+def test_a_file_changed_while_no_server_ran_is_reported_at_restart(
+    server_factory, data_dir, tmp_path, change
+):
+    streams = tmp_path / "streams"
+    streams.mkdir()
+    path = streams / "DOWN.typescript"
+    path.write_bytes(b"first life, long enough\n")
+    first = _watching(server_factory, data_dir, streams)
+    with httpx.Client(base_url=first.url, headers=first.headers, timeout=30) as api:
+        wait_for(lambda: (j := _source(api, "DOWN")) and j["stdout_bytes"] == 24)
+    first.stop()
+    if change == "rotated":
+        path.rename(streams / "DOWN.old")
+    path.write_bytes(b"second\n")  # shorter: truncated in place, or a new inode
+    second = _watching(server_factory, data_dir, streams)
+    with httpx.Client(base_url=second.url, headers=second.headers, timeout=30) as api:
+        job = wait_for(lambda: (j := _source(api, "DOWN")) and j["stdout_bytes"] == 31 and j)
+        assert _log(api, "DOWN") == b"first life, long enough\nsecond\n"
+    notices = [e["data"] for e in _events(second, job) if e["type"] == "error"]
+    assert [(n["code"], n["offset"]) for n in notices] == [(f"source_{change}", 24)]
+    assert "while the server was down" in notices[0]["message"]
+
+
+def test_a_watched_directory_made_after_the_start_is_followed(server_factory, data_dir, tmp_path):
+    later = tmp_path / "later"
+    server = _watching(server_factory, data_dir, later)
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
+        later.mkdir()
+        (later / "NEW.typescript").write_bytes(b"hello\n")
+        wait_for(lambda: (j := _source(api, "NEW")) and j["stdout_bytes"] == 6)
+        with (later / "NEW.typescript").open("ab") as f:
+            f.write(b"more\n")
+        wait_for(lambda: _log(api, "NEW") == b"hello\nmore\n")
