@@ -45,6 +45,7 @@ __all__ = [
     "PruneResult",
     "ResizeRequest",
     "SignalRequest",
+    "SourceInfo",
     "TraceEntry",
     "TraceList",
     "can_transition",
@@ -352,11 +353,32 @@ class JobSpec(BaseModel):
         )
 
 
+class SourceInfo(BaseModel):
+    """What a source (a file jobcast tails, not a process it runs) is, and where its stream is.
+
+    The stream's `stdout` offsets are the file's own byte offsets plus `base`: 0 until the file
+    is first truncated or rotated; then the stream's length at that moment, so offsets keep
+    growing while the file starts again (an `error` event with code `source_truncated` or
+    `source_rotated` marks the place).
+    """
+
+    path: str = Field(..., description="The file tailed, as the --watch pattern matched it.")
+    inode: int | None = Field(None, description="The inode followed (a new one: rotated).")
+    base: int = Field(0, ge=0, description="Stream offset of the current file's first byte.")
+    timing: str | None = Field(
+        None, description="The `script --timing` file beside it, if there is one."
+    )
+
+
 class Job(BaseModel):
     """A job as the API shows it. Times are Unix epoch seconds."""
 
     id: str
     name: str | None = None
+    kind: Literal["job", "source"] = Field(
+        "job", description="`source`: a file tailed (`--watch`), not a process run."
+    )
+    source: SourceInfo | None = Field(None, description="For a source: its file.")
     status: JobStatus
     command: str | None = None
     argv: list[str]

@@ -299,3 +299,47 @@ async def test_a_resize_event_is_the_jobs_window_size(store):
     assert (spec.cols, spec.rows) == (200, 50)
     piped = await store.create_job(JobSpec(argv=["true"], shared="view"))
     assert (piped.cols, piped.rows, piped.shared) == (None, None, "view")
+
+
+async def test_a_source_is_a_job_of_kind_source_found_by_its_path(store):
+    from jobcast.models import SourceInfo
+
+    plain = await store.create_job(JobSpec(argv=["true"]))
+    assert (plain.kind, plain.source) == ("job", None)
+    info = SourceInfo(path="/s/INFRA.typescript", inode=7)
+    src = await store.create_job(JobSpec(argv=[info.path], name="INFRA"), source=info)
+    assert src.kind == "source" and src.source == info
+    assert (await store.find_source(info.path)).id == src.id
+    assert await store.find_source("/s/other.typescript") is None
+    listed = {j.id: j.kind for j in (await store.list_jobs()).jobs}
+    assert listed == {plain.id: "job", src.id: "source"}
+    assert [j.kind for j, _ in await store.unfinished_jobs()] == ["job", "source"]
+
+
+async def test_a_sources_new_state_and_its_notice_are_one_step(store):
+    from jobcast.models import SourceInfo
+
+    info = SourceInfo(path="/s/X.typescript", inode=1)
+    job = await store.create_job(JobSpec(argv=[info.path]), source=info)
+    await store.set_status(job.id, JobStatus.RUNNING)
+    await store.append(job.id, EventType.STDOUT, raw=b"old")
+    moved = info.model_copy(update={"inode": 2, "base": 3})
+    notice = {"message": "rotated", "code": "source_rotated", "offset": 3}
+    await store.set_source(job.id, moved, notice)
+    assert (await store.get_job(job.id)).source == moved
+    events = await store.read(job.id, 0)
+    assert (events[-1].type, events[-1].data) == (EventType.ERROR, notice)
+    # Without a notice: the state only.
+    await store.set_source(job.id, moved.model_copy(update={"timing": "/s/X.timing"}))
+    assert (await store.get_job(job.id)).source.timing == "/s/X.timing"
+    assert len(await store.read(job.id, 0)) == len(events)
+    # A watched source is not deleted; it says why.
+    with pytest.raises(JobNotFinished, match="source"):
+        await store.delete_job(job.id)
+
+
+async def test_append_keeps_a_given_time(store):
+    job = await store.create_job(JobSpec(argv=["true"]))
+    ev = await store.append(job.id, EventType.STDOUT, raw=b"then", ts=1234.5)
+    assert ev.ts == 1234.5
+    assert [e.ts for e in await store.read(job.id, 1)] == [1234.5]

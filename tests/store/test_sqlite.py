@@ -128,3 +128,22 @@ async def test_a_job_s_output_is_fsynced_before_its_final_status_commits(tmp_pat
         assert seen == [({job.id}, "running")]
     finally:
         await store.close()
+
+
+async def test_a_database_made_before_sources_gets_their_columns(tmp_path):
+    old = SQLiteStore(tmp_path)
+    await old.open()
+    job = await old.create_job(JobSpec(argv=["true"]))
+    await old.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("DROP INDEX jobs_source_path")
+    db.execute("ALTER TABLE jobs DROP COLUMN source")
+    db.execute("ALTER TABLE jobs DROP COLUMN kind")
+    db.commit()
+    db.close()
+    store = SQLiteStore(tmp_path)
+    await store.open()
+    try:
+        assert (await store.get_job(job.id)).kind == "job"
+    finally:
+        await store.close()

@@ -10,7 +10,7 @@ import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -20,10 +20,11 @@ from ..pastes import Pastes
 from ..retention import Policy, prune_periodically
 from ..runner.reaper import reap_periodically, set_subreaper
 from ..runner.supervisor import Supervisor
-from ..store import open_store
+from ..store import Store, open_store
 from ..tokenfile import read_token
 from ..trace import Trace
 from . import (
+    asciicast,
     chat,
     housekeeping,
     jobs,
@@ -45,6 +46,9 @@ from .ledger import Lifecycle
 from .reload import reload_policy, watch_config
 from .state import STATE, State
 from .webhooks import Webhooks
+
+if TYPE_CHECKING:
+    from ..sources.tailer import Sources
 
 __all__ = ["CannotListen", "create_app", "run_server"]
 
@@ -89,6 +93,7 @@ def create_app(settings: Settings) -> web.Application:
         websocket,
         mux,
         log,
+        asciicast,
         status,
         housekeeping,
         pastes,
@@ -152,6 +157,14 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         await hooks.start()
         notifier = asyncio.create_task(hooks.run(), name="jobcast-webhooks")
     await supervisor.start()
+    sources: Sources | None = None
+    if settings.watch or await _has_sources(store):
+        from ..sources.tailer import Sources
+
+        # After recovery, which leaves sources alone: they are resumed (or finished) here.
+        sources = Sources(store, settings)
+        await sources.start()
+        supervisor.sources = sources
     background: list[asyncio.Task[Any]] = [
         asyncio.create_task(_sweep(state), name="jobcast-stall-sweeper")
     ]
@@ -174,6 +187,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(*background, return_exceptions=True)
         if not state.closing:
             await _shutdown(app)
+        if sources is not None:
+            await sources.stop()
         # The jobs have ended: their ends go into the ledger before the store closes.
         lifecycle.cancel()
         await asyncio.gather(lifecycle, return_exceptions=True)
@@ -190,6 +205,11 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             await reaper
         await store.close()
         await ledger.close()
+
+
+async def _has_sources(store: Store) -> bool:
+    """Whether a previous server left sources running: without --watch now, they are finished."""
+    return any(job.kind == "source" for job, _ in await store.unfinished_jobs())
 
 
 def _on_sighup(state: State, tasks: list[asyncio.Task[Any]]) -> None:

@@ -151,6 +151,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/jobs/{ref}/log"): Rule(Scope.READ, in_query=True),
     ("GET", "/jobs/{ref}/events"): Rule(Scope.READ, in_query=True),
     ("GET", "/jobs/{ref}/ws"): Rule(Scope.READ, in_query=True, socket=True),
+    ("GET", "/jobs/{ref}/asciicast"): Rule(Scope.READ, in_query=True),
     ("GET", "/stream"): Rule(Scope.READ, in_query=True),
     # Watching needs `read`; each message that drives a job is checked for `control` itself.
     ("GET", "/ws"): Rule(Scope.READ, in_query=True, socket=True),

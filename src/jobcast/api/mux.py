@@ -418,7 +418,7 @@ class _Connection:
 
     async def send_list(self, rid: Any = None) -> None:
         labels = dict(self.identity.labels)
-        # TODO(sources): when the store lists sources beside jobs (`kind`), they are in here too.
+        # Sources are jobs of kind `source` in the same store: listed here, and in `"*"`, too.
         page = await self.store.list_jobs(label=labels, limit=LIST_LIMIT)
         extra = {"id": rid} if rid is not None else {}
         await self.send("jobs", jobs=page.jobs, **extra)

@@ -462,6 +462,16 @@ def _paths() -> dict[str, Schema]:
                 ],
             )
         ),
+        "/jobs/{ref}/asciicast": {
+            "get": _op(
+                "job_asciicast",
+                "The job's recording as asciicast v2 (`asciinema play`): a JSON header line, "
+                'then `[t, "o", text]` output, `[t, "r", "COLSxROWS"]` resize events, one a line',
+                {200: _ok(_text("application/x-asciicast"))},
+                (404,),
+                [REF],
+            )
+        },
         "/jobs/{ref}/events": {
             "get": _op(
                 "job_events",

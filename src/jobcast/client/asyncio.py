@@ -477,6 +477,13 @@ class AsyncJobSocket:
         """Close the socket (the job goes on)."""
         await self._conn.close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the connection has ended: the server closed it, or it broke."""
+        from websockets.protocol import State
+
+        return self._conn.state is State.CLOSED
+
     async def events(self) -> AsyncIterator[Event]:
         """The job's events as they come, until its `complete` event or the server closes.
 

@@ -505,6 +505,13 @@ class JobSocket:
         """Close the socket (the job goes on)."""
         self._conn.close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the connection has ended: the server closed it, or it broke."""
+        from websockets.protocol import State
+
+        return self._conn.state is State.CLOSED
+
     def events(self) -> Iterator[Event]:
         """The job's events as they come, until its `complete` event or the server closes.
 

@@ -37,6 +37,7 @@ from ..models import (
     JobList,
     JobSpec,
     JobStatus,
+    SourceInfo,
     can_transition,
     complete_data,
     new_job_id,
@@ -69,7 +70,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     stdout_bytes INTEGER NOT NULL DEFAULT 0,
     stderr_bytes INTEGER NOT NULL DEFAULT 0,
     dropped_bytes INTEGER NOT NULL DEFAULT 0,
-    last_seq INTEGER NOT NULL DEFAULT 0
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL DEFAULT 'job',
+    source BLOB
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE INDEX IF NOT EXISTS jobs_name ON jobs (name);
@@ -185,6 +188,7 @@ class SQLiteStore:
         self._writer = Writer(path, _INSERT_EVENT, self._committed)
         wdb = self._writer.connect()
         wdb.executescript(SCHEMA)
+        _migrate(wdb)
         self._incremental = await asyncio.to_thread(vacuum.enable_incremental, wdb, path)
         db = self._db = sqlite3.connect(path, isolation_level=None)
         db.execute("PRAGMA query_only=1")
@@ -212,6 +216,9 @@ class SQLiteStore:
         await self._vacuum()
         for job_id, _, _ in active:
             await self._recover_output(job_id)
+            # Unfinished jobs have a tail, where followers park: a source resumed by a new
+            # server may stay quiet for long, and must not look finished meanwhile.
+            self._tail(job_id)
         await self._repair_unfinished_ends()
         if self._fsync_interval > 0:
             self._syncer = asyncio.create_task(self._sync_output(), name="jobcast-store-fsync")
@@ -314,14 +321,23 @@ class SQLiteStore:
 
     # -- jobs -------------------------------------------------------------------------------------
 
-    async def create_job(self, spec: JobSpec) -> Job:
+    async def create_job(self, spec: JobSpec, *, source: SourceInfo | None = None) -> Job:
         if spec.name is not None and spec.name in self._names:
             raise NameTaken(
                 f"the name {spec.name!r} is held by job {self._names[spec.name]}, which has not "
                 "finished; choose another name or wait for it to end"
             )
         job_id = new_job_id()
-        row = (job_id, spec.name, JobStatus.QUEUED.value, spec.model_dump_json(), time.time())
+        kind, blob = ("job", None) if source is None else ("source", source.model_dump_json())
+        row = (
+            job_id,
+            spec.name,
+            JobStatus.QUEUED.value,
+            spec.model_dump_json(),
+            time.time(),
+            kind,
+            blob,
+        )
         self._tails[job_id] = Tail(0, {"stdout": 0, "stderr": 0}, self._tail_bytes)
         self._status[job_id] = JobStatus.QUEUED
         if spec.name is not None:
@@ -330,7 +346,9 @@ class SQLiteStore:
 
         def insert(db: sqlite3.Connection) -> None:
             db.execute(
-                "INSERT INTO jobs (id, name, status, spec, created_at) VALUES (?, ?, ?, ?, ?)", row
+                "INSERT INTO jobs (id, name, status, spec, created_at, kind, source) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
             )
 
         await self._write(Write([event_row], insert, [ev]), wait=True)
@@ -352,6 +370,8 @@ class SQLiteStore:
         spec = orjson.loads(rec.pop("spec"))
         for key in ("pgid", "proc_start"):
             rec.pop(key)
+        if rec["source"] is not None:
+            rec["source"] = SourceInfo.model_validate_json(rec["source"])
         tail = self._tails.get(rec["id"])
         if tail is not None:
             rec["last_seq"] = tail.shown_seq
@@ -484,6 +504,29 @@ class SQLiteStore:
         rows.append(row)
         return ev
 
+    async def find_source(self, path: str) -> Job | None:
+        row = self.db.execute(
+            "SELECT * FROM jobs WHERE kind = 'source' AND json_extract(source, '$.path') = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (path,),
+        ).fetchone()
+        return None if row is None else self._job(row)
+
+    async def set_source(
+        self, job_id: str, source: SourceInfo, notice: dict[str, Any] | None = None
+    ) -> None:
+        blob = source.model_dump_json()
+        events, rows = [], []
+        if notice is not None:
+            ev, row = self._stage(job_id, EventType.ERROR, notice)
+            events.append(ev)
+            rows.append(row)
+
+        def update(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE jobs SET source = ? WHERE id = ?", (blob, job_id))
+
+        await self._write(Write(rows, update, events), wait=True)
+
     async def set_process(self, job_id: str, info: ProcessInfo) -> None:
         def update(db: sqlite3.Connection) -> None:
             db.execute(
@@ -494,6 +537,12 @@ class SQLiteStore:
 
     async def delete_job(self, job_id: str) -> None:
         job = await self.get_job(job_id)
+        if job.kind == "source" and not job.status.is_final:
+            raise JobNotFinished(
+                f"job {job.id} is a source, watched while its file matches a --watch pattern; "
+                "it cannot be deleted while watched (drop the pattern and restart the server: "
+                "the source is then finished, and can be deleted)"
+            )
         if not job.status.is_final or job.id in self._tails:
             raise JobNotFinished(
                 f"job {job.id} is still {job.status.value}; cancel it first, then delete it"
@@ -630,8 +679,10 @@ class SQLiteStore:
         type: EventType,
         data: dict[str, Any] | None = None,
         raw: bytes | None = None,
+        *,
+        ts: float | None = None,
     ) -> Event:
-        ev, row = self._stage(job_id, type, data, raw)
+        ev, row = self._stage(job_id, type, data, raw, ts)
         if type is EventType.RESIZE:
             # The job shows its last window size: kept in its spec, which a queued job that runs
             # after a restart starts with too.
@@ -649,6 +700,7 @@ class SQLiteStore:
         type: EventType,
         data: dict[str, Any] | None = None,
         raw: bytes | None = None,
+        ts: float | None = None,
     ) -> tuple[Event, Row]:
         """The event in memory (numbered, in the tail, its bytes in the file) and its row to write."""
         tail = self._tail(job_id)
@@ -669,7 +721,7 @@ class SQLiteStore:
             data = data or {}
             blob = orjson.dumps(data)
         self._gid += 1
-        ev = Event(seq, job_id, type, time.time(), data, raw, self._gid)
+        ev = Event(seq, job_id, type, time.time() if ts is None else ts, data, raw, self._gid)
         tail.add(ev)
         self._add_global(ev)
         return ev, (ev.gid, job_id, seq, type.value, ev.ts, blob, offset, length, pos)
@@ -885,6 +937,19 @@ class SQLiteStore:
             cols: dict[str, Any] = {}
             events.append(self._stage_complete(job, cols, rows))
             await self._write(Write(rows, _update_job(job_id, cols), events), wait=True)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Columns added since the first schema, added to a database made before them."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    for column, decl in (("kind", "TEXT NOT NULL DEFAULT 'job'"), ("source", "BLOB")):
+        if column not in have:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {decl}")
+    # `find_source`, at each file a server starts to follow: no scan of every job.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS jobs_source_path ON jobs (json_extract(source, '$.path')) "
+        "WHERE kind = 'source'"
+    )
 
 
 def _update_job(job_id: str, cols: dict[str, Any]) -> Callable[[sqlite3.Connection], None]:
