@@ -294,9 +294,9 @@ async def test_a_resize_event_is_the_jobs_window_size(store):
     await store.append(job.id, EventType.RESIZE, {"cols": 200, "rows": 50})
     job = await store.get_job(job.id)
     assert (job.cols, job.rows) == (200, 50)
-    # A job run after a restart starts with it too.
+    # What it was started with stays (a recording's header starts with it).
     spec = await store.job_spec(job.id)
-    assert (spec.cols, spec.rows) == (200, 50)
+    assert (spec.cols, spec.rows) == (80, 24)
     piped = await store.create_job(JobSpec(argv=["true"], shared="view"))
     assert (piped.cols, piped.rows, piped.shared) == (None, None, "view")
 

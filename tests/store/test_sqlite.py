@@ -147,3 +147,23 @@ async def test_a_database_made_before_sources_gets_their_columns(tmp_path):
         assert (await store.get_job(job.id)).kind == "job"
     finally:
         await store.close()
+
+
+async def test_a_database_made_before_window_sizes_gets_their_columns(tmp_path):
+    old = SQLiteStore(tmp_path)
+    await old.open()
+    job = await old.create_job(JobSpec(argv=["bash"], pty=True, cols=81, rows=25))
+    await old.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("ALTER TABLE jobs DROP COLUMN cols")
+    db.execute("ALTER TABLE jobs DROP COLUMN rows")
+    db.commit()
+    db.close()
+    store = SQLiteStore(tmp_path)
+    await store.open()
+    try:
+        assert ((await store.get_job(job.id)).cols, (await store.get_job(job.id)).rows) == (81, 25)
+        await store.append(job.id, EventType.RESIZE, {"cols": 120, "rows": 40})
+        assert (await store.get_job(job.id)).cols == 120
+    finally:
+        await store.close()

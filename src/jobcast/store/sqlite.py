@@ -72,7 +72,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     dropped_bytes INTEGER NOT NULL DEFAULT 0,
     last_seq INTEGER NOT NULL DEFAULT 0,
     kind TEXT NOT NULL DEFAULT 'job',
-    source BLOB
+    source BLOB,
+    cols INTEGER,
+    rows INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE INDEX IF NOT EXISTS jobs_name ON jobs (name);
@@ -372,6 +374,8 @@ class SQLiteStore:
             rec.pop(key)
         if rec["source"] is not None:
             rec["source"] = SourceInfo.model_validate_json(rec["source"])
+        if spec["pty"] and rec["cols"] is None:
+            rec["cols"], rec["rows"] = spec["cols"], spec["rows"]  # never resized
         tail = self._tails.get(rec["id"])
         if tail is not None:
             rec["last_seq"] = tail.shown_seq
@@ -388,8 +392,6 @@ class SQLiteStore:
             argv=JobSpec.model_validate(spec).resolved_argv(),
             cwd=spec["cwd"],
             pty=spec["pty"],
-            cols=spec["cols"] if spec["pty"] else None,
-            rows=spec["rows"] if spec["pty"] else None,
             shared=spec.get("shared", "control"),
             stdin=spec["stdin"],
             timeout=spec["timeout"],
@@ -684,8 +686,8 @@ class SQLiteStore:
     ) -> Event:
         ev, row = self._stage(job_id, type, data, raw, ts)
         if type is EventType.RESIZE:
-            # The job shows its last window size: kept in its spec, which a queued job that runs
-            # after a restart starts with too.
+            # The job shows its last window size; its spec keeps the one it started with (the
+            # header of its recording).
             resized = _resize_job(job_id, ev.data["cols"], ev.data["rows"])
             await self._write(Write([row], resized, [ev]), wait=True)
             return ev
@@ -940,9 +942,19 @@ class SQLiteStore:
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    """Columns added since the first schema, added to a database made before them."""
+    """Columns added since the first schema, added to a database made before them.
+
+    `cols`, `rows`: a pty job's window size since its last resize (NULL: never resized, the
+    size is its spec's).
+    """
     have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-    for column, decl in (("kind", "TEXT NOT NULL DEFAULT 'job'"), ("source", "BLOB")):
+    added = (
+        ("kind", "TEXT NOT NULL DEFAULT 'job'"),
+        ("source", "BLOB"),
+        ("cols", "INTEGER"),
+        ("rows", "INTEGER"),
+    )
+    for column, decl in added:
         if column not in have:
             db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {decl}")
     # `find_source`, at each file a server starts to follow: no scan of every job.
@@ -964,10 +976,7 @@ def _update_job(job_id: str, cols: dict[str, Any]) -> Callable[[sqlite3.Connecti
 
 def _resize_job(job_id: str, cols: int, rows: int) -> Callable[[sqlite3.Connection], None]:
     def update(db: sqlite3.Connection) -> None:
-        db.execute(
-            "UPDATE jobs SET spec = json_set(spec, '$.cols', ?, '$.rows', ?) WHERE id = ?",
-            (cols, rows, job_id),
-        )
+        db.execute("UPDATE jobs SET cols = ?, rows = ? WHERE id = ?", (cols, rows, job_id))
 
     return update
 
