@@ -466,3 +466,37 @@ async def test_the_token_may_come_in_the_first_message(server):
         with pytest.raises(websockets.ConnectionClosed):
             await asyncio.wait_for(ws.recv(), WAIT)
     assert ws.close_code == 4401
+
+
+async def test_a_script_session_in_a_watched_directory_streams_to_star(
+    server_factory, data_dir: Path, tmp_path: Path
+):
+    import subprocess
+
+    streams = tmp_path / "streams"
+    streams.mkdir()
+    watch = ["--watch", f"{streams}/*.typescript", "--heartbeat-seconds", "1"]
+    server = server_factory(data_dir, extra=watch).start()
+    async with connect(server) as ws:
+        mux = await opened(ws)
+        await mux.send(type="subscribe", jobs=["*"])
+        await mux.answer("subscribed")
+        # The file does not exist yet: it appears, as a new source, while subscribed.
+        path = streams / "INFRA.typescript"
+        argv = ["script", "-f", "-q", "-c", "echo first-$((6*7)); echo second", str(path)]
+        await asyncio.to_thread(subprocess.run, argv, check=True, capture_output=True, timeout=30)
+        content = path.read_bytes()
+        status = await mux.until(lambda m: m.get("event") == "status")
+        source = status["job"]
+        await mux.output_has(source, "first-42\r\nsecond\r\n")
+        while mux.output[source].encode() != content:
+            await mux.recv()
+        await mux.send(type="list", id="l")
+        listed = await mux.until(lambda m: m.get("id") == "l")
+        assert {j["name"]: j["kind"] for j in listed["jobs"]}["INFRA"] == "source"
+        # Read-only without a session in the config: said, and the connection goes on.
+        await mux.send(type="send", job="INFRA", text="ls\r")
+        result = await mux.answer("send_result")
+        assert result["success"] is False and result["error"]["code"] == "source_read_only"
+        await mux.send(type="interrupt", job="INFRA")
+        assert (await mux.answer("interrupt_result"))["error"]["code"] == "source_read_only"
