@@ -15,7 +15,7 @@ SOAK = Path(__file__).resolve().parent.parent / "bench" / "soak.py"
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("part", ["cuts", "cycles", "mixed"])
+@pytest.mark.parametrize("part", ["cuts", "cycles", "cycles-ws", "mixed"])
 def test_soak_short(part: str) -> None:
     done = subprocess.run(
         [sys.executable, str(SOAK), part, "--short", "--json"],

@@ -9,6 +9,7 @@ import gc
 import logging
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -228,7 +229,15 @@ def _on_sighup(state: State, tasks: list[asyncio.Task[Any]]) -> None:
         logger.warning("cannot listen for SIGHUP here; the config file is still watched")
 
 
+#: streaming clients gone since the last full garbage collection that start one at once
+GC_AFTER_GONE = 1000
+#: how long after the last of fewer of them it runs all the same (seconds)
+GC_AFTER_SECONDS = 60.0
+
+
 async def _sweep(state: State) -> None:
+    """Every second: drop the stalled clients; collect what gone clients left behind."""
+    collected_at, gone_then = time.monotonic(), 0
     while True:
         await asyncio.sleep(1.0)
         if n := state.sweep_stalled():
@@ -237,6 +246,15 @@ async def _sweep(state: State) -> None:
                 n,
                 state.settings.stall_timeout_seconds,
             )
+        # A client that goes leaves reference cycles (aiohttp keeps the error of a WebSocket
+        # dropped without a close frame, and through it the whole request); with the thresholds
+        # set in run_server, the full collection that frees them could be hours away, and the
+        # memory would grow with every connection made. So a full collection follows every
+        # GC_AFTER_GONE that went, or GC_AFTER_SECONDS after fewer.
+        gone = state.stats.gone - gone_then
+        if gone >= GC_AFTER_GONE or (gone and time.monotonic() - collected_at >= GC_AFTER_SECONDS):
+            gc.collect()
+            collected_at, gone_then = time.monotonic(), state.stats.gone
 
 
 async def _shutdown(app: web.Application) -> None:

@@ -38,6 +38,7 @@ from .http import query_b64
 from .ledger import record, traced
 from .muxcodec import BadMessage, Codec, MuxCommand
 from .state import STATE, Follower, State
+from .websocket import release
 
 __all__ = ["WATCH", "JobWatch", "lifespan", "routes"]
 
@@ -673,4 +674,5 @@ async def mux_ws(request: web.Request) -> web.StreamResponse:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, JobcastError):
                 await sender
+        release(ws)
     return ws

@@ -43,6 +43,8 @@ class Stats:
     events_sent: int = 0
     bytes_sent: int = 0
     stalled_disconnects: int = 0
+    #: streaming clients that have gone, ever (what the garbage collection goes by)
+    gone: int = 0
     loop_lag: LoopLag = field(default_factory=LoopLag)
 
     def add(self, f: Follower) -> None:
@@ -52,6 +54,7 @@ class Stats:
 
     def remove(self, f: Follower) -> None:
         self.followers.discard(f)
+        self.gone += 1
         if f.job is not None:
             self.per_job[f.job] -= 1
             if self.per_job[f.job] <= 0:

@@ -110,7 +110,19 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, JobcastError):
             await receiver
+        release(ws)
     return ws
+
+
+def release(ws: web.WebSocketResponse) -> None:
+    """Cut the reference cycles aiohttp leaves behind a socket dropped without a close frame,
+    so its memory goes as it closes: the error it kept, whose traceback holds the frames that
+    raised it, and those the request (the server's garbage collection is the backstop)."""
+    reader = getattr(ws, "_reader", None)  # private: if aiohttp renames it, the backstop stays
+    for holder in (ws, reader):
+        exc = holder.exception() if holder is not None else None
+        if exc is not None:
+            exc.__traceback__ = None
 
 
 async def _receive(
