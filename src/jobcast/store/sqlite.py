@@ -69,7 +69,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     stdout_bytes INTEGER NOT NULL DEFAULT 0,
     stderr_bytes INTEGER NOT NULL DEFAULT 0,
     dropped_bytes INTEGER NOT NULL DEFAULT 0,
-    last_seq INTEGER NOT NULL DEFAULT 0
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    extracted BLOB,
+    progress BLOB
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE INDEX IF NOT EXISTS jobs_name ON jobs (name);
@@ -185,6 +187,7 @@ class SQLiteStore:
         self._writer = Writer(path, _INSERT_EVENT, self._committed)
         wdb = self._writer.connect()
         wdb.executescript(SCHEMA)
+        _add_columns(wdb)
         self._incremental = await asyncio.to_thread(vacuum.enable_incremental, wdb, path)
         db = self._db = sqlite3.connect(path, isolation_level=None)
         db.execute("PRAGMA query_only=1")
@@ -352,6 +355,8 @@ class SQLiteStore:
         spec = orjson.loads(rec.pop("spec"))
         for key in ("pgid", "proc_start"):
             rec.pop(key)
+        rec["extracted"] = orjson.loads(rec["extracted"]) if rec["extracted"] else {}
+        rec["progress"] = orjson.loads(rec["progress"]) if rec["progress"] else None
         tail = self._tails.get(rec["id"])
         if tail is not None:
             rec["last_seq"] = tail.shown_seq
@@ -615,6 +620,10 @@ class SQLiteStore:
         raw: bytes | None = None,
     ) -> Event:
         ev, row = self._stage(job_id, type, data, raw)
+        if type in _KEPT:
+            # The job's latest value is kept with it, in the event's own commit.
+            await self._write(Write([row], _keep_latest(job_id, ev), [ev]), wait=True)
+            return ev
         # Output too waits for its commit (a fraction of a millisecond): the runner's batching
         # window then starts after the fan-out, which runs in the commit's callback.
         await self._write(Write([row], done=[ev]), wait=True)
@@ -862,6 +871,37 @@ class SQLiteStore:
             cols: dict[str, Any] = {}
             events.append(self._stage_complete(job, cols, rows))
             await self._write(Write(rows, _update_job(job_id, cols), events), wait=True)
+
+
+#: events whose latest data the job's row keeps (`extracted`, `progress` in `GET /jobs/{id}`)
+_KEPT = frozenset({EventType.EXTRACTION, EventType.PROGRESS})
+#: columns added since the first schema, with their types
+_ADDED_COLUMNS = (("extracted", "BLOB"), ("progress", "BLOB"))
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Bring a database made by an older server up to the schema: add the columns it lacks."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    for name, kind in _ADDED_COLUMNS:
+        if name not in have:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+
+
+def _keep_latest(job_id: str, ev: Event) -> Callable[[sqlite3.Connection], None]:
+    args: tuple[Any, ...]
+    if ev.type is EventType.PROGRESS:
+        sql, args = "UPDATE jobs SET progress = ? WHERE id = ?", (orjson.dumps(ev.data), job_id)
+    else:
+        sql = (
+            "UPDATE jobs SET extracted = json_set(COALESCE(extracted, '{}'), "
+            "'$.' || json_quote(?), ?) WHERE id = ?"
+        )
+        args = (str(ev.data.get("name")), str(ev.data.get("value")), job_id)
+
+    def update(db: sqlite3.Connection) -> None:
+        db.execute(sql, args)
+
+    return update
 
 
 def _update_job(job_id: str, cols: dict[str, Any]) -> Callable[[sqlite3.Connection], None]:

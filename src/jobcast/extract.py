@@ -1,0 +1,178 @@
+"""Extractors: named regular expressions run over a job's complete lines (see `lines`).
+
+Patterns are RE2's (the `google-re2` binding): matching takes time linear in the line whatever the
+pattern, so no pattern (`(a+)+$` included) can stall the server; RE2 has no backreferences or
+lookaround, and says so when a pattern uses them. A pattern never matches across lines; `^` and `$`
+match at each line's start and end.
+
+A match's `value` is the group named `value` if the pattern has one, else its first group, else the
+whole match; `groups` are all its groups in order (null for one that did not take part).
+
+Pure: text in, matches out; no I/O.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import re2
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .lines import Batch
+
+__all__ = ["Extractor", "Match", "Pattern", "compile_pattern", "find", "unique_names"]
+
+#: the most of a line an `extraction` event carries (characters)
+EVENT_LINE = 4096
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> Any:
+    """The compiled pattern; raises ValueError saying what RE2 found wrong with it."""
+    options = re2.Options()
+    options.log_errors = False
+    options.never_nl = True
+    try:
+        return re2.compile("(?m)" + pattern, options=options)
+    except re2.error as e:
+        arg = e.args[0] if e.args else e
+        reason = arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+        reason = reason.replace("(?m)", "", 1)
+        raise ValueError(
+            f"{reason} (patterns are RE2's: no backreferences or lookaround)"
+        ) from None
+
+
+class Extractor(BaseModel):
+    """A named pattern: each complete line of output it matches gives an `extraction` event."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    pattern: str = Field(
+        ...,
+        min_length=1,
+        max_length=4096,
+        description="An RE2 regular expression, matched against each line's text; the group "
+        "named `value` (or else the first group, or else the whole match) is the value.",
+    )
+    stream: Literal["stdout", "stderr", "both"] = Field(
+        "both", description="The stream whose lines are matched."
+    )
+    once: bool = Field(False, description="Stop after the first match.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            compile_pattern(value)
+        except ValueError as e:
+            raise ValueError(f"bad pattern {value[:200]!r}: {e}") from None
+        return value
+
+
+def unique_names(extractors: list[Extractor]) -> list[Extractor]:
+    names = [x.name for x in extractors]
+    doubles = sorted({n for n in names if names.count(n) > 1})
+    if doubles:
+        raise ValueError(f"extractor names must be unique; given twice: {', '.join(doubles)}")
+    return extractors
+
+
+@dataclass(slots=True)
+class Match:
+    name: str
+    value: str
+    groups: list[str | None]
+    line: str
+    line_no: int
+    stream: str
+    truncated: bool = False
+
+    def data(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "value": self.value,
+            "groups": self.groups,
+            "line": self.line[:EVENT_LINE],
+            "line_no": self.line_no,
+            "stream": self.stream,
+        }
+        if self.truncated:
+            out["truncated"] = True
+        return out
+
+
+class Pattern:
+    """An extractor ready to run: its compiled pattern, and whether it is spent (`once`)."""
+
+    def __init__(self, spec: Extractor) -> None:
+        self.spec = spec
+        self.regex = compile_pattern(spec.pattern)
+        self.value_group = self.regex.groupindex.get("value", 1 if self.regex.groups else 0)
+        self.spent = False
+
+    def applies(self, stream: str) -> bool:
+        return not self.spent and self.spec.stream in ("both", stream)
+
+
+def find(patterns: list[Pattern], batch: Batch) -> Iterator[Match]:
+    """Each pattern's first match in each line of `batch`, in line order (then pattern order)."""
+    if not batch.count or not batch.text:
+        return
+    found: list[tuple[int, int, Match]] = []
+    text = batch.text
+    starts: list[int] | None = None
+    for rank, p in enumerate(patterns):
+        if not p.applies(batch.stream):
+            continue
+        last_line = -1
+        for m in p.regex.finditer(text):
+            if starts is None:
+                starts = _line_starts(text)
+            index = _index(starts, m.start())
+            if index == last_line:
+                continue  # one match per line and pattern
+            last_line = index
+            begin = starts[index]
+            end = starts[index + 1] - 1 if index + 1 < len(starts) else len(text)
+            no = batch.first + index
+            value = m.group(p.value_group)
+            found.append(
+                (
+                    no,
+                    rank,
+                    Match(
+                        p.spec.name,
+                        value if value is not None else "",
+                        list(m.groups()),
+                        text[begin:end],
+                        no,
+                        batch.stream,
+                        no in batch.truncated,
+                    ),
+                )
+            )
+            if p.spec.once:
+                p.spent = True
+                break
+    found.sort(key=lambda f: (f[0], f[1]))
+    for _, _, match in found:
+        yield match
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    i = text.find("\n")
+    while i >= 0:
+        starts.append(i + 1)
+        i = text.find("\n", i + 1)
+    return starts
+
+
+def _index(starts: list[int], pos: int) -> int:
+    return bisect.bisect_right(starts, pos) - 1

@@ -1,0 +1,147 @@
+"""Complete lines out of output chunks: the one definition of a line that extractors and the line
+view share, so a line's number is the same in an `extraction` event and in `GET /jobs/{id}/lines`.
+
+A line is what ends with `\\n` in one stream (stdout or stderr), however the bytes were cut into
+chunks; the end of the output ends the last one. Its text is its final form as a terminal shows it
+after `\\r` rewrites (what follows the last `\\r`; a trailing `\\r`, as in a PTY's `\\r\\n`, is dropped),
+decoded as UTF-8 with replacement characters, with ANSI escape sequences (colours, cursor moves,
+OSC titles) removed. Lines are numbered from 1 in one sequence per job across both streams, in the
+order they complete in the log (as seed 003's agents number theirs). A line longer than `MAX_LINE`
+bytes keeps its first `MAX_LINE` bytes and is marked truncated; the rest is skipped, so neither a
+matcher nor a line view ever holds more than that of one line.
+
+Pure: bytes in, lines out; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["MAX_LINE", "Batch", "Splitter", "strip_ansi"]
+
+#: the most of one line kept (bytes, 1 MiB); the rest of a longer line is skipped, the line marked
+#: truncated
+MAX_LINE = 1024 * 1024
+
+# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), other two-byte escapes, and C1 CSI. Linear:
+# no nested repetition.
+_ANSI = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
+    r"|\x1b[ -/]*[0-~]"
+    r"|\x9b[0-?]*[ -/]*[@-~]"
+)
+# Everything of a line up to its last `\r` that something follows: what a terminal overwrote.
+_REWRITTEN = re.compile(r"^[^\n]*\r(?=[^\r\n])", re.MULTILINE)
+_TRAILING_CR = re.compile(r"\r+$", re.MULTILINE)
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text) if "\x1b" in text or "\x9b" in text else text
+
+
+def final_form(text: str) -> str:
+    """Lines (joined by `\\n`) as a terminal leaves them: `\\r` rewrites applied, escapes removed."""
+    if "\r" in text:
+        text = _REWRITTEN.sub("", _TRAILING_CR.sub("", text))
+    return strip_ansi(text)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Lines completed by one chunk, numbered `first` to `first + count - 1`."""
+
+    stream: str
+    #: their text, joined by `\\n` (never ends with one): one string, so a pattern scans them all
+    #: in one call
+    text: str
+    first: int
+    count: int
+    #: numbers of the lines cut at MAX_LINE
+    truncated: frozenset[int] = frozenset()
+
+    def lines(self) -> list[str]:
+        return self.text.split("\n") if self.count else []
+
+
+@dataclass(slots=True)
+class _Pending:
+    data: bytes = b""
+    #: the line went past MAX_LINE: its rest is skipped up to its `\n`
+    cut: bool = False
+
+
+class Splitter:
+    """Numbers the complete lines of a job's output, fed its output chunks in log order."""
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self._max = max_line
+        self._pending: dict[str, _Pending] = {}
+        #: the number of the last line completed
+        self.last = 0
+
+    def pending(self, stream: str) -> bytes:
+        """The line begun in `stream` and not yet ended (after its last `\\r` rewrite)."""
+        p = self._pending.get(stream)
+        return p.data if p is not None else b""
+
+    def feed(self, stream: str, chunk: bytes) -> Batch:
+        p = self._pending.setdefault(stream, _Pending())
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            self._keep(p, chunk)
+            return Batch(stream, "", self.last + 1, 0)
+        head, rest = chunk[:end], chunk[end + 1 :]
+        first_cut = p.cut
+        if p.cut:
+            # The first line here is the rest of one already cut: only its end counts.
+            nl = head.find(b"\n")
+            head = p.data if nl < 0 else p.data + head[nl:]
+        else:
+            head = p.data + head
+        p.data, p.cut = b"", False
+        self._keep(p, rest)
+        raw_lines = head.split(b"\n")
+        truncated: set[int] = set()
+        first = self.last + 1
+        if first_cut:
+            truncated.add(first)
+        if len(head) > self._max and max(map(len, raw_lines)) > self._max:
+            for i, line in enumerate(raw_lines):
+                if len(line) > self._max:
+                    raw_lines[i] = line[: self._max]
+                    truncated.add(first + i)
+            head = b"\n".join(raw_lines)
+        self.last += len(raw_lines)
+        text = final_form(head.decode(errors="replace"))
+        return Batch(stream, text, first, len(raw_lines), frozenset(truncated))
+
+    def flush(self) -> list[Batch]:
+        """The output ended: the lines begun and not ended, stdout's first, as complete lines."""
+        out = []
+        for stream in sorted(self._pending, key=lambda s: s != "stdout"):
+            p = self._pending[stream]
+            if not p.data and not p.cut:
+                continue
+            self.last += 1
+            text = final_form(p.data.decode(errors="replace"))
+            out.append(
+                Batch(stream, text, self.last, 1, frozenset({self.last}) if p.cut else frozenset())
+            )
+            p.data, p.cut = b"", False
+        return out
+
+    def _keep(self, p: _Pending, data: bytes) -> None:
+        if p.cut:
+            return
+        data = p.data + data
+        # Only the last rewrite of a line counts: what a `\r` was followed by is forgotten, so a
+        # progress bar redrawn for hours holds one redraw, not all of them.
+        cr = data.rfind(b"\r", 0, len(data) - 1)
+        if cr >= 0:
+            data = data[cr + 1 :]
+        if len(data) > self._max:
+            data, p.cut = data[: self._max], True
+        p.data = data
