@@ -149,6 +149,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/jobs/{ref}/resize"): Rule(Scope.CONTROL),
     ("GET", "/jobs/{ref}/log"): Rule(Scope.READ, in_query=True),
     ("GET", "/jobs/{ref}/events"): Rule(Scope.READ, in_query=True),
+    ("GET", "/jobs/{ref}/lines"): Rule(Scope.READ, in_query=True),
     ("GET", "/jobs/{ref}/ws"): Rule(Scope.READ, in_query=True, socket=True),
     ("GET", "/stream"): Rule(Scope.READ, in_query=True),
     ("POST", "/prune"): Rule(Scope.ADMIN, every_job=True),
