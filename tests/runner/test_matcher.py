@@ -164,3 +164,98 @@ async def test_pathological_pattern_does_not_hold_up_another_job(aapi, server):
     assert len(output_of(heavy_events)) == 50 * 100_002
     assert not [e for e in heavy_events if e["type"] == "extraction"]
     assert heavy_events[-1]["data"]["status"] == "succeeded"
+
+
+# Each form in turn, a pause between them longer than the throttle's interval.
+PROGRESS_SCRIPT = r"""
+import sys, time
+forms = [
+    "::progress 10 fetching::\n",
+    "\r 20%|██        | 2/10 [00:01<00:04]",
+    "\n   ━━━━━━━━━━━━╸━━━━━━━━━━━━━━━━━━━━━━━━━━━ 3.0/10.0 MB 1.0 MB/s eta 0:00:07\n",
+    "[####      ]\n",
+    "\x1b]9;4;1;50\x07",
+    "step 6/10\n",
+    "::progress 70%\n",
+    "almost: 80%\n",
+]
+for f in forms:
+    sys.stdout.write(f); sys.stdout.flush(); time.sleep(0.4)
+"""
+
+
+def test_progress_events_from_each_form(api):
+    r = api.post("/jobs", json={"argv": [sys.executable, "-c", PROGRESS_SCRIPT]})
+    job = wait_job(api, r.json()["id"])
+    progress = [e["data"] for e in _events(api, job["id"]) if e["type"] == "progress"]
+    assert progress == [
+        {"percent": 10.0, "message": "fetching"},
+        {"percent": 20.0, "current": 2, "total": 10},
+        {"percent": 30.0, "current": 3.0, "total": 10.0, "unit": "MB"},
+        {"percent": 40.0},
+        {"state": "normal", "percent": 50.0},
+        {"current": 6, "total": 10, "percent": 60.0},
+        {"percent": 70.0},
+        {"percent": 80.0},
+    ]
+    assert job["progress"] == {"percent": 80.0}
+
+
+def test_progress_is_throttled_and_the_last_comes_before_complete(api):
+    script = "import sys\nfor i in range(1, 2001): sys.stdout.write(f'\\r{i}/2000')\n"
+    r = api.post("/jobs", json={"argv": [sys.executable, "-c", script]})
+    job = wait_job(api, r.json()["id"])
+    events = _events(api, job["id"])
+    progress = [i for i, e in enumerate(events) if e["type"] == "progress"]
+    # 2,000 updates written at once: a few events, the last one the final state.
+    assert 1 <= len(progress) <= 10
+    assert events[progress[-1]]["data"] == {"current": 2000, "total": 2000, "percent": 100.0}
+    assert progress[-1] < len(events) - 1 and events[-1]["type"] == "complete"
+    assert job["progress"] == {"current": 2000, "total": 2000, "percent": 100.0}
+    lines = api.get(f"/jobs/{job['id']}/lines").json()["lines"]
+    assert lines == [{"line": "2000/2000", "line_no": 1, "stream": "stdout"}]
+
+
+def test_progress_detection_off_by_config(server_factory, tmp_path, data_dir):
+    config = tmp_path / "jobcast.toml"
+    config.write_text("detect_progress = false\n")
+    server = server_factory(data_dir, extra=["--config", str(config)]).start()
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
+        r = api.post("/jobs", json={"command": "echo 50%"})
+        job = wait_job(api, r.json()["id"])
+        assert job["progress"] is None
+        assert "progress" not in [e["type"] for e in _events(api, job["id"])]
+
+
+def test_global_and_template_extractors(server_factory, tmp_path, data_dir):
+    config = tmp_path / "jobcast.toml"
+    config.write_text(
+        """
+[[extract]]
+name = "error"
+pattern = "^ERROR: (.*)"
+
+[[extract]]
+name = "version"
+pattern = "v(\\\\d+)"
+
+[templates.greet]
+command = ["sh", "-c", "echo hello {who}; echo ERROR: boom; echo v1"]
+params = { who = { type = "string" } }
+extract = [{ name = "who", pattern = "hello (\\\\w+)" }]
+"""
+    )
+    server = server_factory(data_dir, extra=["--config", str(config)]).start()
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
+        r = api.post(
+            "/jobs",
+            json={
+                "template": "greet",
+                "args": {"who": "ann"},
+                # the job's own `version` replaces the server's
+                "extract": [{"name": "version", "pattern": "(v\\d+)"}],
+            },
+        )
+        assert r.status_code == 201, r.text
+        job = wait_job(api, r.json()["id"])
+        assert job["extracted"] == {"who": "ann", "error": "boom", "version": "v1"}
