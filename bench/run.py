@@ -18,6 +18,10 @@ Scenarios:
   fanout-10k-ws   500 WebSocket clients, 10,000 lines/s
   memory          server RSS per idle follower (1,000 SSE, then 1,000 WebSocket on a sleeping job)
   ttfb            POST /jobs `echo hi` -> first output byte at a client
+  extract-bulk    bulk over SSE (--bulk-bytes) with 5 extractors and progress detection on, vs
+                  both off, alternating in one run (goal: on >= 70% of off)
+  extract-fanout  1,000 SSE followers x 1k lines/s, extractors and progress on, then off
+                  (goal: p99 on within 10% of off)
   (`fanout` selects the four fan-out scenarios)
 """
 
@@ -42,7 +46,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -210,8 +214,8 @@ class Server:
             raise BenchError(f"{method} {path}: {e.code} {e.read()[:500]!r}") from None
         return json.loads(raw) if raw else None
 
-    def post_job(self, argv: list[str]) -> dict[str, Any]:
-        job: dict[str, Any] = self.api("POST", "/jobs", {"argv": argv})
+    def post_job(self, argv: list[str], **extra: Any) -> dict[str, Any]:
+        job: dict[str, Any] = self.api("POST", "/jobs", {"argv": argv, **extra})
         return job
 
     def wait_job(self, job_id: str, timeout: float) -> dict[str, Any]:
@@ -565,12 +569,21 @@ def _split(n: int, parts: int) -> list[int]:
 
 
 def _fanout(
-    cfg: Config, scenario: str, kind: str, clients: int, rate: int, p99_target: float
+    cfg: Config,
+    scenario: str,
+    kind: str,
+    clients: int,
+    rate: int,
+    p99_target: float,
+    **job_extra: Any,
 ) -> list[Metric]:
     with server(cfg, scenario) as srv:
         go = srv.data_dir / "go"
         job = srv.post_job(
-            producer("lines", "--rate", str(rate), "--duration", str(cfg.duration), "--go", str(go))
+            producer(
+                "lines", "--rate", str(rate), "--duration", str(cfg.duration), "--go", str(go)
+            ),
+            **job_extra,
         )
         lgs = [
             Loadgen(
@@ -842,6 +855,65 @@ def scenario_resume(cfg: Config) -> list[Metric]:
     ]
 
 
+#: five extractors as a CI job might set them: each scans every line, few lines match
+BENCH_EXTRACTORS = [
+    {"name": "passed", "pattern": r"(\d+) passed"},
+    {"name": "error", "pattern": r"^ERROR:? (.*)"},
+    {"name": "version", "pattern": r"version (\d+(?:\.\d+)+)"},
+    {"name": "slow", "pattern": r"took=(99\.99\d)ms"},
+    {"name": "rare_id", "pattern": r"id=(0000[0-9a-f]{12})"},
+]
+#: the server without any finding: no progress detection, and the jobs have no extractors
+NO_FINDINGS = {"JOBCAST_DETECT_PROGRESS": "false"}
+
+
+def scenario_extract_bulk(cfg: Config) -> list[Metric]:
+    """Bulk over SSE with 5 extractors and progress detection, against neither, in one run."""
+    mbps: dict[str, float] = {}
+    out: list[Metric] = []
+    for mode in ("off", "on", "off2", "on2"):
+        on = mode.startswith("on")
+        run_cfg = replace(cfg, server_env={**cfg.server_env, **({} if on else NO_FINDINGS)})
+        with server(run_cfg, f"extract-bulk-{mode}") as srv:
+            go = srv.data_dir / "go"
+            argv = producer("bulk", "--bytes", str(cfg.bulk_bytes), "--go", str(go))
+            job = srv.post_job(argv, **({"extract": BENCH_EXTRACTORS} if on else {}))
+            lg = Loadgen(srv, "bulk", "--job", job["id"], "--kind", "sse", "--timeout", "600")
+            lg.expect("ready", 60)
+            cpu0, t0 = srv.cpu_seconds(), time.time()
+            go.touch()
+            lg.go(t0)
+            t1 = lg.done(660)
+            cpu1 = srv.cpu_seconds()
+            res = lg.result()
+            if res["output_bytes"] != cfg.bulk_bytes:
+                raise BenchError(f"extract-bulk {mode}: received {res} of {cfg.bulk_bytes} bytes")
+            done = srv.api("GET", f"/jobs/{job['id']}")
+        rate = cfg.bulk_bytes / 1e6 / res["seconds"]
+        mbps[mode] = rate
+        label = "5 extractors + progress" if on else "no extractors, no progress"
+        out += [
+            Metric("extract-bulk", f"SSE, {label}", rate, "MB/s"),
+            Metric(
+                "extract-bulk", f"{label}: server CPU", (cpu1 - cpu0) / (t1 - t0) * 100, "% core"
+            ),
+        ]
+        cfg.log(f"  extract-bulk {mode}: {rate:.0f} MB/s, extracted {done.get('extracted')}")
+    ratio = (mbps["on"] + mbps["on2"]) / (mbps["off"] + mbps["off2"])
+    out.append(Metric("extract-bulk", "on / off", ratio, "ratio", Target(">=", 0.7)))
+    return out
+
+
+def scenario_extract_fanout(cfg: Config) -> list[Metric]:
+    """1,000 SSE followers x 1k lines/s, 5 extractors and progress on, then off, in one run."""
+    on = _fanout(cfg, "extract-fanout-on", "sse", cfg.clients, 1000, 80, extract=BENCH_EXTRACTORS)
+    off_cfg = replace(cfg, server_env={**cfg.server_env, **NO_FINDINGS})
+    off = _fanout(off_cfg, "extract-fanout-off", "sse", cfg.clients, 1000, 80)
+    p99 = {m.scenario: m.value for m in on + off if m.name == "latency p99"}
+    ratio = p99["extract-fanout-on"] / max(p99["extract-fanout-off"], 1e-9)
+    return [*on, *off, Metric("extract-fanout", "p99 on / off", ratio, "ratio", Target("<=", 1.1))]
+
+
 SCENARIOS: dict[str, Callable[[Config], list[Metric]]] = {
     "bulk": scenario_bulk,
     "resume": scenario_resume,
@@ -851,6 +923,8 @@ SCENARIOS: dict[str, Callable[[Config], list[Metric]]] = {
     "fanout-10k-ws": scenario_fanout_10k_ws,
     "memory": scenario_memory,
     "ttfb": scenario_ttfb,
+    "extract-bulk": scenario_extract_bulk,
+    "extract-fanout": scenario_extract_fanout,
 }
 GROUPS = {"fanout": [s for s in SCENARIOS if s.startswith("fanout")], "all": list(SCENARIOS)}
 

@@ -24,18 +24,31 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .lines import Batch
 
-__all__ = ["Extractor", "Match", "Pattern", "compile_pattern", "find", "unique_names"]
+__all__ = [
+    "Extractor",
+    "Match",
+    "Pattern",
+    "Patterns",
+    "compile_pattern",
+    "find",
+    "unique_names",
+]
 
 #: the most of a line an `extraction` event carries (characters)
 EVENT_LINE = 4096
 
 
-@functools.lru_cache(maxsize=1024)
-def compile_pattern(pattern: str) -> Any:
-    """The compiled pattern; raises ValueError saying what RE2 found wrong with it."""
+def _options() -> Any:
     options = re2.Options()
     options.log_errors = False
     options.never_nl = True
+    return options
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> Any:
+    """The compiled pattern; raises ValueError saying what RE2 found wrong with it."""
+    options = _options()
     try:
         return re2.compile("(?m)" + pattern, options=options)
     except re2.error as e:
@@ -120,14 +133,43 @@ class Pattern:
         return not self.spent and self.spec.stream in ("both", stream)
 
 
-def find(patterns: list[Pattern], batch: Batch) -> Iterator[Match]:
+class Patterns:
+    """Extractors ready to run together: one pass of all of them (an RE2 set) tells which match
+    at all in a batch of lines, and only those are run on their own, for their matches' places
+    and groups. Most batches match none, so most output is scanned once, not once per pattern."""
+
+    def __init__(self, specs: list[Extractor]) -> None:
+        self.patterns = [Pattern(x) for x in specs]
+        self._set: Any = None
+        if len(self.patterns) > 1:
+            self._set = re2.Set.SearchSet(_options())
+            for p in self.patterns:
+                self._set.Add("(?m)" + p.spec.pattern)
+            self._set.Compile()
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def find(self, batch: Batch) -> Iterator[Match]:
+        if not batch.count or not batch.text:
+            return iter(())
+        if self._set is None:
+            return find(self.patterns, batch)
+        hits = self._set.Match(batch.text)
+        if not hits:
+            return iter(())
+        return find([self.patterns[i] for i in sorted(hits)], batch, ranks=sorted(hits))
+
+
+def find(patterns: list[Pattern], batch: Batch, ranks: list[int] | None = None) -> Iterator[Match]:
     """Each pattern's first match in each line of `batch`, in line order (then pattern order)."""
     if not batch.count or not batch.text:
         return
     found: list[tuple[int, int, Match]] = []
     text = batch.text
     starts: list[int] | None = None
-    for rank, p in enumerate(patterns):
+    for i, p in enumerate(patterns):
+        rank = ranks[i] if ranks is not None else i
         if not p.applies(batch.stream):
             continue
         last_line = -1

@@ -103,20 +103,22 @@ class Splitter:
             head = p.data + head
         p.data, p.cut = b"", False
         self._keep(p, rest)
-        raw_lines = head.split(b"\n")
+        count = head.count(b"\n") + 1
         truncated: set[int] = set()
         first = self.last + 1
         if first_cut:
             truncated.add(first)
-        if len(head) > self._max and max(map(len, raw_lines)) > self._max:
-            for i, line in enumerate(raw_lines):
-                if len(line) > self._max:
-                    raw_lines[i] = line[: self._max]
-                    truncated.add(first + i)
-            head = b"\n".join(raw_lines)
-        self.last += len(raw_lines)
+        if len(head) > self._max:
+            raw_lines = head.split(b"\n")
+            if max(map(len, raw_lines)) > self._max:
+                for i, line in enumerate(raw_lines):
+                    if len(line) > self._max:
+                        raw_lines[i] = line[: self._max]
+                        truncated.add(first + i)
+                head = b"\n".join(raw_lines)
+        self.last += count
         text = final_form(head.decode(errors="replace"))
-        return Batch(stream, text, first, len(raw_lines), frozenset(truncated))
+        return Batch(stream, text, first, count, frozenset(truncated))
 
     def flush(self) -> list[Batch]:
         """The output ended: the lines begun and not ended, stdout's first, as complete lines."""

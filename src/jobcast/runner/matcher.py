@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from ..extract import Extractor, Pattern, find
+from ..extract import Extractor, Patterns
 from ..lines import Batch, Splitter, strip_ansi
 from ..models import OUTPUT_EVENTS, Event, EventType
 from ..progress import Progress, Throttle, detect, scan_osc
@@ -56,7 +56,7 @@ class Matcher:
         throttle: float = 0.25,
     ) -> None:
         self._store, self._job_id = store, job_id
-        self._patterns = [Pattern(x) for x in extractors]
+        self._patterns = Patterns(list(extractors))
         self._progress = progress
         self._throttle = Throttle(throttle)
         self._splitter = Splitter()
@@ -152,7 +152,7 @@ class Matcher:
     async def _lines(self, batch: Batch) -> None:
         if not self._patterns or not batch.count or self._extractions >= MAX_EXTRACTIONS:
             return
-        for match in find(self._patterns, batch):
+        for match in self._patterns.find(batch):
             self._extractions += 1
             if self._extractions > MAX_EXTRACTIONS:
                 message = (
