@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from .lines import Batch
 
@@ -84,7 +85,12 @@ class Extractor(BaseModel):
         try:
             compile_pattern(value)
         except ValueError as e:
-            raise ValueError(f"bad pattern {value[:200]!r}: {e}") from None
+            # A custom error: shown as is, without pydantic's "Value error, " before it.
+            raise PydanticCustomError(
+                "bad_pattern",
+                "bad pattern {pattern}: {reason}",
+                {"pattern": repr(value[:200]), "reason": str(e)},
+            ) from None
         return value
 
 
