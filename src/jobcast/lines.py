@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["MAX_LINE", "Batch", "Splitter", "strip_ansi"]
+__all__ = ["MAX_LINE", "Batch", "Splitter", "SplitterState", "strip_ansi"]
 
 #: the most of one line kept (bytes, 1 MiB); the rest of a longer line is skipped, the line marked
 #: truncated
@@ -73,6 +73,11 @@ class _Pending:
     cut: bool = False
 
 
+#: a splitter's whole state: the last line's number, and each stream's unended line (and whether
+#: it was cut)
+SplitterState = tuple[int, tuple[tuple[str, bytes, bool], ...]]
+
+
 class Splitter:
     """Numbers the complete lines of a job's output, fed its output chunks in log order."""
 
@@ -81,6 +86,21 @@ class Splitter:
         self._pending: dict[str, _Pending] = {}
         #: the number of the last line completed
         self.last = 0
+
+    def state(self) -> SplitterState:
+        return self.last, tuple((k, p.data, p.cut) for k, p in self._pending.items())
+
+    @classmethod
+    def resume(cls, state: SplitterState, max_line: int = MAX_LINE) -> Splitter:
+        """A splitter that goes on from `state` (another's `state()`) as that one would."""
+        s = cls(max_line)
+        s.last = state[0]
+        for stream, data, cut in state[1]:
+            s._pending[stream] = _Pending(data, cut)
+        return s
+
+    def pending_bytes(self) -> int:
+        return sum(len(p.data) for p in self._pending.values())
 
     def pending(self, stream: str) -> bytes:
         """The line begun in `stream` and not yet ended (after its last `\\r` rewrite)."""

@@ -130,3 +130,37 @@ async def test_ws_view_lines(server, api):
             frames.append(orjson.loads(msg))
     assert _tuples([f for f in frames if f["type"] == "line"]) == EXPECTED[2:]
     assert frames[-1]["type"] == "complete"
+
+
+def _output_events(chunks: list[tuple[str, bytes]]) -> list:
+    from jobcast.models import Event, EventType
+
+    return [
+        Event(i + 1, "job", EventType(stream), 0.0, {}, raw)
+        for i, (stream, raw) in enumerate(chunks)
+    ]
+
+
+def test_a_resume_starts_at_a_mark_and_gives_the_same_lines(monkeypatch):
+    from jobcast.api import lines
+
+    monkeypatch.setattr(lines, "MARKS", lines.Marks(jobs=4, per_job=4))
+    monkeypatch.setattr(lines, "MARK_BYTES", 64)
+    body = b"".join(b"line %d\n" % i for i in range(1, 301))
+    # cut at odd places, stderr between, so marks fall inside lines and between streams
+    chunks = []
+    for i in range(0, len(body), 37):
+        chunks.append(("stdout", body[i : i + 37]))
+        if i % 5 == 0:
+            chunks.append(("stderr", b"e%d\n" % i))
+    events = _output_events(chunks)
+    full = lines.LineView("job", lines.LineQuery(), events=False).feed(events)
+    assert lines.MARKS.nearest("job", 10**9) is not None
+    for after_line in (0, 1, 57, 200, len(full) - 1):
+        view = lines.LineView("job", lines.LineQuery(after_line), events=False)
+        if after_line > 100:
+            assert view.start > 0  # read from a mark, not from the start
+        got = view.feed(events[view.start :])
+        assert got == full[after_line:]
+    # Thinned out when full: still at most per_job marks, spaced wider.
+    assert len(lines.MARKS._marks["job"]) <= 4 and lines.MARKS.spacing("job") > 64

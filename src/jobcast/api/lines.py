@@ -11,7 +11,9 @@ which is the last line's number) skips the lines and extractions up to that line
 
 from __future__ import annotations
 
+import bisect
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,7 @@ import orjson
 from aiohttp import web
 
 from ..errors import BadRequest
-from ..lines import Batch, Splitter
+from ..lines import Batch, Splitter, SplitterState
 from ..models import OUTPUT_EVENTS, Event, EventType
 from ..protocol import event_dict, sse_comment, ws_frame
 from .auth import visible_job
@@ -65,14 +67,79 @@ def line_query(request: web.Request, after: int | None = None) -> LineQuery:
     return LineQuery(after, stream)
 
 
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Where the line count stands once a job's events up to `seq` are read."""
+
+    seq: int
+    state: SplitterState
+
+    @property
+    def last_line(self) -> int:
+        return self.state[0]
+
+
+class Marks:
+    """Marks in the logs of the jobs read lately, so a view resumed at line N starts reading near
+    it, not at the log's start. Bounded: `jobs` jobs, `per_job` marks each (thinned out, the
+    spacing doubled, when full); no mark where an unended line holds more than `MARK_PENDING`."""
+
+    def __init__(self, jobs: int = 256, per_job: int = 64) -> None:
+        self._jobs = jobs
+        self._per_job = per_job
+        self._marks: OrderedDict[str, list[Mark]] = OrderedDict()
+        self._spacing: dict[str, int] = {}
+
+    def spacing(self, job_id: str) -> int:
+        """Output bytes between two marks of the job."""
+        return self._spacing.get(job_id, MARK_BYTES)
+
+    def nearest(self, job_id: str, after_line: int) -> Mark | None:
+        """The furthest mark at or before line `after_line`."""
+        marks = self._marks.get(job_id)
+        if not marks:
+            return None
+        self._marks.move_to_end(job_id)
+        i = bisect.bisect_right([m.last_line for m in marks], after_line)
+        return marks[i - 1] if i else None
+
+    def add(self, job_id: str, mark: Mark) -> None:
+        marks = self._marks.setdefault(job_id, [])
+        self._marks.move_to_end(job_id)
+        if marks and mark.seq <= marks[-1].seq:
+            return  # another reader marked this far already
+        marks.append(mark)
+        if len(marks) > self._per_job:
+            self._marks[job_id] = marks[1::2]
+            self._spacing[job_id] = self.spacing(job_id) * 2
+        while len(self._marks) > self._jobs:
+            old, _ = self._marks.popitem(last=False)
+            self._spacing.pop(old, None)
+
+
+#: output between two marks of a job, at first
+MARK_BYTES = 4 << 20
+#: no mark is kept where the unended lines hold more than this
+MARK_PENDING = 4096
+MARKS = Marks()
+
+
 class LineView:
     """Events in log order -> items: lines past `after_line` (of the stream asked for), and with
-    `events`, the job's extractions past it and its `complete`."""
+    `events`, the job's extractions past it and its `complete`.
 
-    def __init__(self, query: LineQuery, *, events: bool) -> None:
+    `start` is where reading begins (`seq`: the first event to read is the one after it): the
+    nearest mark before `after_line` of the job, else the log's start. Marks are left on the way.
+    """
+
+    def __init__(self, job_id: str, query: LineQuery, *, events: bool) -> None:
+        self._job_id = job_id
         self._query = query
         self._events = events
-        self._splitter = Splitter()
+        mark = MARKS.nearest(job_id, query.after_line) if query.after_line else None
+        self._splitter = Splitter.resume(mark.state) if mark is not None else Splitter()
+        self.start = mark.seq if mark is not None else 0
+        self._since_mark = 0
         self.done = False
 
     @property
@@ -85,6 +152,9 @@ class LineView:
             if ev.type in OUTPUT_EVENTS:
                 if ev.raw:
                     self._add(self._splitter.feed(ev.type.value, ev.raw), out)
+                    self._since_mark += len(ev.raw)
+                    if self._since_mark >= MARKS.spacing(self._job_id):
+                        self._mark(ev.seq)
             elif ev.type is EventType.EXTRACTION:
                 if ev.data.get("line_no", 0) > self._splitter.last:
                     # The matcher ended the last lines: the output is over.
@@ -98,6 +168,11 @@ class LineView:
                 if self._events:
                     out.append(ev)
         return out
+
+    def _mark(self, seq: int) -> None:
+        if self._splitter.pending_bytes() <= MARK_PENDING:
+            MARKS.add(self._job_id, Mark(seq, self._splitter.state()))
+            self._since_mark = 0
 
     def _flush(self, out: list[Item | Event]) -> None:
         for batch in self._splitter.flush():
@@ -125,9 +200,9 @@ async def job_lines(request: web.Request) -> web.Response:
     job = await visible_job(request)
     query = line_query(request)
     limit = min(query_int(request, "limit", DEFAULT_LIMIT, minimum=1) or DEFAULT_LIMIT, MAX_LIMIT)
-    view = LineView(query, events=False)
+    view = LineView(job.id, query, events=False)
     lines: list[Item] = []
-    after = 0
+    after = view.start
     while len(lines) < limit and not view.done:
         events = await state.store.read(job.id, after)
         if not events:
@@ -171,12 +246,12 @@ async def follow_lines(
     True if that was reached, False if the server is closing or the client left.
 
     Its own simple loop, not `follow.follow_job`'s shared frames: each client's lines are cut
-    from its own reading of the log. Every client reads the log from its start (line numbers
-    are counted there), the tail from memory.
+    from its own reading of the log, from its start (line numbers are counted there) or from
+    the nearest mark before the line it resumes after.
     """
     store = state.store
-    view = LineView(query, events=True)
-    after = 0
+    view = LineView(job_id, query, events=True)
+    after = view.start
     last_write = time.monotonic()
     while True:
         events = await store.read(job_id, after)
