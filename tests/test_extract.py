@@ -15,7 +15,7 @@ def _find(specs: list[dict], batch: Batch) -> list[tuple[str, str, int]]:
 
 
 def test_value_is_the_named_group_else_the_first_else_the_match():
-    batch = Batch("stdout", "v1.2 and 3\nnothing\nsize 10", 5, 3)
+    batch = Batch("stdout", b"v1.2 and 3\nnothing\nsize 10", 5, 3)
     specs = [
         {"name": "named", "pattern": r"v(\d)\.(?P<value>\d)"},
         {"name": "first", "pattern": r"size (\d+)"},
@@ -30,7 +30,7 @@ def test_value_is_the_named_group_else_the_first_else_the_match():
 
 
 def test_once_and_stream():
-    batch = Batch("stderr", "err 1\nerr 2", 1, 2)
+    batch = Batch("stderr", b"err 1\nerr 2", 1, 2)
     specs = [
         {"name": "once", "pattern": r"err (\d)", "once": True},
         {"name": "out", "pattern": "err", "stream": "stdout"},
@@ -39,7 +39,7 @@ def test_once_and_stream():
 
 
 def test_a_pattern_never_spans_lines_and_anchors_are_per_line():
-    batch = Batch("stdout", "a\nb\nab", 1, 3)
+    batch = Batch("stdout", b"a\nb\nab", 1, 3)
     assert _find([{"name": "x", "pattern": r"a\s*b"}, {"name": "y", "pattern": "^b$"}], batch) == [
         ("y", "b", 2),
         ("x", "ab", 3),
@@ -47,7 +47,7 @@ def test_a_pattern_never_spans_lines_and_anchors_are_per_line():
 
 
 def test_pathological_pattern_is_linear():
-    batch = Batch("stdout", "a" * 100_000 + "b", 1, 1)
+    batch = Batch("stdout", b"a" * 100_000 + b"b", 1, 1)
     assert _find([{"name": "evil", "pattern": "(a+)+$"}], batch) == []
 
 

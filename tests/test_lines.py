@@ -70,5 +70,5 @@ def test_long_lines_are_cut_and_marked():
 
 
 def test_final_form():
-    assert final_form("a\rb\rc\nd\r") == "c\nd"
-    assert final_form("\x1b]0;title\x07\x1b[1;32mok\x1b[0m \x1b(B") == "ok "
+    assert final_form(b"a\rb\rc\nd\r") == b"c\nd"
+    assert final_form(b"\x1b]0;title\x07\x1b[1;32mok\x1b[0m \x1b(B\xc2\x9b1m") == b"ok "

@@ -139,6 +139,16 @@ class Pattern:
         return not self.spent and self.spec.stream in ("both", stream)
 
 
+def _set_options() -> Any:
+    # Only a first pass: whatever matches within a line matches in the whole text too, and the
+    # pattern itself then finds where. Without never_nl and with longest_match, RE2's set runs
+    # its faster DFA.
+    options = re2.Options()
+    options.log_errors = False
+    options.longest_match = True
+    return options
+
+
 class Patterns:
     """Extractors ready to run together: one pass of all of them (an RE2 set) tells which match
     at all in a batch of lines, and only those are run on their own, for their matches' places
@@ -148,7 +158,7 @@ class Patterns:
         self.patterns = [Pattern(x) for x in specs]
         self._set: Any = None
         if len(self.patterns) > 1:
-            self._set = re2.Set.SearchSet(_options())
+            self._set = re2.Set.SearchSet(_set_options())
             for p in self.patterns:
                 self._set.Add("(?m)" + p.spec.pattern)
             self._set.Compile()
@@ -157,11 +167,11 @@ class Patterns:
         return bool(self.patterns)
 
     def find(self, batch: Batch) -> Iterator[Match]:
-        if not batch.count or not batch.text:
+        if not batch.count or not batch.data:
             return iter(())
         if self._set is None:
             return find(self.patterns, batch)
-        hits = self._set.Match(batch.text)
+        hits = self._set.Match(batch.data)
         if not hits:
             return iter(())
         return find([self.patterns[i] for i in sorted(hits)], batch, ranks=sorted(hits))
@@ -169,10 +179,10 @@ class Patterns:
 
 def find(patterns: list[Pattern], batch: Batch, ranks: list[int] | None = None) -> Iterator[Match]:
     """Each pattern's first match in each line of `batch`, in line order (then pattern order)."""
-    if not batch.count or not batch.text:
+    if not batch.count or not batch.data:
         return
     found: list[tuple[int, int, Match]] = []
-    text = batch.text
+    text = batch.data
     starts: list[int] | None = None
     for i, p in enumerate(patterns):
         rank = ranks[i] if ranks is not None else i
@@ -190,15 +200,16 @@ def find(patterns: list[Pattern], batch: Batch, ranks: list[int] | None = None) 
             end = starts[index + 1] - 1 if index + 1 < len(starts) else len(text)
             no = batch.first + index
             value = m.group(p.value_group)
+            groups = [g.decode(errors="replace") if g is not None else None for g in m.groups()]
             found.append(
                 (
                     no,
                     rank,
                     Match(
                         p.spec.name,
-                        value if value is not None else "",
-                        list(m.groups()),
-                        text[begin:end],
+                        value.decode(errors="replace") if value is not None else "",
+                        groups,
+                        text[begin : min(end, begin + 4 * EVENT_LINE)].decode(errors="replace"),
                         no,
                         batch.stream,
                         no in batch.truncated,
@@ -213,12 +224,12 @@ def find(patterns: list[Pattern], batch: Batch, ranks: list[int] | None = None) 
         yield match
 
 
-def _line_starts(text: str) -> list[int]:
+def _line_starts(text: bytes) -> list[int]:
     starts = [0]
-    i = text.find("\n")
+    i = text.find(b"\n")
     while i >= 0:
         starts.append(i + 1)
-        i = text.find("\n", i + 1)
+        i = text.find(b"\n", i + 1)
     return starts
 
 

@@ -24,29 +24,32 @@ __all__ = ["MAX_LINE", "Batch", "Splitter", "SplitterState", "strip_ansi"]
 #: truncated
 MAX_LINE = 1024 * 1024
 
-# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), other two-byte escapes, and C1 CSI. Linear:
-# no nested repetition.
-_ANSI = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
-    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
-    r"|\x1b[ -/]*[0-~]"
-    r"|\x9b[0-?]*[ -/]*[@-~]"
+# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), other two-byte escapes, and C1 CSI (U+009B,
+# two bytes in UTF-8). Linear: no nested repetition.
+_ANSI_PARTS = (
+    rb"\x1b\[[0-?]*[ -/]*[@-~]",
+    rb"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?",
+    rb"\x1b[PX^_][^\x1b]*(?:\x1b\\)?",
+    rb"\x1b[ -/]*[0-~]",
 )
+_ANSI_B = re.compile(b"|".join((*_ANSI_PARTS, rb"\xc2\x9b[0-?]*[ -/]*[@-~]")))
+_ANSI = re.compile("|".join((*(p.decode() for p in _ANSI_PARTS), "\x9b[0-?]*[ -/]*[@-~]")))
 # Everything of a line up to its last `\r` that something follows: what a terminal overwrote.
-_REWRITTEN = re.compile(r"^[^\n]*\r(?=[^\r\n])", re.MULTILINE)
-_TRAILING_CR = re.compile(r"\r+$", re.MULTILINE)
+_REWRITTEN = re.compile(rb"^[^\n]*\r(?=[^\r\n])", re.MULTILINE)
+_TRAILING_CR = re.compile(rb"\r+$", re.MULTILINE)
 
 
 def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text) if "\x1b" in text or "\x9b" in text else text
 
 
-def final_form(text: str) -> str:
+def final_form(data: bytes) -> bytes:
     """Lines (joined by `\\n`) as a terminal leaves them: `\\r` rewrites applied, escapes removed."""
-    if "\r" in text:
-        text = _REWRITTEN.sub("", _TRAILING_CR.sub("", text))
-    return strip_ansi(text)
+    if b"\r" in data:
+        data = _REWRITTEN.sub(b"", _TRAILING_CR.sub(b"", data))
+    if b"\x1b" in data or b"\x9b" in data:  # one byte each: memchr, not a substring search
+        data = _ANSI_B.sub(b"", data)
+    return data
 
 
 @dataclass(slots=True)
@@ -54,16 +57,17 @@ class Batch:
     """Lines completed by one chunk, numbered `first` to `first + count - 1`."""
 
     stream: str
-    #: their text, joined by `\\n` (never ends with one): one string, so a pattern scans them all
-    #: in one call
-    text: str
+    #: their final forms, joined by `\\n` (never ends with one), as UTF-8 (or what the job wrote):
+    #: one string of bytes, so a pattern scans them all in one call
+    data: bytes
     first: int
     count: int
     #: numbers of the lines cut at MAX_LINE
     truncated: frozenset[int] = frozenset()
 
     def lines(self) -> list[str]:
-        return self.text.split("\n") if self.count else []
+        """Their text, decoded with replacement characters where a line is not UTF-8."""
+        return self.data.decode(errors="replace").split("\n") if self.count else []
 
 
 @dataclass(slots=True)
@@ -112,7 +116,7 @@ class Splitter:
         end = chunk.rfind(b"\n")
         if end < 0:
             self._keep(p, chunk)
-            return Batch(stream, "", self.last + 1, 0)
+            return Batch(stream, b"", self.last + 1, 0)
         head, rest = chunk[:end], chunk[end + 1 :]
         first_cut = p.cut
         if p.cut:
@@ -137,8 +141,7 @@ class Splitter:
                         truncated.add(first + i)
                 head = b"\n".join(raw_lines)
         self.last += count
-        text = final_form(head.decode(errors="replace"))
-        return Batch(stream, text, first, count, frozenset(truncated))
+        return Batch(stream, final_form(head), first, count, frozenset(truncated))
 
     def flush(self) -> list[Batch]:
         """The output ended: the lines begun and not ended, stdout's first, as complete lines."""
@@ -148,10 +151,8 @@ class Splitter:
             if not p.data and not p.cut:
                 continue
             self.last += 1
-            text = final_form(p.data.decode(errors="replace"))
-            out.append(
-                Batch(stream, text, self.last, 1, frozenset({self.last}) if p.cut else frozenset())
-            )
+            cut = frozenset({self.last}) if p.cut else frozenset()
+            out.append(Batch(stream, final_form(p.data), self.last, 1, cut))
             p.data, p.cut = b"", False
         return out
 

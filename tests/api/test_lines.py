@@ -164,3 +164,16 @@ def test_a_resume_starts_at_a_mark_and_gives_the_same_lines(monkeypatch):
         assert got == full[after_line:]
     # Thinned out when full: still at most per_job marks, spaced wider.
     assert len(lines.MARKS._marks["job"]) <= 4 and lines.MARKS.spacing("job") > 64
+
+
+async def test_the_clients_page_lines(server, api):
+    from jobcast import AsyncClient, Client
+
+    job_id = _start(api)
+    wait_job(api, job_id)
+    with Client(server.url, token=server.token) as client:
+        page = client.lines(job_id, after_line=8)
+    assert _tuples(page["lines"]) == EXPECTED[8:] and page["complete"]
+    async with AsyncClient(server.url, token=server.token) as aclient:
+        page = await aclient.lines(job_id, stream="stderr", limit=1)
+    assert _tuples(page["lines"]) == [EXPECTED[1]] and not page["complete"]

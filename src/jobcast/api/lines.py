@@ -260,8 +260,11 @@ async def follow_lines(
             items = view.feed(events)
             del events
             if items:
-                await state.guarded(follower, write(b"".join(encode(i) for i in items)))
+                data = b"".join(encode(i) for i in items)
+                await state.guarded(follower, write(data))
                 last_write = time.monotonic()
+                state.stats.events_sent += len(items)
+                state.stats.bytes_sent += len(data)
             if view.done:
                 return True
             continue

@@ -61,6 +61,8 @@ class Matcher:
         self._throttle = Throttle(throttle)
         self._splitter = Splitter()
         self._osc_carry: dict[str, bytes] = {}
+        #: without extractors: the end of each stream's output, where progress is looked for
+        self._ends: dict[str, bytes] = {}
         self._ending = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._extractions = 0
@@ -143,6 +145,13 @@ class Matcher:
             if ev.type not in OUTPUT_EVENTS or not ev.raw:
                 continue
             stream = ev.type.value
+            if not self._patterns:
+                # Progress alone needs no lines, only the end of the output.
+                if self._progress:
+                    before = self._ends.get(stream, b"")
+                    self._ends[stream] = _end(before, ev.raw)
+                    await self._detect(stream, ev.raw, before)
+                continue
             before = self._splitter.pending(stream)
             batch = self._splitter.feed(stream, ev.raw)
             if self._progress:
@@ -170,8 +179,7 @@ class Matcher:
             if osc:
                 found = osc[-1]
         if found is None:
-            tail = data if len(data) >= PROGRESS_SCAN else before[-PROGRESS_SCAN:] + data
-            found = _newest(tail[-PROGRESS_SCAN:])
+            found = _newest(_end(before, data))
         if found is not None:
             value = self._throttle.offer(found, time.monotonic())
             if value is not None:
@@ -183,6 +191,14 @@ class Matcher:
         except Exception as e:
             # The output is stored already; only this finding is lost.
             logger.error("job %s: could not record an %s event: %r", self._job_id, type, e)
+
+
+def _end(before: bytes, data: bytes) -> bytes:
+    """The last PROGRESS_SCAN bytes of `before` then `data`, without joining them when `data` is
+    that long itself."""
+    if len(data) >= PROGRESS_SCAN:
+        return data[-PROGRESS_SCAN:]
+    return (before + data)[-PROGRESS_SCAN:]
 
 
 def _newest(data: bytes) -> Progress | None:
