@@ -117,14 +117,15 @@ class Splitter:
         if end < 0:
             self._keep(p, chunk)
             return Batch(stream, b"", self.last + 1, 0)
-        head, rest = chunk[:end], chunk[end + 1 :]
+        rest = chunk[end + 1 :]
         first_cut = p.cut
         if p.cut:
             # The first line here is the rest of one already cut: only its end counts.
-            nl = head.find(b"\n")
-            head = p.data if nl < 0 else p.data + head[nl:]
+            nl = chunk.find(b"\n")
+            head = p.data if nl >= end else b"".join((p.data, memoryview(chunk)[nl:end]))
         else:
-            head = p.data + head
+            # One copy of the chunk, however big: no slice copied again to join it.
+            head = b"".join((p.data, memoryview(chunk)[:end]))
         p.data, p.cut = b"", False
         self._keep(p, rest)
         count = head.count(b"\n") + 1

@@ -174,7 +174,8 @@ class Matcher:
 
     async def _detect(self, stream: str, data: bytes, before: bytes) -> None:
         found: Progress | None = None
-        if b"\x1b]9;4;" in data or self._osc_carry.get(stream):
+        # A one-byte test first (memchr): most output has no escape at all.
+        if (b"\x1b" in data and b"\x1b]9;4;" in data) or self._osc_carry.get(stream):
             osc, self._osc_carry[stream] = scan_osc(self._osc_carry.get(stream, b"") + data)
             if osc:
                 found = osc[-1]
