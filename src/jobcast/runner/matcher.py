@@ -112,6 +112,8 @@ class Matcher:
                 continue
             if self._ending.is_set():
                 break
+            if store.closed:
+                return  # nothing can be appended any more
             await self._idle()
         for batch in self._splitter.flush():
             await self._lines(batch)
