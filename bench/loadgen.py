@@ -81,6 +81,8 @@ class BulkSink:
         self.output_bytes = 0
         self.wire_bytes = 0
         self.events = 0
+        #: when the last output byte came: the end waits for the output's fsync after it
+        self.last_output = 0.0
 
     def event(self, seq: int, buf: bytearray, start: int, end: int, t: float) -> None:
         if seq != self.last_seq + 1:
@@ -98,12 +100,14 @@ class BulkSink:
             if offset != self.output_bytes:
                 self.offset_errors += 1
             self.output_bytes = offset + length
+            self.last_output = t
         elif b'"type":"complete"' in head and not self.done.done():
             self.done.set_result(t)
 
     def binary(self, n: int, t: float) -> None:
         self.output_bytes += n
         self.wire_bytes += n
+        self.last_output = t
 
     def known_length(self, seq: int) -> int:
         return 0
@@ -111,6 +115,8 @@ class BulkSink:
     def body(self, data: bytes | memoryview, t: float) -> None:
         self.output_bytes += len(data)
         self.wire_bytes += len(data)
+        if data:
+            self.last_output = t
 
     def finish(self, t: float) -> None:
         if not self.done.done():
@@ -760,6 +766,7 @@ async def cmd_bulk(a: argparse.Namespace) -> dict[str, Any]:
         "seq_errors": sink.seq_errors,
         "offset_errors": sink.offset_errors,
         "seconds": t_end - t_go,
+        "seconds_to_last_byte": sink.last_output - t_go,
         "client_cpu_s": cpu,
         "close_code": getattr(client, "close_code", None),
     }

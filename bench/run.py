@@ -535,8 +535,15 @@ def scenario_bulk(cfg: Config) -> list[Metric]:
                 "ws": "WebSocket JSON",
                 "ws-raw": "WebSocket raw",
             }[kind]
+            # The job's end waits for the fsync of its output (the durability promise), after
+            # its last byte has been sent: the stream's own rate is to that last byte.
+            to_last = res.get("seconds_to_last_byte") or res["seconds"]
             out += [
                 Metric("bulk", f"{name}", mbps, "MB/s", BULK_TARGETS.get(kind)),
+                Metric("bulk", f"{name}: to the last byte", cfg.bulk_bytes / 1e6 / to_last, "MB/s"),
+                Metric(
+                    "bulk", f"{name}: last byte -> end", (res["seconds"] - to_last) * 1000, "ms"
+                ),
                 Metric("bulk", f"{name} / pipe", mbps / pipe, "ratio"),
                 Metric("bulk", f"{name} / file write", mbps / again, "ratio"),
                 Metric("bulk", f"{name}: server CPU", (cpu1 - cpu0) / (t1 - t0) * 100, "% core"),

@@ -159,7 +159,9 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         _on_sighup(state, background)
     if state.retention.active:
         # After recovery: jobs it ended `lost` are finished, and fall under the rules too.
-        retention = prune_periodically(store, state.retention, settings.retention_interval_seconds)
+        retention = prune_periodically(
+            store, state.retention, settings.retention_interval_seconds, state.trace
+        )
         background.append(asyncio.create_task(retention, name="jobcast-retention"))
     try:
         yield

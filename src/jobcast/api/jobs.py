@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..errors import BadRequest, JobFinished, PolicyDenied, ValidationFailed
+from ..errors import BadRequest, JobFinished, NameTaken, PolicyDenied, ValidationFailed
 from ..models import InputRequest, Job, JobList, JobSpec, JobStatus, ResizeRequest, SignalRequest
 from .auth import IDENTITY, visible_job
 from .http import json_response, parse_body, query_int
@@ -67,7 +67,16 @@ async def start_job(request: web.Request, read: Callable[[], Awaitable[JobSpec]]
                     raise ValidationFailed(
                         f"context: no paste {e.args[0]} on this server; store it with POST /pastes"
                     ) from None
-            job = await state.store.create_job(spec)
+            try:
+                job = await state.store.create_job(spec)
+            except NameTaken:
+                if not limit:
+                    raise
+                # The name's holder may be a job this token must not know of: not named here.
+                raise NameTaken(
+                    f"the name {spec.name!r} is held by a job that has not finished; choose "
+                    "another name or wait for it to end"
+                ) from None
             op.job = job.id
             op.detail["argv"] = [arg[:200] for arg in job.argv[:20]]
         # Only now: its start (by the runner, traced as it happens) comes after this in the ledger.
@@ -75,7 +84,7 @@ async def start_job(request: web.Request, read: Callable[[], Awaitable[JobSpec]]
     finally:
         if admitted:
             state.admitting -= 1
-    return await state.store.get_job(job.id)
+    return job  # as created: its runner has not run yet
 
 
 @routes.post("/jobs")

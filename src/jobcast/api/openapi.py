@@ -156,6 +156,7 @@ _STATS: Schema = {
         "events_sent": _COUNT,
         "bytes_sent": _COUNT,
         "stalled_disconnects": _COUNT,
+        "tasks": {**_COUNT, "description": "The server's asyncio tasks now."},
         "loop_lag_ms": {
             "type": "object",
             "description": "How late the event loop ran a 50 ms timer over the last minute (or "
@@ -170,6 +171,7 @@ _STATS: Schema = {
         "events_sent",
         "bytes_sent",
         "stalled_disconnects",
+        "tasks",
         "loop_lag_ms",
     ],
 }
@@ -477,7 +479,7 @@ def _paths() -> dict[str, Schema]:
                     _param(
                         "Range",
                         "header",
-                        "bytes=START-END, bytes=START- or bytes=-N; ignored with follow",
+                        "bytes=START-END, bytes=START- or bytes=-N; with follow only bytes=START- (as offset)",
                         {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*$"},
                     ),
                 ],
@@ -591,9 +593,15 @@ def _paths() -> dict[str, Schema]:
                         {**_INT, "minimum": 1, "default": 100},
                     ),
                     _param(
-                        "op",
+                        "type",
                         "query",
                         "Only these operations; repeat it for several",
+                        {"type": "array", "items": _enum(*sorted(OPS), default=False)},
+                    ),
+                    _param(
+                        "op",
+                        "query",
+                        "The same as `type` (the entries' field is `op`)",
                         {"type": "array", "items": _enum(*sorted(OPS), default=False)},
                     ),
                     _param("job", "query", "Only the entries of this job id"),

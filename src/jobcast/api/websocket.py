@@ -64,7 +64,7 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
         raise BadRequest("this endpoint is a WebSocket: connect with an Upgrade: websocket request")
     await ws.prepare(request)
     if job_id is None:
-        authenticated = await authenticate_socket(ws, request.app[TOKENS], Scope.READ)
+        authenticated = await authenticate_socket(ws, request.app[TOKENS], Scope.READ, request)
         if authenticated is None:
             return ws
         identity = request[IDENTITY] = authenticated  # the trace's `who` from here on

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -96,10 +97,6 @@ class _Output:
             await self._store.append(self._job_id, EventType.ERROR, error)
         except Exception as e:
             logger.error("job %s: the store failed to record that too: %r", self._job_id, e)
-
-
-async def _discard(stream: EventType, data: bytes) -> None:
-    """Sink for a process reaped without its output being recorded."""
 
 
 @dataclass(eq=False)
@@ -373,9 +370,10 @@ class Supervisor:
         if run.ended_by is not None:
             await self._record_end(run.job.id, Outcome(run.ended_by, None, None, run.reason))
             return
-        proc = await self._spawn(run)
-        if proc is None:
+        started = await self._spawn(run)
+        if started is None:
             return
+        proc, recorded = started
         spec = run.spec
         merged = spec.pty or spec.stderr == "merge"
         tail = EventType.STDOUT if merged else EventType.STDERR
@@ -394,6 +392,13 @@ class Supervisor:
             matcher.start()
         run.task = task = asyncio.create_task(proc.run(sink, self._window(run.job.id)))
         try:
+            try:
+                await recorded
+            except BaseException:
+                proc.signal(signal.SIGKILL)
+                with contextlib.suppress(Exception):
+                    await task  # reaped, and what it printed kept if the store takes it
+                raise
             if run.ended_by is not None:
                 self._end(run, run.ended_by, run.reason or "")
             await asyncio.wait({task}, timeout=run.spec.timeout)
@@ -420,8 +425,15 @@ class Supervisor:
             result = result._replace(reason=failure.message)
         await self._record_end(run.job.id, result, sink.dropped)
 
-    async def _spawn(self, run: _Run) -> Process | None:
-        """Start the process and record it running; None if it could not start (recorded so)."""
+    async def _spawn(self, run: _Run) -> tuple[Process, asyncio.Future[Any]] | None:
+        """Start the process; None if it could not start (recorded so).
+
+        Its record as running (the `running` status, the process, the `command` event) is under
+        way when this returns, not committed: the caller starts reading the output meanwhile, so
+        the first output commits with that record or right after it, not one commit later. The
+        tasks run in the order they are made, so nothing of the job's output is staged before it;
+        and the job cannot have ended here (the supervisor is the only status writer).
+        """
         request = self._request(run)
         try:
             proc = await self._backend.spawn(request)
@@ -432,19 +444,20 @@ class Supervisor:
             await self._record_end(run.job.id, failed)
             return None
         run.proc = proc
-        try:
-            await self._store.set_process(run.job.id, proc.info)
-            started = {"started_at": time.time(), "pid": proc.info[0]}
-            await self._store.set_status(run.job.id, JobStatus.RUNNING, **started)
-            command: dict[str, Any] = {"argv": request.argv, "cwd": request.cwd, "pty": request.pty}
-            if request.merge_stderr:
-                command["stderr"] = "merge"
-            await self._store.append(run.job.id, EventType.COMMAND, command)
-        except BaseException:
-            proc.signal(signal.SIGKILL)
-            await proc.run(_discard, lambda: 0.0)
-            raise
-        return proc
+        command: dict[str, Any] = {"argv": request.argv, "cwd": request.cwd, "pty": request.pty}
+        if request.merge_stderr:
+            command["stderr"] = "merge"
+        recorded = asyncio.gather(
+            self._store.set_status(
+                run.job.id,
+                JobStatus.RUNNING,
+                process=proc.info,
+                started_at=time.time(),
+                pid=proc.info[0],
+            ),
+            self._store.append(run.job.id, EventType.COMMAND, command),
+        )
+        return proc, recorded
 
     def _request(self, run: _Run) -> SpawnRequest:
         spec = run.spec

@@ -111,12 +111,20 @@ class Store(Protocol):
             JobNotFound: no such job.
         """
 
-    async def set_status(self, job_id: str, status: JobStatus, **fields: Any) -> Job:
+    async def set_status(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        process: ProcessInfo | None = None,
+        **fields: Any,
+    ) -> Job:
         """Change a job's status (only along `TRANSITIONS`) and append a `status` event.
 
         `fields` updates other columns at the same time: started_at, finished_at, exit_code, signal,
-        pid, reason, dropped_bytes. Only the runner calls this. A final status appends the job's
-        `complete` event too (its last event), in the same step.
+        pid, reason, dropped_bytes; `process` remembers the spawned process as `set_process` does,
+        in the same step. Only the runner calls this. A final status appends the job's `complete`
+        event too (its last event), in the same step.
 
         Raises:
             JobFinished: the job already has a final status.

@@ -427,15 +427,27 @@ class SQLiteStore:
             raise JobNotFound.for_ref(job_id)
         return JobSpec.model_validate_json(row[0])
 
-    async def set_status(self, job_id: str, status: JobStatus, **fields: Any) -> Job:
+    async def set_status(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        process: ProcessInfo | None = None,
+        **fields: Any,
+    ) -> Job:
         unknown = set(fields) - _JOB_FIELDS
         if unknown:
             raise ValueError(f"set_status cannot change {sorted(unknown)}")
         if status.is_final:
             # Before the final commit, so a job recorded ended has all its output on disk.
             await asyncio.to_thread(self.files.sync, [job_id])
-        job = await self.get_job(job_id)
-        current = self._status.get(job_id, job.status)
+        current = self._status.get(job_id)
+        # The row is read only where it is needed (a final status copies it into `complete`): a
+        # job's start is on the way to its first output.
+        job = await self.get_job(job_id) if current is None or status.is_final else None
+        if current is None:
+            assert job is not None
+            current = job.status
         if not can_transition(current, status):
             raise JobFinished(
                 f"job {job_id} is already {current.value}; it cannot become {status.value}"
@@ -443,12 +455,14 @@ class SQLiteStore:
         # From here to the write, nothing awaits: the change is one step for everyone on the loop.
         self._status[job_id] = status
         cols: dict[str, Any] = {"status": status.value, **fields}
+        if process is not None:
+            cols.update(zip(("pid", "pgid", "proc_start"), process, strict=True))
         data: dict[str, Any] = {"status": status.value}
         if fields.get("reason"):
             data["reason"] = fields["reason"]
         ev, row = self._stage(job_id, EventType.STATUS, data)
         events, rows = [ev], [row]
-        if status.is_final:
+        if job is not None and status.is_final:
             if job.name is not None and self._names.get(job.name) == job_id:
                 del self._names[job.name]
             ended = job.model_copy(update={"status": status, **fields})
