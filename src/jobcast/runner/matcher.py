@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Sequence
 
@@ -33,10 +34,15 @@ logger = logging.getLogger("jobcast.runner")
 FINISH_SECONDS = 10.0
 #: `extraction` events one job may have; past it a notice says matching stopped
 MAX_EXTRACTIONS = 10_000
-#: the end of a batch's output looked at for progress: the newest form shown is what counts
-PROGRESS_SCAN = 8192
+#: the end of a batch's output looked at for progress: the newest form shown is what counts,
+#: and progress lines are short
+PROGRESS_SCAN = 2048
 #: segments (lines or `\r` rewrites), newest first, tried for progress in one batch
 PROGRESS_SEGMENTS = 8
+
+
+#: what every progress form has one of (progress.detect's own first test, on bytes)
+_HINTS = re.compile(rb"%|/|\[|::progress")
 
 
 def combine(global_: Sequence[Extractor], own: Sequence[Extractor]) -> list[Extractor]:
@@ -206,6 +212,8 @@ def _end(before: bytes, data: bytes) -> bytes:
 
 def _newest(data: bytes) -> Progress | None:
     """The progress shown by the newest of the last segments of `data` that shows one."""
+    if not _HINTS.search(data):
+        return None  # one C-level pass for most output, which shows no progress at all
     text = strip_ansi(data.decode(errors="replace"))
     segments = text.replace("\r", "\n").split("\n")
     tried = 0
