@@ -18,7 +18,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..extract import Extractor, Patterns
 from ..lines import Batch, Splitter, strip_ansi
@@ -70,6 +70,8 @@ class Matcher:
         #: without extractors: the end of each stream's output, where progress is looked for
         self._ends: dict[str, bytes] = {}
         self._ending = asyncio.Event()
+        #: wakes the matcher where it waits for more output (see `_idle`)
+        self._wake: Callable[[], bool] | None = None
         self._task: asyncio.Task[None] | None = None
         self._extractions = 0
         #: the seq of the last event read
@@ -89,6 +91,8 @@ class Matcher:
         if task is None:
             return
         self._ending.set()
+        if self._wake is not None:
+            self._wake()
         done, _ = await asyncio.wait({task}, timeout=timeout)
         if not done:
             task.cancel()
@@ -128,18 +132,36 @@ class Matcher:
             await self._append(EventType.PROGRESS, held)
 
     async def _idle(self) -> None:
-        """Until there is more to read, the process ended, or held-back progress is due."""
+        """Until there is more to read, the process ended, or held-back progress is due.
+
+        One future, woken by the store's listener call (a new event, or the tick), by `finish`, or
+        by a timer when progress is due: no task per wait, as the matcher waits once per batch.
+        """
         due = self._throttle.due(time.monotonic())
         if due == 0:
             await self._give_held()
             return
-        waiting = asyncio.ensure_future(self._store.wait(self._job_id, self.after))
-        ending = asyncio.ensure_future(self._ending.wait())
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object = None) -> bool:
+            if not woken.done():
+                woken.set_result(None)
+            return False  # once: the next wait registers again
+
+        if not self._store.listen(self._job_id, self.after, wake):
+            if not self._store.is_live(self._job_id):
+                # No tail to listen at (the store closing): look again in a while, not at once.
+                await asyncio.sleep(0.1)
+            return  # else there is an event past `after` already: read it
+        self._wake = wake
+        timer = loop.call_later(due, wake) if due is not None else None
         try:
-            await asyncio.wait({waiting, ending}, timeout=due, return_when="FIRST_COMPLETED")
+            await woken
         finally:
-            waiting.cancel()
-            ending.cancel()
+            self._wake = None
+            if timer is not None:
+                timer.cancel()
         if self._throttle.due(time.monotonic()) == 0:
             await self._give_held()
 
