@@ -34,6 +34,8 @@ logger = logging.getLogger("jobcast.runner")
 FINISH_SECONDS = 10.0
 #: `extraction` events one job may have; past it a notice says matching stopped
 MAX_EXTRACTIONS = 10_000
+#: lines of a batch this long (bytes) are matched in a worker thread, shorter ones on the loop
+THREAD_BYTES = 256 * 1024
 #: the end of a batch's output looked at for progress: the newest form shown is what counts,
 #: and progress lines are short
 PROGRESS_SCAN = 2048
@@ -191,7 +193,13 @@ class Matcher:
     async def _lines(self, batch: Batch) -> None:
         if not self._patterns or not batch.count or self._extractions >= MAX_EXTRACTIONS:
             return
-        for match in self._patterns.find(batch):
+        if len(batch.data) >= THREAD_BYTES:
+            # RE2 lets go of the GIL while it scans: a big batch is scanned beside the event
+            # loop (on another core where there is one), not in its way.
+            matches = await asyncio.to_thread(lambda: list(self._patterns.find(batch)))
+        else:
+            matches = list(self._patterns.find(batch))
+        for match in matches:
             self._extractions += 1
             if self._extractions > MAX_EXTRACTIONS:
                 message = (
