@@ -21,6 +21,10 @@ Scenarios:
   pty-viewers     1,000 raw WebSocket viewers of one PTY session printing 1,000 lines/s
   mux-500         one /ws connection subscribed to "*" following 500 jobs, 10 lines/s each
   mux-500x100     100 such connections (--mux-connections), the same 500 jobs
+  extract-bulk    bulk over SSE (--bulk-bytes) with 5 extractors and progress detection on, vs
+                  both off, alternating in one run (goal: on >= 70% of off)
+  extract-fanout  1,000 SSE followers x 1k lines/s, extractors and progress on, then off
+                  (goal: p99 on within 10% of off)
   (`fanout` selects the four fan-out scenarios)
 """
 
@@ -585,6 +589,7 @@ def _fanout(
     rate: int,
     p99_target: float,
     pty: bool = False,
+    **job_extra: Any,
 ) -> list[Metric]:
     with server(cfg, scenario) as srv:
         go = srv.data_dir / "go"
@@ -595,7 +600,7 @@ def _fanout(
             # The lines as written: no \r added to each \n (the load generator counts 100-byte
             # lines), no echo.
             argv = ["sh", "-c", 'stty -onlcr -echo; exec "$@"', "sh", *argv]
-        job = srv.post_job(argv, pty=pty)
+        job = srv.post_job(argv, pty=pty, **job_extra)
         lgs = [
             Loadgen(
                 srv,
@@ -966,6 +971,75 @@ def scenario_resume(cfg: Config) -> list[Metric]:
     ]
 
 
+#: five extractors as a CI job might set them: each scans every line, few lines match
+BENCH_EXTRACTORS = [
+    {"name": "passed", "pattern": r"(\d+) passed"},
+    {"name": "error", "pattern": r"^ERROR:? (.*)"},
+    {"name": "version", "pattern": r"version (\d+(?:\.\d+)+)"},
+    {"name": "slow", "pattern": r"took=(99\.99\d)ms"},
+    {"name": "rare_id", "pattern": r"id=(0000[0-9a-f]{12})"},
+]
+#: the server without any finding: no progress detection, and the jobs have no extractors
+NO_FINDINGS = {"JOBCAST_DETECT_PROGRESS": "false"}
+
+
+#: the extract-bulk modes: the server's env, the job's extractors, the figure's label
+_EXTRACT_MODES = {
+    "off": (NO_FINDINGS, False, "no extractors, no progress"),
+    "progress": ({}, False, "progress only (the default)"),
+    "on": ({}, True, "5 extractors + progress"),
+}
+
+
+def scenario_extract_bulk(cfg: Config) -> list[Metric]:
+    """Bulk over SSE with 5 extractors and progress detection, with progress detection alone
+    (what every job gets by default), and with neither; each twice, interleaved, in one run."""
+    mbps: dict[str, list[float]] = {mode: [] for mode in _EXTRACT_MODES}
+    out: list[Metric] = []
+    for mode in [*_EXTRACT_MODES, *reversed(_EXTRACT_MODES)]:
+        env, extract, label = _EXTRACT_MODES[mode]
+        run_cfg = replace(cfg, server_env={**cfg.server_env, **env})
+        with server(run_cfg, f"extract-bulk-{mode}") as srv:
+            go = srv.data_dir / "go"
+            argv = producer("bulk", "--bytes", str(cfg.bulk_bytes), "--go", str(go))
+            job = srv.post_job(argv, **({"extract": BENCH_EXTRACTORS} if extract else {}))
+            lg = Loadgen(srv, "bulk", "--job", job["id"], "--kind", "sse", "--timeout", "600")
+            lg.expect("ready", 60)
+            cpu0, t0 = srv.cpu_seconds(), time.time()
+            go.touch()
+            lg.go(t0)
+            t1 = lg.done(660)
+            cpu1 = srv.cpu_seconds()
+            res = lg.result()
+            if res["output_bytes"] != cfg.bulk_bytes:
+                raise BenchError(f"extract-bulk {mode}: received {res} of {cfg.bulk_bytes} bytes")
+        rate = cfg.bulk_bytes / 1e6 / res["seconds"]
+        mbps[mode].append(rate)
+        out += [
+            Metric("extract-bulk", f"SSE, {label}", rate, "MB/s"),
+            Metric(
+                "extract-bulk", f"{label}: server CPU", (cpu1 - cpu0) / (t1 - t0) * 100, "% core"
+            ),
+        ]
+        cfg.log(f"  extract-bulk {mode}: {rate:.0f} MB/s")
+    off = sum(mbps["off"])
+    out += [
+        Metric("extract-bulk", "on / off", sum(mbps["on"]) / off, "ratio", Target(">=", 0.7)),
+        Metric("extract-bulk", "progress only / off", sum(mbps["progress"]) / off, "ratio"),
+    ]
+    return out
+
+
+def scenario_extract_fanout(cfg: Config) -> list[Metric]:
+    """1,000 SSE followers x 1k lines/s, 5 extractors and progress on, then off, in one run."""
+    on = _fanout(cfg, "extract-fanout-on", "sse", cfg.clients, 1000, 80, extract=BENCH_EXTRACTORS)
+    off_cfg = replace(cfg, server_env={**cfg.server_env, **NO_FINDINGS})
+    off = _fanout(off_cfg, "extract-fanout-off", "sse", cfg.clients, 1000, 80)
+    p99 = {m.scenario: m.value for m in on + off if m.name == "latency p99"}
+    ratio = p99["extract-fanout-on"] / max(p99["extract-fanout-off"], 1e-9)
+    return [*on, *off, Metric("extract-fanout", "p99 on / off", ratio, "ratio", Target("<=", 1.1))]
+
+
 SCENARIOS: dict[str, Callable[[Config], list[Metric]]] = {
     "bulk": scenario_bulk,
     "resume": scenario_resume,
@@ -978,6 +1052,8 @@ SCENARIOS: dict[str, Callable[[Config], list[Metric]]] = {
     "pty-viewers": scenario_pty_viewers,
     "mux-500": scenario_mux_500,
     "mux-500x100": scenario_mux_500x100,
+    "extract-bulk": scenario_extract_bulk,
+    "extract-fanout": scenario_extract_fanout,
 }
 GROUPS = {"fanout": [s for s in SCENARIOS if s.startswith("fanout")], "all": list(SCENARIOS)}
 

@@ -44,6 +44,11 @@ def test_unknown_keys_in_the_file_are_named_with_the_file(tmp_path):
         ("port = 70000\n", "port: Input should be less than or equal to 65535 (got 70000)"),
         ("port = \n", "is not valid TOML"),
         ("config = 'other.toml'\n", "unknown setting 'config'"),
+        (
+            "[[extract]]\nname = 'e'\npattern = '(a'\n",
+            "extract.0.pattern: bad pattern '(a': missing ): (a",
+        ),
+        ("[templates.t]\ncommand = ['x']\nextract = [{name = 'e'}]\n", "extract.0.pattern"),
     ],
 )
 def test_bad_files_are_one_line(tmp_path, text, expected):

@@ -13,9 +13,10 @@ import tomllib
 from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,6 +33,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .extract import Extractor, unique_names
 from .models import WebhookURL
 from .policy import Policy, PolicyConfig, TemplateName
 from .templates import Template
@@ -200,6 +202,13 @@ class Settings(BaseSettings):
         default_factory=dict, description="Commands with typed parameters (TOML tables)"
     )
 
+    #: `[[extract]]`: extractors run over every job's lines (a job's own of the same name wins)
+    extract: Annotated[list[Extractor], AfterValidator(unique_names)] = Field(
+        default_factory=list, description="Named patterns matched in every job's output"
+    )
+    detect_progress: bool = Field(
+        True, description="Read progress (42%, 3/10, bars, ::progress, OSC 9;4) from output"
+    )
     #: `[[webhooks]]`: told of every job's end (or start); see the README's "Webhooks"
     webhooks: list[WebhookConfig] = Field(
         default_factory=list, description="URLs told of every job's end (TOML tables)"

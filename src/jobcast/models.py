@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .extract import Extractor, unique_names
+
 __all__ = [
     "FINAL_STATUSES",
     "LIFECYCLE_EVENTS",
@@ -178,6 +180,7 @@ class EventType(StrEnum):
     STDOUT = "stdout"
     STDERR = "stderr"
     EXTRACTION = "extraction"
+    PROGRESS = "progress"
     INPUT = "input"
     RESIZE = "resize"
     COMPLETE = "complete"
@@ -292,6 +295,12 @@ class JobSpec(BaseModel):
     )
     context_stdin: bool = Field(
         False, description="The first context file is the job's stdin (not with stdin or pty)."
+    )
+    extract: Annotated[list[Extractor], AfterValidator(unique_names)] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Named RE2 patterns run over each complete line of output; each match is "
+        "an `extraction` event, and the job keeps each name's last value (`extracted`).",
     )
     webhook: Annotated[
         JobWebhook | None,
@@ -411,6 +420,12 @@ class Job(BaseModel):
         "(a `store_failed` error event tells).",
     )
     last_seq: int = 0
+    extracted: dict[str, str] = Field(
+        default_factory=dict, description="The last value each extractor matched, by name."
+    )
+    progress: dict[str, Any] | None = Field(
+        None, description="The latest `progress` event's data: percent, current, total, message."
+    )
 
     @property
     def duration(self) -> float | None:

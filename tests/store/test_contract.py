@@ -343,3 +343,20 @@ async def test_append_keeps_a_given_time(store):
     ev = await store.append(job.id, EventType.STDOUT, raw=b"then", ts=1234.5)
     assert ev.ts == 1234.5
     assert [e.ts for e in await store.read(job.id, 1)] == [1234.5]
+
+
+async def test_the_job_keeps_the_latest_extraction_and_progress(store):
+    job = await store.create_job(JobSpec(argv=["true"]))
+    assert (job.extracted, job.progress) == ({}, None)
+    await store.set_status(job.id, JobStatus.RUNNING)
+    for name, value in (("version", "1.0"), ("url", "http://x"), ("version", "1.1")):
+        data = {"name": name, "value": value, "groups": [], "line": value, "line_no": 1}
+        await store.append(job.id, EventType.EXTRACTION, {**data, "stream": "stdout"})
+    await store.append(job.id, EventType.PROGRESS, {"percent": 10.0})
+    await store.append(job.id, EventType.PROGRESS, {"current": 2, "total": 4, "percent": 50.0})
+    got = await store.get_job(job.id)
+    assert got.extracted == {"version": "1.1", "url": "http://x"}
+    assert got.progress == {"current": 2, "total": 4, "percent": 50.0}
+    await store.set_status(job.id, JobStatus.SUCCEEDED, exit_code=0)
+    (listed,) = (await store.list_jobs()).jobs
+    assert listed.extracted == got.extracted and listed.progress == got.progress

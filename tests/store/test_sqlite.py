@@ -167,3 +167,26 @@ async def test_a_database_made_before_window_sizes_gets_their_columns(tmp_path):
         assert (await store.get_job(job.id)).cols == 120
     finally:
         await store.close()
+
+
+async def test_a_database_without_the_extracted_and_progress_columns_gets_them(tmp_path):
+    store = SQLiteStore(tmp_path)
+    await store.open()
+    job = await store.create_job(JobSpec(argv=["true"]))
+    await store.set_status(job.id, JobStatus.RUNNING)
+    await store.set_status(job.id, JobStatus.SUCCEEDED, exit_code=0)
+    await store.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("ALTER TABLE jobs DROP COLUMN extracted")
+    db.execute("ALTER TABLE jobs DROP COLUMN progress")
+    db.commit()
+    db.close()
+    store = SQLiteStore(tmp_path)
+    await store.open()
+    try:
+        assert (await store.get_job(job.id)).extracted == {}
+        other = await store.create_job(JobSpec(argv=["true"]))
+        await store.append(other.id, EventType.PROGRESS, {"percent": 5.0})
+        assert (await store.get_job(other.id)).progress == {"percent": 5.0}
+    finally:
+        await store.close()

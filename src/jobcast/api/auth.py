@@ -150,6 +150,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/jobs/{ref}/interrupt"): Rule(Scope.CONTROL),
     ("GET", "/jobs/{ref}/log"): Rule(Scope.READ, in_query=True),
     ("GET", "/jobs/{ref}/events"): Rule(Scope.READ, in_query=True),
+    ("GET", "/jobs/{ref}/lines"): Rule(Scope.READ, in_query=True),
     ("GET", "/jobs/{ref}/ws"): Rule(Scope.READ, in_query=True, socket=True),
     ("GET", "/jobs/{ref}/asciicast"): Rule(Scope.READ, in_query=True),
     ("GET", "/stream"): Rule(Scope.READ, in_query=True),

@@ -96,6 +96,29 @@ _EVENT: Schema = {
 }
 
 _COUNT: Schema = {"type": "integer", "minimum": 0}
+
+#: one line of the line view (api/lines.py)
+_LINE: Schema = {
+    "type": "object",
+    "description": "A complete line: its text (final form, escapes removed), its number (one "
+    "sequence per job across both streams) and its stream.",
+    "properties": {
+        "line": {"type": "string"},
+        "line_no": {"type": "integer", "minimum": 1},
+        "stream": {"type": "string", "enum": ["stdout", "stderr"]},
+        "truncated": {"type": "boolean", "description": "The line was cut at 1 MiB"},
+    },
+    "required": ["line", "line_no", "stream"],
+}
+_LINES: Schema = {
+    "type": "object",
+    "properties": {
+        "lines": {"type": "array", "items": {"$ref": "#/components/schemas/Line"}},
+        "last_line": {"type": "integer", "minimum": 0, "description": "Pass as `after_line` next"},
+        "complete": {"type": "boolean", "description": "The job has ended and no line is left"},
+    },
+    "required": ["lines", "last_line", "complete"],
+}
 _DISK = ("data_dir_bytes", "db_bytes", "db_free_bytes", "wal_bytes", "output_bytes")
 _STATUS: Schema = {
     "type": "object",
@@ -280,6 +303,16 @@ AFTER = _param("after", "query", "Resume after this seq", _INT)
 LAST_EVENT_ID = _param(
     "Last-Event-ID", "header", "Sent by a reconnecting EventSource; wins over `after`", _INT
 )
+VIEW = _param(
+    "view",
+    "query",
+    "lines: complete numbered lines (`line` messages), the job's extractions and `complete`",
+    _enum("events", "lines"),
+)
+AFTER_LINE = _param("after_line", "query", "With view=lines: resume after this line", _INT)
+LINE_STREAM = _param(
+    "stream", "query", "With view=lines: this stream's lines only", _enum("all", "stdout", "stderr")
+)
 ENCODING = _param(
     "encoding", "query", "base64: output events also carry `b64`", _enum("text", "base64")
 )
@@ -292,14 +325,15 @@ SSE = {
                     "type": "object",
                     "properties": {
                         "id": {"type": "string", "pattern": "^[0-9]+$"},
-                        "event": _enum(*EventType, default=False),
+                        "event": _enum(*EventType, "line", default=False),
                         "data": {
                             "type": "string",
                             "contentMediaType": "application/json",
-                            "contentSchema": _ref("Event"),
+                            "contentSchema": {"oneOf": [_ref("Event"), _ref("Line")]},
                         },
                     },
-                    "required": ["id", "event", "data"],
+                    # with view=lines, only `line` messages have an `id:` (the line's number)
+                    "required": ["event", "data"],
                 }
             }
         }
@@ -478,9 +512,23 @@ def _paths() -> dict[str, Schema]:
                 "Server-Sent Events of the job, an Event in each; ends after `complete`",
                 SSE,
                 (400, 404),
-                [REF, AFTER, LAST_EVENT_ID, ENCODING],
+                [REF, AFTER, LAST_EVENT_ID, ENCODING, VIEW, AFTER_LINE, LINE_STREAM],
             )
         },
+        "/jobs/{ref}/lines": _with_head(
+            _op(
+                "job_lines",
+                "Complete output lines with their numbers and streams (no chunks)",
+                {200: _ok(_json(_ref("Lines")))},
+                (400, 404),
+                [
+                    REF,
+                    AFTER_LINE,
+                    LINE_STREAM,
+                    _param("limit", "query", "At most this many lines (1 to 10000)", _INT),
+                ],
+            )
+        ),
         "/jobs/{ref}/ws": {
             "get": _op(
                 "job_ws",
@@ -488,7 +536,15 @@ def _paths() -> dict[str, Schema]:
                 "takes input, resize, signal, interrupt and cancel messages",
                 {101: _ok()},
                 (400, 404),
-                [REF, AFTER, _param("format", "query", "Frames", _enum("json", "raw")), ENCODING],
+                [
+                    REF,
+                    AFTER,
+                    _param("format", "query", "Frames", _enum("json", "raw")),
+                    ENCODING,
+                    VIEW,
+                    AFTER_LINE,
+                    LINE_STREAM,
+                ],
             )
         },
         "/stream": {
@@ -698,6 +754,8 @@ def spec() -> Schema:
         **defs["$defs"],
         "Error": _ERROR,
         "Event": _EVENT,
+        "Line": _LINE,
+        "Lines": _LINES,
         "Status": _STATUS,
         "Stats": _STATS,
         "Templates": _TEMPLATES,

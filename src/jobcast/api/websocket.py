@@ -23,6 +23,7 @@ from .control import check_control, may_control, strip_terminal_replies
 from .follow import TransportWriter, follow_job
 from .http import query_b64, query_int
 from .ledger import record, traced
+from .lines import follow_lines, line_query, wants_lines, ws_item
 from .state import STATE, Follower
 
 __all__ = ["routes"]
@@ -49,6 +50,9 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
         raise BadRequest(f"format must be `json` or `raw`, not {fmt!r}")
     b64 = query_b64(request)
     after = query_int(request, "after", 0) or 0
+    lines = line_query(request) if wants_lines(request) else None
+    if lines is not None and fmt == "raw":
+        raise BadRequest("`view=lines` sends JSON frames; leave out `format=raw`")
 
     # Only the id is kept: a Job model held for the stream's life would cost ~3 KiB a client.
     # Without a token yet (it comes in the first message), whether the job exists is told later.
@@ -91,7 +95,10 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
     receiver.add_done_callback(left)
     complete = False
     try:
-        complete = await follow_job(state, follower, job_id, after, frame, tag, write)
+        if lines is not None:
+            complete = await follow_lines(state, follower, job_id, lines, ws_item, write)
+        else:
+            complete = await follow_job(state, follower, job_id, after, frame, tag, write)
     except (ConnectionError, JobcastError):
         pass
     finally:

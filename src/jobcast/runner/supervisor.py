@@ -28,6 +28,7 @@ from ..store.base import ProcessInfo, Store
 from .backend import Backend, Process, SpawnError, SpawnRequest
 from .group import end_group, group_is_ours
 from .limits import Outcome, OutputCap, batch_window, outcome, parse_signal, shell_failure
+from .matcher import Matcher, combine
 from .process import spawn_pipes
 from .pty import PTY_TERM, spawn_pty
 from .reaper import JOB_ID_ENV
@@ -491,6 +492,15 @@ class Supervisor:
         if spec.max_output_bytes is not None:
             cap = min(cap, spec.max_output_bytes)
         sink = _Output(self._store, run.job.id, cap, tail)
+        # Reads the output once stored, in a task of its own: never in the output's way.
+        matcher = Matcher(
+            self._store,
+            run.job.id,
+            combine(self._settings.extract, spec.extract),
+            progress=self._settings.detect_progress,
+        )
+        if matcher.wanted:
+            matcher.start()
         run.task = task = asyncio.create_task(proc.run(sink, self._window(run.job.id)))
         try:
             try:
@@ -507,8 +517,10 @@ class Supervisor:
                 reason = f"ran past its timeout of {run.spec.timeout:g}s"
                 self._end(run, JobStatus.TIMED_OUT, reason)
             returncode = await task
+            await matcher.finish()
         except BaseException:
             task.cancel()
+            await matcher.cancel()
             raise
         if run.killer is not None:
             await run.killer

@@ -74,7 +74,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     kind TEXT NOT NULL DEFAULT 'job',
     source BLOB,
     cols INTEGER,
-    rows INTEGER
+    rows INTEGER,
+    extracted BLOB,
+    progress BLOB
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE INDEX IF NOT EXISTS jobs_name ON jobs (name);
@@ -376,6 +378,8 @@ class SQLiteStore:
             rec["source"] = SourceInfo.model_validate_json(rec["source"])
         if spec["pty"] and rec["cols"] is None:
             rec["cols"], rec["rows"] = spec["cols"], spec["rows"]  # never resized
+        rec["extracted"] = orjson.loads(rec["extracted"]) if rec["extracted"] else {}
+        rec["progress"] = orjson.loads(rec["progress"]) if rec["progress"] else None
         tail = self._tails.get(rec["id"])
         if tail is not None:
             rec["last_seq"] = tail.shown_seq
@@ -691,6 +695,10 @@ class SQLiteStore:
             resized = _resize_job(job_id, ev.data["cols"], ev.data["rows"])
             await self._write(Write([row], resized, [ev]), wait=True)
             return ev
+        if type in _KEPT:
+            # The job's latest value is kept with it, in the event's own commit.
+            await self._write(Write([row], _keep_latest(job_id, ev), [ev]), wait=True)
+            return ev
         # Output too waits for its commit (a fraction of a millisecond): the runner's batching
         # window then starts after the fan-out, which runs in the commit's callback.
         await self._write(Write([row], done=[ev]), wait=True)
@@ -945,7 +953,7 @@ def _migrate(db: sqlite3.Connection) -> None:
     """Columns added since the first schema, added to a database made before them.
 
     `cols`, `rows`: a pty job's window size since its last resize (NULL: never resized, the
-    size is its spec's).
+    size is its spec's). `extracted`, `progress`: the latest of each (see _KEPT).
     """
     have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
     added = (
@@ -953,6 +961,8 @@ def _migrate(db: sqlite3.Connection) -> None:
         ("source", "BLOB"),
         ("cols", "INTEGER"),
         ("rows", "INTEGER"),
+        ("extracted", "BLOB"),
+        ("progress", "BLOB"),
     )
     for column, decl in added:
         if column not in have:
@@ -962,6 +972,27 @@ def _migrate(db: sqlite3.Connection) -> None:
         "CREATE INDEX IF NOT EXISTS jobs_source_path ON jobs (json_extract(source, '$.path')) "
         "WHERE kind = 'source'"
     )
+
+
+#: events whose latest data the job's row keeps (`extracted`, `progress` in `GET /jobs/{id}`)
+_KEPT = frozenset({EventType.EXTRACTION, EventType.PROGRESS})
+
+
+def _keep_latest(job_id: str, ev: Event) -> Callable[[sqlite3.Connection], None]:
+    args: tuple[Any, ...]
+    if ev.type is EventType.PROGRESS:
+        sql, args = "UPDATE jobs SET progress = ? WHERE id = ?", (orjson.dumps(ev.data), job_id)
+    else:
+        sql = (
+            "UPDATE jobs SET extracted = json_set(COALESCE(extracted, '{}'), "
+            "'$.' || json_quote(?), ?) WHERE id = ?"
+        )
+        args = (str(ev.data.get("name")), str(ev.data.get("value")), job_id)
+
+    def update(db: sqlite3.Connection) -> None:
+        db.execute(sql, args)
+
+    return update
 
 
 def _update_job(job_id: str, cols: dict[str, Any]) -> Callable[[sqlite3.Connection], None]:
