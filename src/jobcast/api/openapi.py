@@ -133,6 +133,15 @@ _STATS: Schema = {
         "events_sent": _COUNT,
         "bytes_sent": _COUNT,
         "stalled_disconnects": _COUNT,
+        "rates": {
+            "type": "object",
+            "description": "Events and bytes sent per second over the last `seconds` (up to 10).",
+            "properties": {
+                k: {"type": "number", "minimum": 0}
+                for k in ("seconds", "events_per_second", "bytes_per_second")
+            },
+            "required": ["seconds", "events_per_second", "bytes_per_second"],
+        },
         "loop_lag_ms": {
             "type": "object",
             "description": "How late the event loop ran a 50 ms timer over the last minute (or "
@@ -147,6 +156,7 @@ _STATS: Schema = {
         "events_sent",
         "bytes_sent",
         "stalled_disconnects",
+        "rates",
         "loop_lag_ms",
     ],
 }
@@ -599,6 +609,14 @@ def _paths() -> dict[str, Schema]:
                         {"type": "integer", "minimum": 1, "maximum": 60},
                     )
                 ],
+            )
+        ),
+        "/metrics": _with_head(
+            _op(
+                "metrics",
+                "Prometheus metrics (text format 0.0.4); scope `metrics` or `read`",
+                {200: _ok(_text("text/plain"))},
+                (),
             )
         ),
         "/openapi.json": _with_head(

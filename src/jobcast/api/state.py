@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ..config import Settings
 from ..looplag import LoopLag
+from ..metrics import Metrics
 from ..pastes import Pastes
 from ..policy import Policy as RunPolicy
 from ..retention import Policy
@@ -44,6 +45,8 @@ class Stats:
     bytes_sent: int = 0
     stalled_disconnects: int = 0
     loop_lag: LoopLag = field(default_factory=LoopLag)
+    #: (monotonic time, events_sent, bytes_sent), one a second (`sample`), for the rates
+    samples: deque[tuple[float, int, int]] = field(default_factory=lambda: deque(maxlen=11))
 
     def add(self, f: Follower) -> None:
         self.followers.add(f)
@@ -57,6 +60,23 @@ class Stats:
             if self.per_job[f.job] <= 0:
                 del self.per_job[f.job]
 
+    def sample(self) -> None:
+        self.samples.append((time.monotonic(), self.events_sent, self.bytes_sent))
+
+    def rates(self) -> dict[str, float]:
+        """Events and bytes sent per second over the last `seconds` (up to 10, since samples
+        are taken once a second; 0 before there are two)."""
+        now = (time.monotonic(), self.events_sent, self.bytes_sent)
+        first = self.samples[0] if self.samples else now
+        seconds = now[0] - first[0]
+        if seconds <= 0:
+            return {"seconds": 0.0, "events_per_second": 0.0, "bytes_per_second": 0.0}
+        return {
+            "seconds": round(seconds, 2),
+            "events_per_second": round((now[1] - first[1]) / seconds, 1),
+            "bytes_per_second": round((now[2] - first[2]) / seconds, 1),
+        }
+
     def snapshot(self, lag_seconds: float | None = None) -> dict[str, object]:
         kinds = Counter(f.kind for f in self.followers)
         return {
@@ -68,6 +88,7 @@ class Stats:
             "events_sent": self.events_sent,
             "bytes_sent": self.bytes_sent,
             "stalled_disconnects": self.stalled_disconnects,
+            "rates": self.rates(),
             "loop_lag_ms": self.loop_lag.snapshot(lag_seconds),
         }
 
@@ -80,6 +101,8 @@ class State:
     trace: Trace
     pastes: Pastes
     stats: Stats = field(default_factory=Stats)
+    #: the Prometheus instruments (`GET /metrics`), a registry of this app's own
+    metrics: Metrics = field(default_factory=Metrics)
     #: who created each job not yet finished, for the ledger's job.start and job.finish
     owners: dict[str, str] = field(default_factory=dict)
     #: the retention settings, applied in the background and by `POST /prune` without rules
