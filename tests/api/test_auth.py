@@ -71,6 +71,7 @@ def _granted(token: str | None, method: str, path: str) -> Scope | None:
     name = next(k for k, v in TOKENS.items() if v == token)
     have = {Scope(name)} | ({*Scope} if name == "admin" else set())
     have |= {Scope.RUN} if name == "exec" else set()
+    have |= {Scope.METRICS} if name == "read" else set()
     return next((s for s in needed if s is not None and s not in have), None)
 
 

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector, generate_latest
+from prometheus_client import ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -24,6 +24,10 @@ from .state import STATE, State
 __all__ = ["install", "routes"]
 
 routes = web.RouteTableDef()
+
+#: what generate_latest writes, under the name every Prometheus version takes (newer clients
+#: call it 1.0.0, which older servers do not know)
+_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: the transports a Follower's `kind` names, each always reported (0 when none is connected)
 _TRANSPORTS = ("sse", "ws", "log", "stream")
@@ -111,4 +115,4 @@ async def metrics(request: web.Request) -> web.Response:
     live.jobs = await state.store.count_jobs()
     live.disk = await state.store.disk_usage()
     body = generate_latest(state.metrics.registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=body, headers={"Content-Type": _CONTENT_TYPE})
