@@ -135,12 +135,27 @@ _STATS: Schema = {
         "stalled_disconnects": _COUNT,
         "rates": {
             "type": "object",
-            "description": "Events and bytes sent per second over the last `seconds` (up to 10).",
+            "description": "Events and bytes sent per second over the last `window_seconds` "
+            "(up to 10).",
             "properties": {
                 k: {"type": "number", "minimum": 0}
-                for k in ("seconds", "events_per_second", "bytes_per_second")
+                for k in ("window_seconds", "events_per_second", "bytes_per_second")
             },
-            "required": ["seconds", "events_per_second", "bytes_per_second"],
+            "required": ["window_seconds", "events_per_second", "bytes_per_second"],
+        },
+        "jobs": {
+            "type": "object",
+            "description": "Each followed job: its clients, and what they were sent per second "
+            "over the same window.",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "clients": _COUNT,
+                    "events_per_second": {"type": "number", "minimum": 0},
+                    "bytes_per_second": {"type": "number", "minimum": 0},
+                },
+                "required": ["clients", "events_per_second", "bytes_per_second"],
+            },
         },
         "loop_lag_ms": {
             "type": "object",
@@ -157,6 +172,7 @@ _STATS: Schema = {
         "bytes_sent",
         "stalled_disconnects",
         "rates",
+        "jobs",
         "loop_lag_ms",
     ],
 }

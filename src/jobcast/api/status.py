@@ -44,5 +44,6 @@ async def stats(request: web.Request) -> web.Response:
         raise BadRequest(f"query parameter `lag_seconds` must be at most {window}, not {seconds}")
     snapshot = stats.snapshot(seconds)
     if request[IDENTITY].labels:
-        snapshot["per_job"] = {}  # other jobs' ids: not for a token limited to some jobs
+        # other jobs' ids: not for a token limited to some jobs
+        snapshot["per_job"] = snapshot["jobs"] = {}
     return json_response(snapshot)
