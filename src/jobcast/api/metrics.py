@@ -8,6 +8,7 @@ handler just before, so the collector itself never waits.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -29,6 +30,9 @@ routes = web.RouteTableDef()
 #: call it 1.0.0, which older servers do not know)
 _CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+#: how old the store's size on disk may be when scraped
+_DISK_SECONDS = 5.0
+
 #: the transports a Follower's `kind` names, each always reported (0 when none is connected)
 _TRANSPORTS = ("sse", "ws", "log", "stream")
 
@@ -40,6 +44,7 @@ class _Live(Collector):
         self._state = state
         self.jobs: dict[str, int] = {}
         self.disk: DiskUsage | None = None
+        self.disk_at = -_DISK_SECONDS
 
     def collect(self) -> Iterator[Metric]:
         state, stats = self._state, self._state.stats
@@ -113,6 +118,8 @@ async def metrics(request: web.Request) -> web.Response:
     live = request.app[_LIVE]
     # Off the loop (reader threads); the collectors then only read numbers in memory.
     live.jobs = await state.store.count_jobs()
-    live.disk = await state.store.disk_usage()
+    if time.monotonic() - live.disk_at >= _DISK_SECONDS:
+        # A walk of the output files: at most every few seconds, however often one scrapes.
+        live.disk, live.disk_at = await state.store.disk_usage(), time.monotonic()
     body = generate_latest(state.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": _CONTENT_TYPE})
