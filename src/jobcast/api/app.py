@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..config import Settings
+from ..metrics import Metrics
 from ..pastes import Pastes
 from ..retention import Policy, prune_periodically
 from ..runner.reaper import reap_periodically, set_subreaper
@@ -30,7 +31,6 @@ from . import (
     housekeeping,
     jobs,
     log,
-    metrics,
     openapi,
     pastes,
     sse,
@@ -39,6 +39,7 @@ from . import (
     trace,
     websocket,
 )
+from . import metrics as metrics_api
 from .accesslog import access_middleware
 from .auth import TOKENS, RedactTokens, Tokens, auth_middleware
 from .cors import cors_headers, cors_middleware
@@ -93,7 +94,7 @@ def create_app(settings: Settings) -> web.Application:
         websocket,
         log,
         status,
-        metrics,
+        metrics_api,
         housekeeping,
         pastes,
         trace,
@@ -120,6 +121,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     def followers(job_id: str) -> int:
         return state_holder["s"].stats.per_job.get(job_id, 0)
 
+    # Before the runner: what it counts (extraction matches, say) goes to `metrics` directly.
+    metrics = Metrics()
     supervisor = Supervisor(store, settings, followers=followers)
     ledger = Trace(
         settings.data_dir,
@@ -139,11 +142,12 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         paste_dir,
         retention=Policy.from_settings(settings),
         policy=settings.controls(),
+        metrics=metrics,
     )
     supervisor.set_max_running(state.policy.max_running_jobs or settings.max_running_jobs)
     state_holder["s"] = state
     app[STATE] = state
-    metrics.install(app, state)
+    metrics_api.install(app, state)
     state.stats.loop_lag.start()
     # From before recovery on: the jobs it ends `lost` or starts are in the ledger too (and in
     # the metrics and the log).
