@@ -59,12 +59,18 @@ async def test_metrics_parse_lint_and_move_as_a_job_runs_and_a_client_follows(
             async for line in r.aiter_lines():
                 seen.append(line)
 
-    follower = asyncio.create_task(follow())
+    async def tail() -> None:
+        async with aapi.stream("GET", f"/jobs/{job['id']}/log", params={"follow": 1}) as r:
+            async for chunk in r.aiter_bytes():
+                seen.append(chunk.decode())
+
+    followers = asyncio.gather(follow(), tail())
 
     async def connected() -> Samples | None:
         now = scrape((await aapi.get("/metrics")).text)
         running = value(now, "jobcast_jobs", status="running") == 1
-        return now if running and value(now, "jobcast_clients", transport="sse") == 1 else None
+        sse, log = (value(now, "jobcast_clients", transport=t) for t in ("sse", "log"))
+        return now if running and sse == log == 1 else None
 
     during = await async_wait_for(connected)
     assert value(during, "jobcast_jobs_running") == 1
@@ -74,14 +80,14 @@ async def test_metrics_parse_lint_and_move_as_a_job_runs_and_a_client_follows(
         == value(before, "jobcast_jobs_started_total") + 1
     )
     await aapi.post(f"/jobs/{job['id']}/input", json={"data": "hello metrics\n", "eof": True})
-    await asyncio.wait_for(follower, 30)
-    assert any("hello metrics" in line for line in seen)
+    await asyncio.wait_for(followers, 30)
+    assert sum("hello metrics" in line for line in seen) == 2
 
     async def finished() -> tuple[str, Samples] | None:
         text = (await aapi.get("/metrics")).text
         now = scrape(text)
         done = value(now, "jobcast_jobs_finished_total", status="succeeded")
-        idle = value(now, "jobcast_clients", transport="sse") == 0
+        idle = all(value(now, "jobcast_clients", transport=t) == 0 for t in ("sse", "log"))
         return (text, now) if done == 1 and idle else None
 
     text, after = await async_wait_for(finished)
