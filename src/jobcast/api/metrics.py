@@ -38,7 +38,8 @@ _TRANSPORTS = ("sse", "ws", "log", "stream")
 
 
 class _Live(Collector):
-    """What the server counts already, read at each scrape; `fetched` is the handler's."""
+    """What the server counts already, read at each scrape; `jobs` and `disk` are what the
+    handler fetched from the store just before."""
 
     def __init__(self, state: State) -> None:
         self._state = state
