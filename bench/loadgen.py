@@ -30,7 +30,7 @@ from typing import Any, Protocol, cast
 
 import orjson
 import uvloop
-from common import LINE_BYTES, parse_line, raise_nofile
+from common import LINE_BYTES, parse_line, percentile, raise_nofile
 
 HOST = "127.0.0.1"
 
@@ -81,6 +81,8 @@ class BulkSink:
         self.output_bytes = 0
         self.wire_bytes = 0
         self.events = 0
+        #: when the last output byte came: the end waits for the output's fsync after it
+        self.last_output = 0.0
 
     def event(self, seq: int, buf: bytearray, start: int, end: int, t: float) -> None:
         if seq != self.last_seq + 1:
@@ -98,12 +100,14 @@ class BulkSink:
             if offset != self.output_bytes:
                 self.offset_errors += 1
             self.output_bytes = offset + length
+            self.last_output = t
         elif b'"type":"complete"' in head and not self.done.done():
             self.done.set_result(t)
 
     def binary(self, n: int, t: float) -> None:
         self.output_bytes += n
         self.wire_bytes += n
+        self.last_output = t
 
     def known_length(self, seq: int) -> int:
         return 0
@@ -111,6 +115,8 @@ class BulkSink:
     def body(self, data: bytes | memoryview, t: float) -> None:
         self.output_bytes += len(data)
         self.wire_bytes += len(data)
+        if data:
+            self.last_output = t
 
     def finish(self, t: float) -> None:
         if not self.done.done():
@@ -284,6 +290,210 @@ class LineSink:
     def known_length(self, seq: int) -> int:
         e = self.shared.entries.get(seq)
         return len(e.raw) if e is not None else 0
+
+    def body(self, data: bytes | memoryview, t: float) -> None:
+        pass
+
+
+class RawShared:
+    """What raw-frame viewers share: each frame as the first client saw it, keyed by its byte
+    offset in the output (every client gets the same frames, as the server sends one per event).
+    Lines are LINE_BYTES long from offset 0, so a frame's lines are found by arithmetic."""
+
+    def __init__(self, quantum: float) -> None:
+        self.quantum = quantum
+        self.stream = bytearray()
+        #: offset -> (the frame's bytes, the stamps of the lines it ends, receipt times)
+        self.frames: dict[int, tuple[bytes, list[float], list[float]]] = {}
+        self.mismatched = 0
+        self.malformed = 0
+
+    def frame(self, offset: int, data: bytes) -> tuple[bytes, list[float], list[float]]:
+        if offset != len(self.stream):
+            self.malformed += 1  # the first client to get here skipped or repeated bytes
+        self.stream += data
+        end = offset + len(data)
+        first = max(0, -(-(offset - LINE_BYTES + 1) // LINE_BYTES))
+        stamps: list[float] = []
+        for k in range(first, (end - LINE_BYTES) // LINE_BYTES + 1):
+            line = self.stream[k * LINE_BYTES : (k + 1) * LINE_BYTES - 1].decode(errors="replace")
+            try:
+                seq, ts = parse_line(line)
+            except ValueError:
+                self.malformed += 1
+                continue
+            if seq != k:
+                self.malformed += 1
+            stamps.append(ts)
+        entry = self.frames[offset] = (data, stamps, [])
+        return entry
+
+    def latency_hist(self) -> Counter[int]:
+        q = self.quantum
+        total: Counter[int] = Counter()
+        for _, stamps, recv in self.frames.values():
+            if not stamps or not recv:
+                continue
+            received = Counter(int(r / q) for r in recv)
+            for lq, lc in Counter(int(ts / q) for ts in stamps).items():
+                for rq, rc in received.items():
+                    total[rq - lq] += rc * lc
+        return total
+
+
+class RawLineSink:
+    """One raw-frame viewer: its bytes must be the job's output, whole and in order."""
+
+    __slots__ = ("done", "frames", "offset", "shared")
+
+    def __init__(self, shared: RawShared) -> None:
+        self.done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.shared = shared
+        self.offset = 0
+        self.frames = 0
+
+    def raw(self, buf: bytearray, start: int, end: int, t: float) -> None:
+        shared = self.shared
+        entry = shared.frames.get(self.offset)
+        if entry is None:
+            entry = shared.frame(self.offset, bytes(buf[start:end]))
+        elif len(entry[0]) != end - start or not buf.startswith(entry[0], start):
+            shared.mismatched += 1
+        entry[2].append(t)
+        self.offset += end - start
+        self.frames += 1
+
+    def finish(self, t: float) -> None:
+        if not self.done.done():
+            self.done.set_result(t)
+
+    def event(self, seq: int, buf: bytearray, start: int, end: int, t: float) -> None:
+        pass
+
+    def binary(self, n: int, t: float) -> None:
+        pass
+
+    def known_length(self, seq: int) -> int:
+        return 0
+
+    def body(self, data: bytes | memoryview, t: float) -> None:
+        pass
+
+
+class MuxEntry:
+    """One `/ws` event frame as the first connection saw it, parsed once for all."""
+
+    __slots__ = ("complete", "first", "job", "last", "recv", "seq", "stamps")
+
+    def __init__(self, raw: bytes) -> None:
+        msg = orjson.loads(raw)
+        self.job: str = msg["job"]
+        self.seq: int = msg["seq"]
+        self.complete = msg["event"] == "complete"
+        #: the lines `I TS` of a stdout event: the first and last I, and every TS
+        self.first = self.last = -1
+        self.stamps: list[float] = []
+        self.recv: list[float] = []
+        if msg["event"] == "stdout":
+            for line in msg["data"]["text"].splitlines():
+                i, ts = line.split(" ")
+                if self.first < 0:
+                    self.first = int(i)
+                self.last = int(i)
+                self.stamps.append(float(ts))
+
+
+class MuxShared:
+    def __init__(self, quantum: float) -> None:
+        self.quantum = quantum
+        #: the frame's head (job and seq) -> its entry
+        self.entries: dict[bytes, MuxEntry] = {}
+        self.malformed = 0
+
+    def latency_hist(self) -> Counter[int]:
+        q = self.quantum
+        total: Counter[int] = Counter()
+        for e in self.entries.values():
+            if not e.stamps or not e.recv:
+                continue
+            received = Counter(int(r / q) for r in e.recv)
+            for lq, lc in Counter(int(ts / q) for ts in e.stamps).items():
+                for rq, rc in received.items():
+                    total[rq - lq] += rc * lc
+        return total
+
+
+class MuxSink:
+    """One `/ws` connection subscribed to "*": every job's events once and in order, and each
+    job's lines 1..L in order (the lines of bench/run.py's mux_producer)."""
+
+    __slots__ = (
+        "complete",
+        "done",
+        "jobs",
+        "lines",
+        "lost",
+        "dup",
+        "next_line",
+        "received",
+        "seq",
+        "seq_errors",
+        "shared",
+        "subscribed",
+    )
+
+    def __init__(self, shared: MuxShared, jobs: int, lines: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[float] = loop.create_future()
+        self.subscribed: asyncio.Future[None] = loop.create_future()
+        self.shared, self.jobs, self.lines = shared, jobs, lines
+        self.seq: dict[str, int] = {}
+        self.next_line: dict[str, int] = {}
+        self.complete = self.received = self.lost = self.dup = self.seq_errors = 0
+
+    def text(self, buf: bytearray, start: int, end: int, t: float) -> None:
+        if not buf.startswith(b'{"type":"event"', start):
+            if buf.startswith(b'{"type":"subscribed"', start) and not self.subscribed.done():
+                self.subscribed.set_result(None)
+            return
+        cut = buf.find(b',"event"', start, start + 120)
+        if cut < 0:
+            self.shared.malformed += 1
+            return
+        head = bytes(buf[start:cut])
+        e = self.shared.entries.get(head)
+        if e is None:
+            try:
+                e = self.shared.entries[head] = MuxEntry(bytes(buf[start:end]))
+            except (ValueError, KeyError):
+                self.shared.malformed += 1
+                return
+        if e.seq != self.seq.get(e.job, 0) + 1:
+            self.seq_errors += 1
+        self.seq[e.job] = e.seq
+        if e.first >= 0:
+            want = self.next_line.get(e.job, 1)
+            if e.first > want:
+                self.lost += e.first - want
+            elif e.first < want:
+                self.dup += want - e.first
+            self.next_line[e.job] = e.last + 1
+            self.received += e.last - e.first + 1
+            e.recv.append(t)
+        if e.complete:
+            self.lost += max(0, self.lines + 1 - self.next_line.get(e.job, 1))
+            self.complete += 1
+            if self.complete >= self.jobs and not self.done.done():
+                self.done.set_result(t)
+
+    def event(self, seq: int, buf: bytearray, start: int, end: int, t: float) -> None:
+        pass
+
+    def binary(self, n: int, t: float) -> None:
+        pass
+
+    def known_length(self, seq: int) -> int:
+        return 0
 
     def body(self, data: bytes | memoryview, t: float) -> None:
         pass
@@ -543,11 +753,18 @@ class WSStream(_Client):
 
     def _frame(self, opcode: int, buf: bytearray, start: int, end: int, t: float) -> None:
         if opcode == 1:
-            if buf.startswith(b'{"seq":', start):
+            text = getattr(self.sink, "text", None)
+            if text is not None:
+                text(buf, start, end, t)
+            elif buf.startswith(b'{"seq":', start):
                 comma = buf.find(b",", start + 7, start + 32)
                 self.sink.event(int(buf[start + 7 : comma]), buf, start, end, t)
         elif opcode == 2:
-            self.sink.binary(end - start, t)
+            raw = getattr(self.sink, "raw", None)
+            if raw is not None:
+                raw(buf, start, end, t)
+            else:
+                self.sink.binary(end - start, t)
         elif opcode == 9 and self.transport is not None:
             self.transport.write(_masked(0xA, bytes(buf[start:end])))
         elif opcode == 8:
@@ -741,6 +958,85 @@ async def cmd_fanout(a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def cmd_viewers(a: argparse.Namespace) -> dict[str, Any]:
+    """`fanout` for raw-frame viewers (`?format=raw`): the same figures, from bytes alone."""
+    shared = RawShared(a.quantum_ms / 1000)
+    sinks = [RawLineSink(shared) for _ in range(a.clients)]
+    clients = await connect(
+        a.clients, lambda i: make_client("ws-raw", a.job, 0, a.port, a.token, sinks[i]), a.port
+    )
+    t_go = await handshake()
+    lag = LagMonitor()
+    cpu0 = time.process_time()
+    finished, t_end = await wait_done(sinks, a.timeout)
+    cpu = time.process_time() - cpu0
+    announce_done(t_end)
+    lags = lag.stop()
+    for c in clients:
+        c.close()
+    job = await call(a.port, a.token, f"/jobs/{a.job}")
+    total = job["stdout_bytes"] // LINE_BYTES
+    received = sum(s.offset // LINE_BYTES for s in sinks)
+    return {
+        "clients": a.clients,
+        "finished": finished,
+        "lines_per_client": total,
+        "lines_received": received,
+        "lost": sum(max(0, job["stdout_bytes"] - s.offset) for s in sinks) // LINE_BYTES,
+        "duplicated": sum(max(0, s.offset - job["stdout_bytes"]) for s in sinks) // LINE_BYTES,
+        "event_seq_errors": 0,
+        "mismatched_events": shared.mismatched,
+        "malformed": shared.malformed,
+        "output_events": sum(s.frames for s in sinks),
+        "t_go": t_go,
+        "t_end": t_end,
+        "client_cpu_s": cpu,
+        "quantum_ms": a.quantum_ms,
+        "hist": sorted(shared.latency_hist().items()),
+        "hist_ingest": [],
+        "hist_delivery": [],
+        **lags,
+    }
+
+
+async def cmd_mux(a: argparse.Namespace) -> dict[str, Any]:
+    """`--clients` connections to `/ws`, each subscribed to "*" before the `--jobs` jobs exist,
+    each job printing `--lines` lines; `ready` once all are subscribed."""
+    shared = MuxShared(a.quantum_ms / 1000)
+    sinks = [MuxSink(shared, a.jobs, a.lines) for _ in range(a.clients)]
+    request = ws_request("/ws", a.port, a.token)
+    clients = await connect(a.clients, lambda i: WSStream(request, sinks[i]), a.port)
+    subscribe = _masked(0x1, b'{"type":"subscribe","jobs":["*"]}')
+    for c in clients:
+        assert c.transport is not None
+        c.transport.write(subscribe)
+    await asyncio.wait_for(asyncio.gather(*(s.subscribed for s in sinks)), 120)
+    t_go = await handshake()
+    cpu0 = time.process_time()
+    finished, t_end = await wait_done(sinks, a.timeout)
+    cpu = time.process_time() - cpu0
+    announce_done(t_end)
+    for c in clients:
+        c.close()
+    hist = shared.latency_hist()
+    q = a.quantum_ms
+    return {
+        "t_go": t_go,
+        "t_end": t_end,
+        "expected": a.clients * a.jobs * a.lines,
+        "received": sum(s.received for s in sinks),
+        "lost": sum(s.lost for s in sinks),
+        "duplicated": sum(s.dup for s in sinks),
+        "malformed": shared.malformed,
+        "seq_errors": sum(s.seq_errors for s in sinks),
+        "incomplete_connections": a.clients - finished,
+        "p50_ms": (percentile(hist, 50) or 0) * q,
+        "p99_ms": (percentile(hist, 99) or 0) * q,
+        "max_ms": max(hist, default=0) * q,
+        "client_cpu_s": cpu,
+    }
+
+
 async def cmd_bulk(a: argparse.Namespace) -> dict[str, Any]:
     sink = BulkSink(sse=a.kind == "sse")
     (client,) = await connect(
@@ -760,6 +1056,7 @@ async def cmd_bulk(a: argparse.Namespace) -> dict[str, Any]:
         "seq_errors": sink.seq_errors,
         "offset_errors": sink.offset_errors,
         "seconds": t_end - t_go,
+        "seconds_to_last_byte": sink.last_output - t_go,
         "client_cpu_s": cpu,
         "close_code": getattr(client, "close_code", None),
     }
@@ -920,6 +1217,8 @@ async def cmd_resume(a: argparse.Namespace) -> dict[str, Any]:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]] = {
     "fanout": cmd_fanout,
+    "viewers": cmd_viewers,
+    "mux": cmd_mux,
     "bulk": cmd_bulk,
     "idle": cmd_idle,
     "ttfb": cmd_ttfb,
@@ -937,6 +1236,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--job", help="the job's id")
     parser.add_argument("--kind", default="sse", choices=["sse", "ws", "ws-raw", "log"])
     parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=500, help="mux: jobs each connection follows")
+    parser.add_argument("--lines", type=int, default=100, help="mux: lines each job prints")
     parser.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for the clients to finish"
     )

@@ -18,6 +18,13 @@ Scenarios:
   fanout-10k-ws   500 WebSocket clients, 10,000 lines/s
   memory          server RSS per idle follower (1,000 SSE, then 1,000 WebSocket on a sleeping job)
   ttfb            POST /jobs `echo hi` -> first output byte at a client
+  pty-viewers     1,000 raw WebSocket viewers of one PTY session printing 1,000 lines/s
+  mux-500         one /ws connection subscribed to "*" following 500 jobs, 10 lines/s each
+  mux-500x100     100 such connections (--mux-connections), the same 500 jobs
+  extract-bulk    bulk over SSE (--bulk-bytes) with 5 extractors and progress detection on, vs
+                  both off, alternating in one run (goal: on >= 70% of off)
+  extract-fanout  1,000 SSE followers x 1k lines/s, extractors and progress on, then off
+                  (goal: p99 on within 10% of off)
   (`fanout` selects the four fan-out scenarios)
 """
 
@@ -42,7 +49,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -111,6 +118,9 @@ class Config:
     out: Path
     verbose: bool
     records: list[dict[str, Any]] = field(default_factory=list)
+    #: jobs of the /ws scenarios, and connections of the many-connection one
+    mux_jobs: int = 500
+    mux_connections: int = 100
 
     def log(self, msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -210,8 +220,8 @@ class Server:
             raise BenchError(f"{method} {path}: {e.code} {e.read()[:500]!r}") from None
         return json.loads(raw) if raw else None
 
-    def post_job(self, argv: list[str]) -> dict[str, Any]:
-        job: dict[str, Any] = self.api("POST", "/jobs", {"argv": argv})
+    def post_job(self, argv: list[str], **spec: Any) -> dict[str, Any]:
+        job: dict[str, Any] = self.api("POST", "/jobs", {"argv": argv, **spec})
         return job
 
     def wait_job(self, job_id: str, timeout: float) -> dict[str, Any]:
@@ -531,8 +541,15 @@ def scenario_bulk(cfg: Config) -> list[Metric]:
                 "ws": "WebSocket JSON",
                 "ws-raw": "WebSocket raw",
             }[kind]
+            # The job's end waits for the fsync of its output (the durability promise), after
+            # its last byte has been sent: the stream's own rate is to that last byte.
+            to_last = res.get("seconds_to_last_byte") or res["seconds"]
             out += [
                 Metric("bulk", f"{name}", mbps, "MB/s", BULK_TARGETS.get(kind)),
+                Metric("bulk", f"{name}: to the last byte", cfg.bulk_bytes / 1e6 / to_last, "MB/s"),
+                Metric(
+                    "bulk", f"{name}: last byte -> end", (res["seconds"] - to_last) * 1000, "ms"
+                ),
                 Metric("bulk", f"{name} / pipe", mbps / pipe, "ratio"),
                 Metric("bulk", f"{name} / file write", mbps / again, "ratio"),
                 Metric("bulk", f"{name}: server CPU", (cpu1 - cpu0) / (t1 - t0) * 100, "% core"),
@@ -565,17 +582,29 @@ def _split(n: int, parts: int) -> list[int]:
 
 
 def _fanout(
-    cfg: Config, scenario: str, kind: str, clients: int, rate: int, p99_target: float
+    cfg: Config,
+    scenario: str,
+    kind: str,
+    clients: int,
+    rate: int,
+    p99_target: float,
+    pty: bool = False,
+    **job_extra: Any,
 ) -> list[Metric]:
     with server(cfg, scenario) as srv:
         go = srv.data_dir / "go"
-        job = srv.post_job(
-            producer("lines", "--rate", str(rate), "--duration", str(cfg.duration), "--go", str(go))
+        argv = producer(
+            "lines", "--rate", str(rate), "--duration", str(cfg.duration), "--go", str(go)
         )
+        if pty:
+            # The lines as written: no \r added to each \n (the load generator counts 100-byte
+            # lines), no echo.
+            argv = ["sh", "-c", 'stty -onlcr -echo; exec "$@"', "sh", *argv]
+        job = srv.post_job(argv, pty=pty, **job_extra)
         lgs = [
             Loadgen(
                 srv,
-                "fanout",
+                "viewers" if kind == "ws-raw" else "fanout",
                 "--job",
                 job["id"],
                 "--kind",
@@ -697,6 +726,106 @@ def scenario_fanout_10k_sse(cfg: Config) -> list[Metric]:
 
 def scenario_fanout_10k_ws(cfg: Config) -> list[Metric]:
     return _fanout(cfg, "fanout-10k-ws", "ws", cfg.clients_10k, 10000, 100)
+
+
+def scenario_pty_viewers(cfg: Config) -> list[Metric]:
+    """1,000 viewers of one PTY session printing 1,000 lines/s, as raw WebSocket frames."""
+    return _fanout(cfg, "pty-viewers", "ws-raw", cfg.clients, 1000, 40, pty=True)
+
+
+#: lines a second each job of the /ws scenarios prints
+MUX_RATE = 10
+
+
+def mux_producer(lines: int, go: Path) -> list[str]:
+    """A job printing `lines` lines `I TS` (TS: the time of the write), MUX_RATE a second, from
+    when `go` exists (all the jobs are running by then: creating them is not measured), each
+    at a random phase of the period.
+
+    bash with builtins only (`read -t` on a pipe nobody writes is the sleep): hundreds of these
+    at once cost little, where as many Python producers would take gigabytes.
+    """
+    pause = 1 / MUX_RATE
+    script = (
+        f"exec 9<> <(:); while [ ! -e {go} ]; do read -t 0.05 -u 9; done; "
+        # Each at its own phase of the period, as jobs started one by one would be, not all
+        # 500 writing in the same millisecond.
+        f"printf -v phase '0.%03d' $((RANDOM % {round(1000 * pause)})); read -t $phase -u 9; "
+        f"for ((i=1; i<={lines}; i++)); do "
+        f'printf "%d %s\\n" $i "$EPOCHREALTIME"; read -t {pause:g} -u 9; done'
+    )
+    return ["taskset", "-c", CLIENT_CPU, "bash", "-c", script]
+
+
+def _mux(cfg: Config, scenario: str, connections: int, p99_target: float) -> list[Metric]:
+    """`connections` /ws connections, each subscribed to "*", following cfg.mux_jobs jobs."""
+    jobs, lines = cfg.mux_jobs, max(1, round(MUX_RATE * cfg.duration))
+    env = {"JOBCAST_MAX_RUNNING_JOBS": str(jobs + 10), **cfg.server_env}
+    with server(replace(cfg, server_env=env), scenario) as srv:
+        lgs = [
+            Loadgen(
+                srv,
+                "mux",
+                "--clients",
+                str(n),
+                "--jobs",
+                str(jobs),
+                "--lines",
+                str(lines),
+                "--timeout",
+                str(cfg.duration + 120),
+            )
+            for n in _split(connections, cfg.procs)
+        ]
+        for lg in lgs:
+            lg.expect("ready", 180)
+        go = srv.data_dir / "go"
+        created = [srv.post_job(mux_producer(lines, go))["id"] for _ in range(jobs)]
+        deadline = time.monotonic() + 120
+        while srv.api("GET", "/status")["jobs"]["running"] < len(created):
+            if time.monotonic() > deadline:
+                raise BenchError(f"{scenario}: the {jobs} jobs were not all running after 120 s")
+            time.sleep(0.2)
+        cpu0, t0, window = srv.cpu_seconds(), time.time(), CpuWindow(srv, lgs)
+        go.touch()
+        for lg in lgs:
+            lg.go(t0)
+        t1 = max(lg.done(cfg.duration + 180) for lg in lgs)
+        cpu1, other = srv.cpu_seconds(), window.other_pct()
+        lag = loop_lag(srv, scenario, "", t0, t1)
+        results = [lg.result() for lg in lgs]
+    seconds = max(r["t_end"] for r in results) - t0
+    expected = sum(r["expected"] for r in results)
+    received = sum(r["received"] for r in results)
+    errors = sum(r["seq_errors"] + r["malformed"] + r["duplicated"] for r in results)
+    p50, p99 = max(r["p50_ms"] for r in results), max(r["p99_ms"] for r in results)
+    client_cpu = sum(r["client_cpu_s"] for r in results) / seconds * 100
+    server_cpu = (cpu1 - cpu0) / (t1 - t0) * 100
+    cfg.log(
+        f"  {scenario}: {received:,}/{expected:,} lines in {seconds:.1f} s, p50 {p50:.1f} ms, "
+        f"p99 {p99:.1f} ms, server CPU {server_cpu:.0f}%, client CPU {client_cpu:.0f}%, "
+        f"errors {errors}, other processes {other:.0f}%"
+    )
+    return [
+        Metric(scenario, "delivered", received / max(1, expected) * 100, "%", Target("==", 100)),
+        Metric(scenario, "lines/s delivered (all connections)", received / seconds, "lines/s"),
+        Metric(scenario, "latency p50 (write -> receipt)", p50, "ms"),
+        Metric(scenario, "latency p99 (write -> receipt)", p99, "ms", Target("<=", p99_target)),
+        Metric(scenario, "latency max", max(r["max_ms"] for r in results), "ms"),
+        Metric(scenario, "lines lost", sum(r["lost"] for r in results), "lines", Target("==", 0)),
+        Metric(scenario, "seq/line errors", errors, "count", Target("==", 0)),
+        Metric(scenario, "server CPU", server_cpu, "% core"),
+        Metric(scenario, "load generator CPU", client_cpu, "% core"),
+        Metric(scenario, "other processes' CPU", other, "% core"),
+    ] + lag
+
+
+def scenario_mux_500(cfg: Config) -> list[Metric]:
+    return _mux(cfg, "mux-500", 1, 50)
+
+
+def scenario_mux_500x100(cfg: Config) -> list[Metric]:
+    return _mux(cfg, "mux-500x100", cfg.mux_connections, 50)
 
 
 def _idle_rss(cfg: Config, kind: str) -> Metric:
@@ -842,6 +971,75 @@ def scenario_resume(cfg: Config) -> list[Metric]:
     ]
 
 
+#: five extractors as a CI job might set them: each scans every line, few lines match
+BENCH_EXTRACTORS = [
+    {"name": "passed", "pattern": r"(\d+) passed"},
+    {"name": "error", "pattern": r"^ERROR:? (.*)"},
+    {"name": "version", "pattern": r"version (\d+(?:\.\d+)+)"},
+    {"name": "slow", "pattern": r"took=(99\.99\d)ms"},
+    {"name": "rare_id", "pattern": r"id=(0000[0-9a-f]{12})"},
+]
+#: the server without any finding: no progress detection, and the jobs have no extractors
+NO_FINDINGS = {"JOBCAST_DETECT_PROGRESS": "false"}
+
+
+#: the extract-bulk modes: the server's env, the job's extractors, the figure's label
+_EXTRACT_MODES = {
+    "off": (NO_FINDINGS, False, "no extractors, no progress"),
+    "progress": ({}, False, "progress only (the default)"),
+    "on": ({}, True, "5 extractors + progress"),
+}
+
+
+def scenario_extract_bulk(cfg: Config) -> list[Metric]:
+    """Bulk over SSE with 5 extractors and progress detection, with progress detection alone
+    (what every job gets by default), and with neither; each twice, interleaved, in one run."""
+    mbps: dict[str, list[float]] = {mode: [] for mode in _EXTRACT_MODES}
+    out: list[Metric] = []
+    for mode in [*_EXTRACT_MODES, *reversed(_EXTRACT_MODES)]:
+        env, extract, label = _EXTRACT_MODES[mode]
+        run_cfg = replace(cfg, server_env={**cfg.server_env, **env})
+        with server(run_cfg, f"extract-bulk-{mode}") as srv:
+            go = srv.data_dir / "go"
+            argv = producer("bulk", "--bytes", str(cfg.bulk_bytes), "--go", str(go))
+            job = srv.post_job(argv, **({"extract": BENCH_EXTRACTORS} if extract else {}))
+            lg = Loadgen(srv, "bulk", "--job", job["id"], "--kind", "sse", "--timeout", "600")
+            lg.expect("ready", 60)
+            cpu0, t0 = srv.cpu_seconds(), time.time()
+            go.touch()
+            lg.go(t0)
+            t1 = lg.done(660)
+            cpu1 = srv.cpu_seconds()
+            res = lg.result()
+            if res["output_bytes"] != cfg.bulk_bytes:
+                raise BenchError(f"extract-bulk {mode}: received {res} of {cfg.bulk_bytes} bytes")
+        rate = cfg.bulk_bytes / 1e6 / res["seconds"]
+        mbps[mode].append(rate)
+        out += [
+            Metric("extract-bulk", f"SSE, {label}", rate, "MB/s"),
+            Metric(
+                "extract-bulk", f"{label}: server CPU", (cpu1 - cpu0) / (t1 - t0) * 100, "% core"
+            ),
+        ]
+        cfg.log(f"  extract-bulk {mode}: {rate:.0f} MB/s")
+    off = sum(mbps["off"])
+    out += [
+        Metric("extract-bulk", "on / off", sum(mbps["on"]) / off, "ratio", Target(">=", 0.7)),
+        Metric("extract-bulk", "progress only / off", sum(mbps["progress"]) / off, "ratio"),
+    ]
+    return out
+
+
+def scenario_extract_fanout(cfg: Config) -> list[Metric]:
+    """1,000 SSE followers x 1k lines/s, 5 extractors and progress on, then off, in one run."""
+    on = _fanout(cfg, "extract-fanout-on", "sse", cfg.clients, 1000, 80, extract=BENCH_EXTRACTORS)
+    off_cfg = replace(cfg, server_env={**cfg.server_env, **NO_FINDINGS})
+    off = _fanout(off_cfg, "extract-fanout-off", "sse", cfg.clients, 1000, 80)
+    p99 = {m.scenario: m.value for m in on + off if m.name == "latency p99"}
+    ratio = p99["extract-fanout-on"] / max(p99["extract-fanout-off"], 1e-9)
+    return [*on, *off, Metric("extract-fanout", "p99 on / off", ratio, "ratio", Target("<=", 1.1))]
+
+
 SCENARIOS: dict[str, Callable[[Config], list[Metric]]] = {
     "bulk": scenario_bulk,
     "resume": scenario_resume,
@@ -851,6 +1049,11 @@ SCENARIOS: dict[str, Callable[[Config], list[Metric]]] = {
     "fanout-10k-ws": scenario_fanout_10k_ws,
     "memory": scenario_memory,
     "ttfb": scenario_ttfb,
+    "pty-viewers": scenario_pty_viewers,
+    "mux-500": scenario_mux_500,
+    "mux-500x100": scenario_mux_500x100,
+    "extract-bulk": scenario_extract_bulk,
+    "extract-fanout": scenario_extract_fanout,
 }
 GROUPS = {"fanout": [s for s in SCENARIOS if s.startswith("fanout")], "all": list(SCENARIOS)}
 
@@ -960,6 +1163,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--clients-10k", type=int, default=500, help="clients of the 10k lines/s fan-outs"
     )
     parser.add_argument(
+        "--mux-jobs", type=int, default=500, help="jobs followed in the /ws (mux-) scenarios"
+    )
+    parser.add_argument(
+        "--mux-connections", type=int, default=100, help="/ws connections of mux-500x100"
+    )
+    parser.add_argument(
         "--procs",
         type=int,
         default=1,
@@ -1043,6 +1252,8 @@ def main(argv: list[str] | None = None) -> None:
         server_env=dict(kv.split("=", 1) for kv in a.server_env),
         out=out,
         verbose=a.keep,
+        mux_jobs=a.mux_jobs,
+        mux_connections=a.mux_connections,
     )
     start = time.monotonic()
     try:

@@ -6,6 +6,7 @@ set -euo pipefail
 # command -> Debian package that provides it
 declare -A PACKAGES=(
     [tmux]=tmux
+    [screen]=screen
     [script]=bsdutils
     [asciinema]=asciinema
     [promtool]=prometheus

@@ -90,9 +90,16 @@ class Receiver:
     answers with the statuses it is given, in turn (200 once they run out). With `hold`, each
     request waits until `release()`. `port` may be chosen before it starts, to start it late."""
 
-    def __init__(self, port: int, statuses: list[int] | None = None, hold: bool = False) -> None:
+    def __init__(
+        self,
+        port: int,
+        statuses: list[int] | None = None,
+        hold: bool = False,
+        retry_after: str | None = None,
+    ) -> None:
         self.port = port
         self.statuses = list(statuses or [])
+        self.retry_after = retry_after  # sent with each 429 and 503
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.answered = 0
         self._held = asyncio.Event()
@@ -113,6 +120,8 @@ class Receiver:
             status = self.statuses.pop(0) if self.statuses else 200
             if 300 <= status < 400:
                 return web.Response(status=status, headers={"Location": self.url("/moved")})
+            if status in (429, 503) and self.retry_after is not None:
+                return web.Response(status=status, headers={"Retry-After": self.retry_after})
             return web.Response(status=status)
 
         app = web.Application()

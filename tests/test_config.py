@@ -44,6 +44,11 @@ def test_unknown_keys_in_the_file_are_named_with_the_file(tmp_path):
         ("port = 70000\n", "port: Input should be less than or equal to 65535 (got 70000)"),
         ("port = \n", "is not valid TOML"),
         ("config = 'other.toml'\n", "unknown setting 'config'"),
+        (
+            "[[extract]]\nname = 'e'\npattern = '(a'\n",
+            "extract.0.pattern: bad pattern '(a': missing ): (a",
+        ),
+        ("[templates.t]\ncommand = ['x']\nextract = [{name = 'e'}]\n", "extract.0.pattern"),
     ],
 )
 def test_bad_files_are_one_line(tmp_path, text, expected):
@@ -184,3 +189,27 @@ def test_webhooks_in_the_file_are_checked_key_by_key(tmp_path):
         load_settings(webhooks=[{"url": "http://a.b/", "secret": "hidden"}])
     )
     assert settings.webhook_attempts == 5
+
+
+def test_watch_patterns_roots_and_sources_are_checked_at_load(tmp_path):
+    (tmp_path / "streams").mkdir()
+    watch = [f"{tmp_path}/streams/*.typescript"]
+    s = load_settings(watch=watch)
+    assert s.watch == watch and s.watch_roots == [] and s.sources == []
+    with pytest.raises(ConfigError, match="outside every watch root"):
+        load_settings(watch=watch, watch_roots=[f"{tmp_path}/elsewhere"])
+    with pytest.raises(ConfigError, match=r"`\.\.` is refused"):
+        load_settings(watch=[f"{tmp_path}/streams/../*.typescript"])
+    cfg = tmp_path / "jobcast.toml"
+    cfg.write_text(
+        f"watch = {watch!r}\n".replace("'", '"')
+        + f'[[sources]]\npath = "{tmp_path}/streams/A.typescript"\ntmux = "a"\n'
+    )
+    (source,) = load_settings(cfg).sources
+    assert source.tmux == "a" and source.screen is None
+    cfg.write_text(f'[[sources]]\npath = "{tmp_path}/x.log"\ntmux = "a"\n')
+    with pytest.raises(ConfigError, match="matched by no --watch pattern"):
+        load_settings(cfg)
+    cfg.write_text(f'watch = ["{tmp_path}/*.log"]\n[[sources]]\npath = "{tmp_path}/x.log"\n')
+    with pytest.raises(ConfigError, match="exactly one of `tmux` or `screen`"):
+        load_settings(cfg)

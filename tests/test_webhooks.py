@@ -10,7 +10,16 @@ import time
 import orjson
 import pytest
 
-from jobcast.webhooks import OUTBOX_NAME, Courier, Delivery, Outbox, allowed, sign, verify
+from jobcast.webhooks import (
+    OUTBOX_NAME,
+    Courier,
+    Delivery,
+    Outbox,
+    allowed,
+    retry_after,
+    sign,
+    verify,
+)
 from tests.conftest import free_port
 from tests.helpers import Receiver, async_wait_for
 
@@ -113,6 +122,30 @@ async def test_retries_back_off_doubling_until_a_2xx(tmp_path):
     # Delivered: nothing is left pending for a restart.
     assert await Outbox(tmp_path).open() == []
     await box.close()
+
+
+async def test_a_receivers_retry_after_is_waited_out(tmp_path):
+    receiver = await Receiver(free_port(), statuses=[429, 503], retry_after="1").start()
+    box, courier, traced = await _courier(tmp_path, backoff=0.01)
+    try:
+        await _send(box, courier, receiver.url())
+    finally:
+        await courier.close()
+        await receiver.stop()
+    # asked for a second each time, not the 10 and 20 ms of the backoff
+    assert [(d.get("retry_after"), d.get("retry_in")) for _, d in traced] == [
+        (1.0, 1.0),
+        (1.0, 1.0),
+        (None, None),
+    ]
+    await box.close()
+
+
+def test_retry_after_reads_seconds_and_http_dates():
+    assert retry_after("120") == 120.0
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412490.0) == 0.0  # past
+    assert retry_after("soon") is None and retry_after(None) is None and retry_after("-5") is None
 
 
 @pytest.mark.parametrize(("status", "gets"), [(404, 1), (400, 1), (302, 1), (500, 3)])

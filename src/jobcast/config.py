@@ -8,13 +8,15 @@ from __future__ import annotations
 import difflib
 import hashlib
 import ipaddress
+import os
 import tomllib
 from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,13 +33,22 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .extract import Extractor, unique_names
 from .models import WebhookURL
 from .policy import Policy, PolicyConfig, TemplateName
 from .templates import Template
 from .tokenfile import ADMIN_NAME
 from .webhooks import WebhookConfig
 
-__all__ = ["ConfigError", "Scope", "Settings", "TokenConfig", "is_loopback", "load_settings"]
+__all__ = [
+    "ConfigError",
+    "Scope",
+    "Settings",
+    "SourceConfig",
+    "TokenConfig",
+    "is_loopback",
+    "load_settings",
+]
 
 
 class ConfigError(ValueError):
@@ -93,6 +104,23 @@ class TokenConfig(BaseModel):
 
 
 _config_file: ContextVar[Path | None] = ContextVar("jobcast_config_file", default=None)
+
+
+class SourceConfig(BaseModel):
+    """One `[[sources]]` table: the tmux or screen session a watched file records, so that
+    input and interrupts sent to the source reach it (`tmux send-keys`, `screen -X stuff`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(min_length=1, description="The file, as a --watch pattern matches it")
+    tmux: str | None = Field(None, min_length=1, max_length=200, description="tmux target")
+    screen: str | None = Field(None, min_length=1, max_length=200, description="screen session")
+
+    @model_validator(mode="after")
+    def _one_session(self) -> SourceConfig:
+        if (self.tmux is None) == (self.screen is None):
+            raise ValueError(f"source {self.path!r} needs exactly one of `tmux` or `screen`")
+        return self
 
 
 class Settings(BaseSettings):
@@ -182,6 +210,13 @@ class Settings(BaseSettings):
         default_factory=dict, description="Commands with typed parameters (TOML tables)"
     )
 
+    #: `[[extract]]`: extractors run over every job's lines (a job's own of the same name wins)
+    extract: Annotated[list[Extractor], AfterValidator(unique_names)] = Field(
+        default_factory=list, description="Named patterns matched in every job's output"
+    )
+    detect_progress: bool = Field(
+        True, description="Read progress (42%, 3/10, bars, ::progress, OSC 9;4) from output"
+    )
     #: `[[webhooks]]`: told of every job's end (or start); see the README's "Webhooks"
     webhooks: list[WebhookConfig] = Field(
         default_factory=list, description="URLs told of every job's end (TOML tables)"
@@ -206,6 +241,34 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    #: sources: files tailed as read-only streams in the same log as jobs (`sources/`)
+    watch: list[str] = Field(
+        default_factory=list,
+        description="Tail the files this glob matches (new ones too) as streams named after them",
+    )
+    watch_roots: list[str] = Field(
+        default_factory=list,
+        description="The only directories watched files may be in, symlinks resolved (default: "
+        "the --watch patterns' own directories)",
+    )
+    #: `[[sources]]`: the sessions behind watched files, for input (TOML tables)
+    sources: list[SourceConfig] = Field(
+        default_factory=list, description="tmux/screen sessions of watched files (TOML tables)"
+    )
+
+    @model_validator(mode="after")
+    def _watch_fits(self) -> Settings:
+        from .sources.paths import matches, parse_patterns, resolve_roots
+
+        patterns = parse_patterns(self.watch)
+        resolve_roots(self.watch_roots, patterns)
+        for source in self.sources:
+            if not matches(os.path.abspath(os.path.expanduser(source.path)), patterns):
+                raise ValueError(
+                    f"[[sources]] path {source.path!r} is matched by no --watch pattern"
+                )
+        return self
 
     @model_validator(mode="after")
     def _policy_fits(self) -> Settings:

@@ -15,7 +15,8 @@
      │    ├── JobFinished                    409 job_finished
      │    ├── JobNotFinished                 409 job_not_finished
      │    ├── NameTaken                      409 name_taken
-     │    └── NoStdin                        409 no_stdin
+     │    ├── NoStdin                        409 no_stdin
+     │    └── SourceReadOnly                 409 source_read_only
      ├── PayloadTooLarge                     413 too_large
      ├── UnsupportedMediaType                415 unsupported_media_type
      ├── RangeNotSatisfiable                 416 range_not_satisfiable
@@ -48,6 +49,7 @@ __all__ = [
     "PolicyDenied",
     "RangeNotSatisfiable",
     "ServerShuttingDown",
+    "SourceReadOnly",
     "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -155,6 +157,13 @@ class NameTaken(Conflict):
 
 class NoStdin(Conflict):
     code = "no_stdin"
+
+
+class SourceReadOnly(Conflict):
+    """A source (a file tailed) has no process: no signal, cancel, resize, nor input unless the
+    config names its tmux or screen session."""
+
+    code = "source_read_only"
 
 
 class RangeNotSatisfiable(JobcastError):

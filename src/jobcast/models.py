@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .extract import Extractor, unique_names
+
 __all__ = [
     "FINAL_STATUSES",
     "LIFECYCLE_EVENTS",
@@ -45,6 +47,7 @@ __all__ = [
     "PruneResult",
     "ResizeRequest",
     "SignalRequest",
+    "SourceInfo",
     "TraceEntry",
     "TraceList",
     "can_transition",
@@ -177,6 +180,7 @@ class EventType(StrEnum):
     STDOUT = "stdout"
     STDERR = "stderr"
     EXTRACTION = "extraction"
+    PROGRESS = "progress"
     INPUT = "input"
     RESIZE = "resize"
     COMPLETE = "complete"
@@ -265,6 +269,12 @@ class JobSpec(BaseModel):
     pty: bool = Field(False, description="Run in a pseudo-terminal (stdout and stderr merge).")
     cols: int = Field(80, ge=1, le=1000)
     rows: int = Field(24, ge=1, le=1000)
+    shared: Literal["control", "view"] = Field(
+        "control",
+        description="Who may drive the job (input, interrupt, resize, signal, cancel): "
+        '"control", any token with the `control` scope; "view", only the token that created '
+        "it (with `control`) or an admin; everyone else with `read` watches.",
+    )
     stdin: bool = Field(False, description="Keep stdin open for POST /jobs/{id}/input.")
     timeout: float | None = Field(
         None, gt=0, description="Seconds before the job is ended timed_out."
@@ -285,6 +295,12 @@ class JobSpec(BaseModel):
     )
     context_stdin: bool = Field(
         False, description="The first context file is the job's stdin (not with stdin or pty)."
+    )
+    extract: Annotated[list[Extractor], AfterValidator(unique_names)] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Named RE2 patterns run over each complete line of output; each match is "
+        "an `extraction` event, and the job keeps each name's last value (`extracted`).",
     )
     webhook: Annotated[
         JobWebhook | None,
@@ -346,16 +362,42 @@ class JobSpec(BaseModel):
         )
 
 
+class SourceInfo(BaseModel):
+    """What a source (a file jobcast tails, not a process it runs) is, and where its stream is.
+
+    The stream's `stdout` offsets are the file's own byte offsets plus `base`: 0 until the file
+    is first truncated or rotated; then the stream's length at that moment, so offsets keep
+    growing while the file starts again (an `error` event with code `source_truncated` or
+    `source_rotated` marks the place).
+    """
+
+    path: str = Field(..., description="The file tailed, as the --watch pattern matched it.")
+    inode: int | None = Field(None, description="The inode followed (a new one: rotated).")
+    base: int = Field(0, ge=0, description="Stream offset of the current file's first byte.")
+    timing: str | None = Field(
+        None, description="The `script --timing` file beside it, if there is one."
+    )
+
+
 class Job(BaseModel):
     """A job as the API shows it. Times are Unix epoch seconds."""
 
     id: str
     name: str | None = None
+    kind: Literal["job", "source"] = Field(
+        "job", description="`source`: a file tailed (`--watch`), not a process run."
+    )
+    source: SourceInfo | None = Field(None, description="For a source: its file.")
     status: JobStatus
     command: str | None = None
     argv: list[str]
     cwd: str | None = None
     pty: bool = False
+    cols: int | None = Field(
+        None, description="A pty job's window size now: as started, or its last resize."
+    )
+    rows: int | None = None
+    shared: Literal["control", "view"] = "control"
     stdin: bool = False
     timeout: float | None = None
     labels: dict[str, str] = Field(default_factory=dict)
@@ -378,6 +420,12 @@ class Job(BaseModel):
         "(a `store_failed` error event tells).",
     )
     last_seq: int = 0
+    extracted: dict[str, str] = Field(
+        default_factory=dict, description="The last value each extractor matched, by name."
+    )
+    progress: dict[str, Any] | None = Field(
+        None, description="The latest `progress` event's data: percent, current, total, message."
+    )
 
     @property
     def duration(self) -> float | None:

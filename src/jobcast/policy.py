@@ -211,6 +211,12 @@ class Policy:
         data["argv"] = expand(spec.template, template, spec.args)
         data["command"] = None
         data.update(cwd=template.cwd, env=dict(template.env), pty=template.pty)
+        # The request's extractors come after the template's, and replace those of their names.
+        own = {x["name"] for x in data["extract"]}
+        data["extract"] = [
+            *(x.model_dump() for x in template.extract if x.name not in own),
+            *data["extract"],
+        ]
         timeout = spec.timeout
         if template.timeout is not None:
             timeout = min(timeout or template.timeout, template.timeout)

@@ -148,7 +148,7 @@ class SSEParser:
         return None
 
 
-WSCommandType = Literal["input", "resize", "signal", "cancel"]
+WSCommandType = Literal["input", "resize", "signal", "cancel", "interrupt"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +164,8 @@ def parse_ws_command(raw: str | bytes) -> WSCommand:
     """Parse a client's JSON message on `/jobs/{id}/ws`; raise BadRequest saying what is wrong.
 
     `{"type": "input", "data": "text"}` (or `"b64": "..."`), `{"type": "resize", "cols": 80,
-    "rows": 24}`, `{"type": "signal", "signal": "INT"}`, `{"type": "cancel"}`.
+    "rows": 24}`, `{"type": "signal", "signal": "INT"}`, `{"type": "interrupt"}` (Ctrl-C as at
+    the terminal), `{"type": "cancel"}`.
     """
     try:
         msg = orjson.loads(raw)
@@ -198,4 +199,8 @@ def parse_ws_command(raw: str | bytes) -> WSCommand:
         return WSCommand("signal", signal=msg["signal"])
     if kind == "cancel":
         return WSCommand("cancel")
-    raise BadRequest(f"unknown message type {kind!r}; expected input, resize, signal or cancel")
+    if kind == "interrupt":
+        return WSCommand("interrupt")
+    raise BadRequest(
+        f"unknown message type {kind!r}; expected input, resize, signal, interrupt or cancel"
+    )

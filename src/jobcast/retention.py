@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .config import Settings
 from .store.base import FinishedJob, Store
+from .trace import Trace
 
 __all__ = ["Policy", "Pruned", "prune", "prune_periodically", "select"]
 
@@ -118,11 +119,19 @@ async def prune(
     return Pruned(kept, size)
 
 
-async def prune_periodically(store: Store, policy: Policy, interval: float) -> None:
-    """The server's background task: a pass at once, then every `interval` seconds."""
+async def prune_periodically(store: Store, policy: Policy, interval: float, trace: Trace) -> None:
+    """The server's background task: a pass at once, then every `interval` seconds; each job it
+    deletes is a `job.delete` by `retention` in the ledger."""
     while True:
         try:
-            await prune(store, policy)
+            done = await prune(store, policy)
+            if done.deleted:
+                await trace.record_many(
+                    [
+                        ("job.delete", "retention", j, "ok", {"by": "retention"})
+                        for j in done.deleted
+                    ]
+                )
         except Exception:
             # A failed pass (the disk full, say) is tried again next time, the server goes on.
             logger.exception("retention pass failed")

@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .errors import ValidationFailed
+from .extract import Extractor, unique_names
 
 __all__ = ["CHAT", "CHAT_PARAM", "Param", "Template", "expand", "words_to_args"]
 
@@ -145,6 +146,8 @@ class Template(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     timeout: float | None = Field(None, gt=0)
     pty: bool = False
+    #: run over the job's lines before the request's own `extract`
+    extract: Annotated[list[Extractor], AfterValidator(unique_names)] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _placeholders(self) -> Template:

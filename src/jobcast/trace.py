@@ -47,6 +47,7 @@ OPS = frozenset(
         "job.cancel",
         "job.input",
         "job.signal",
+        "job.interrupt",
         "job.delete",
         "auth.fail",
         "policy.deny",

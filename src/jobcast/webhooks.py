@@ -8,7 +8,7 @@ replay by its age; `verify` is the receiver's side.
 The `Outbox` keeps the pending deliveries in `<data-dir>/webhooks.jsonl` (written off the loop,
 before the first attempt), so a restart resumes them; the `Courier` sends them: an answer 2xx ends
 a delivery delivered; 408, 429, 5xx, a timeout or no connection is retried after `backoff`,
-doubling, up to `attempts` in all; any other answer ends it failed at once (a 4xx will not
+doubling (or the receiver's `Retry-After`, if longer, up to an hour), up to `attempts` in all; any other answer ends it failed at once (a 4xx will not
 change by asking again; a 3xx is not followed, so a receiver cannot send us elsewhere). Each
 attempt goes into the trace ledger as `webhook.deliver`. Delivery is at least once: a server
 stopped while an attempt is in flight tries again after its restart, with the same
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import fnmatch
 import hashlib
 import hmac
@@ -48,6 +49,7 @@ __all__ = [
     "Outbox",
     "WebhookConfig",
     "allowed",
+    "retry_after",
     "sign",
     "verify",
 ]
@@ -60,6 +62,8 @@ EVENTS = ("job.started", "job.finished")
 Event = Literal["job.started", "job.finished"]
 #: answers worth asking again: the receiver is busy or briefly broken
 _RETRY_STATUSES = frozenset({408, 429})
+#: the longest a receiver's `Retry-After` is waited out (seconds); past it, the usual backoff's
+MAX_RETRY_AFTER = 3600.0
 #: deliveries in flight at once; the rest wait their turn (their wait is not an attempt)
 _CONCURRENCY = 16
 
@@ -282,7 +286,9 @@ class Courier:
                 if outcome == "retry" and d.attempts >= self._attempts:
                     outcome, detail["gave_up"] = "failed", f"after {d.attempts} attempts"
                 if outcome == "retry":
-                    delay = self._backoff * 2 ** (d.attempts - 1)
+                    # A receiver's Retry-After (a 429 or 503's) is waited out, within reason.
+                    asked = min(detail.get("retry_after", 0.0), MAX_RETRY_AFTER)
+                    delay = max(self._backoff * 2 ** (d.attempts - 1), asked)
                     d.due = time.time() + delay
                     detail["retry_in"] = round(delay, 3)
                     await self._outbox.tried(d)
@@ -318,10 +324,29 @@ class Courier:
         if r.is_success:
             return "ok", detail
         if r.status_code >= 500 or r.status_code in _RETRY_STATUSES:
+            if (after := retry_after(r.headers.get("Retry-After"))) is not None:
+                detail["retry_after"] = after
             return "retry", detail
         if r.is_redirect:
             detail["error"] = "redirects are not followed"
         return "failed", detail
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a `Retry-After` header asks for (RFC 9110: seconds, or an HTTP date); None if it
+    says nothing usable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _shown(url: str) -> str:

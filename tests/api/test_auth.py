@@ -207,6 +207,17 @@ async def test_websocket_tokens_in_the_url_and_in_the_first_message(tokened: Ser
         with pytest.raises(websockets.ConnectionClosed):
             await ws.recv()
         assert ws.close_code == 4404
+    # The refused first messages are in the ledger as refused HTTP requests are; no token in it.
+    async with httpx.AsyncClient(base_url=tokened.url, headers=headers, timeout=30) as api:
+
+        async def failures() -> list[dict] | None:
+            r = await api.get("/trace", params={"type": "auth.fail", "limit": 100})
+            found = [e for e in r.json()["entries"] if e["detail"]["path"] == path]
+            return found if len(found) >= 2 else None
+
+        got = {(e["who"], e["outcome"]) for e in await async_wait_for(failures)}
+    assert got == {("anonymous", "unauthorized"), ("control-token", "forbidden")}
+    assert TOKENS["control"].encode() not in (tokened.data_dir / "trace.jsonl").read_bytes()
 
 
 async def test_a_websocket_that_sends_no_token_is_closed_4401_after_the_timeout(
@@ -331,6 +342,9 @@ def test_a_token_limited_to_labels_sees_and_drives_only_its_jobs(tokened: Server
         assert hidden.status_code == absent.status_code == 404
         assert hidden.json()["error"]["code"] == "job_not_found"
         assert infra.get("/jobs/webjob").status_code == 404  # by name neither
+        taken = infra.post("/jobs", json={"command": "true", "name": "webjob"})
+        assert taken.status_code == 409 and taken.json()["error"]["code"] == "name_taken"
+        assert web["id"] not in taken.text  # the holder is not this token's to know of
         for path in ("/log", "/events", "/cancel"):
             method = "POST" if path == "/cancel" else "GET"
             assert infra.request(method, f"/jobs/{web['id']}{path}").status_code == 404

@@ -31,6 +31,15 @@ def test_the_server_applies_retention_by_itself_and_spares_the_unfinished(server
             done.append(job["id"])
         wait_for(lambda: _ids(api) == {running["id"], *done[-2:]})
         assert api.get(f"/jobs/{running['id']}").json()["status"] == "running"
+        # and the ledger says who deleted them
+        deletes = wait_for(
+            lambda: (
+                e
+                if len(e := api.get("/trace", params={"type": "job.delete"}).json()["entries"]) >= 3
+                else None
+            )
+        )
+        assert {(e["who"], e["job"]) for e in deletes} == {("retention", j) for j in done[:3]}
         api.post(f"/jobs/{running['id']}/cancel")
     log = srv.output()
     for job_id in done[:3]:

@@ -72,6 +72,17 @@ def test_follow_from_an_offset_of_a_finished_job(api, server):
     assert r.content == b"world\n"
 
 
+def test_a_follower_resumes_with_range_as_with_offset(api, server):
+    job = api.post("/jobs", json={"command": "printf 'hello world'"}).json()
+    wait_job(api, job["id"])
+    url = f"/jobs/{job['id']}/log"
+    r = api.get(url, params={"follow": 1}, headers={"Range": "bytes=6-"})
+    assert (r.status_code, r.content) == (200, b"world")
+    for bad in ("bytes=2-4", "bytes=-3", "lines=1-"):  # a follower has no end to ask for
+        r = api.get(url, params={"follow": 1}, headers={"Range": bad})
+        assert r.status_code == 400 and "bytes=START-" in r.json()["error"]["message"], bad
+
+
 def test_follow_of_a_running_job_is_byte_exact_from_any_offset(api, server):
     # Random bytes in pieces, with pauses: followers start before, during and past the output
     # written so far, and each gets exactly the bytes from its offset to the end.

@@ -77,11 +77,12 @@ def test_trace_filters_and_refuses_bad_parameters(api):
     }
     both = _entries(api, op=["job.create", "job.finish"])
     assert {e["op"] for e in both} == {"job.create", "job.finish"} and len(both) == 4
+    assert _entries(api, type="job.finish") == _entries(api, op="job.finish")  # DESIGN.md's name
     newest = _entries(api, limit=2)
     assert len(newest) == 2 and newest[0]["seq"] > newest[1]["seq"]
     cursor = newest[1]["seq"]
     assert [e["seq"] for e in _entries(api, after=cursor)] == [newest[0]["seq"]]
-    for params in ({"op": "job.explode"}, {"limit": "0"}, {"after": "-1"}):
+    for params in ({"op": "job.explode"}, {"type": "nope"}, {"limit": "0"}, {"after": "-1"}):
         r = api.get("/trace", params=params)
         assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request", params
 

@@ -76,7 +76,15 @@ def test_show_lists_only_what_is_known(capsys):
     out = capsys.readouterr().out.splitlines()
     assert "labels: a=1 b=2" in out
     assert "exit code: 0" in out
-    assert not any(line.startswith("signal") for line in out)
+    assert not any(line.startswith(("signal", "progress", "extracted")) for line in out)
+
+
+def test_show_gives_progress_and_extracted_values(capsys):
+    progress = {"percent": 30.0, "current": 3, "total": 10, "message": "copying"}
+    render.print_job(job(progress=progress, extracted={"version": "1.2", "passed": "41"}))
+    out = capsys.readouterr().out.splitlines()
+    assert "progress: 30% 3/10 copying" in out
+    assert out[-2:] == ["extracted passed: 41", "extracted version: 1.2"]
 
 
 def test_mappings_are_flattened(capsys):

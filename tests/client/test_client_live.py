@@ -213,8 +213,10 @@ def test_websocket_events_and_input(server):
             with pytest.raises(NoStdin):
                 for _ in ws.events():
                     pass
+            assert not ws.closed  # an answer to a message: the socket stays up
             ws.cancel()
             assert list(ws.events())[-1].data["status"] == "cancelled"
+        assert ws.closed
 
 
 async def test_async_websocket(server):
@@ -228,6 +230,7 @@ async def test_async_websocket(server):
                     await ws.signal("INT")
                 if ev.type is EventType.COMPLETE:
                     assert ev.data["exit_code"] == 3
+        assert ws.closed
         assert (await client.job(job.id)).exit_code == 3
 
 

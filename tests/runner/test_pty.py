@@ -103,3 +103,65 @@ async def test_resize_out_of_range_or_finished(store, supervisor):
         await supervisor.resize(job.id, 100, 40)
     with pytest.raises(ValueError, match="between 1 and 1000"):
         await supervisor.resize(job.id, 0, 40)
+
+
+RAISED_INTR = """
+import signal, sys, termios
+attrs = termios.tcgetattr(0)
+attrs[6][termios.VINTR] = b'\\x07'  # `stty intr ^G`
+termios.tcsetattr(0, termios.TCSANOW, attrs)
+signal.signal(signal.SIGINT, lambda *a: print('sigint', flush=True))
+print('ready', flush=True)
+print('read', repr(sys.stdin.readline()), flush=True)
+"""
+
+
+async def test_interrupt_sends_the_terminals_own_interrupt_character(store, supervisor):
+    job = await submit(store, supervisor, argv=["python3", "-c", RAISED_INTR], pty=True)
+    await wait_output(store, job.id, b"ready\r\n")
+    # The program made ^G its interrupt key: ^C would only be a character on its line.
+    assert await supervisor.interrupt(job.id) == "VINTR"
+    await wait_output(store, job.id, b"sigint\r\n")
+    await supervisor.write_input(job.id, b"rest\n")
+    await wait_output(store, job.id, b"read 'rest\\n'")
+    job = await wait_final(store, job.id)
+    assert job.status is JobStatus.SUCCEEDED
+    inputs = [e.data for e in of_type(await events(store, job.id), EventType.INPUT)]
+    assert inputs[0] == {"length": 1, "interrupt": True}
+
+
+async def test_interrupt_without_a_terminal_is_sigint_to_the_group(store, supervisor):
+    job = await submit(store, supervisor, command="sleep 300; echo not-reached")
+    await wait_status(store, job.id, JobStatus.RUNNING)
+    assert await supervisor.interrupt(job.id) == "SIGINT"
+    job = await wait_final(store, job.id)
+    assert job.status is JobStatus.FAILED
+    assert await store.read_output(job.id, "all") == b""
+
+
+async def test_output_written_just_before_exit_is_all_there(store, supervisor):
+    # The last bytes are in the terminal when the program exits; the master then reads EIO.
+    script = "import os; os.write(1, b'x' * 1_000_000 + b'END'); os._exit(0)"
+    for _ in range(3):
+        job, _ = await run(store, supervisor, argv=["python3", "-c", script], pty=True)
+        out = await store.read_output(job.id, "stdout")
+        assert len(out) == 1_000_003 and out.endswith(b"xEND")
+
+
+async def test_term_is_set_unless_the_job_sets_it(store, supervisor):
+    job, _ = await run(store, supervisor, command="echo $TERM", pty=True)
+    assert await store.read_output(job.id, "stdout") == b"xterm-256color\r\n"
+    job, _ = await run(store, supervisor, command="echo $TERM", pty=True, env={"TERM": "vt100"})
+    assert await store.read_output(job.id, "stdout") == b"vt100\r\n"
+
+
+async def test_the_job_shows_its_last_window_size(store, supervisor):
+    job = await submit(store, supervisor, argv=["sleep", "300"], pty=True, cols=81, rows=25)
+    assert ((await store.get_job(job.id)).cols, job.rows) == (81, 25)
+    await wait_status(store, job.id, JobStatus.RUNNING)
+    await supervisor.resize(job.id, 132, 43)
+    job = await store.get_job(job.id)
+    assert (job.cols, job.rows) == (132, 43)
+    await supervisor.cancel(job.id)
+    plain = await submit(store, supervisor, argv=["true"])
+    assert (plain.cols, plain.rows) == (None, None)

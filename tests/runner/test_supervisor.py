@@ -448,3 +448,64 @@ async def test_a_shell_job_that_exits_127_itself_is_not_taken_for_a_missing_prog
         store, supervisor, command="no-such-program-jobcast; echo on >&2; exit 127"
     )
     assert (job.exit_code, cannot_run(evs)) == (127, [])
+
+
+@pytest.fixture
+def tmux_shell(tmp_path):
+    """A bash in a real tmux session, recorded by `script -f` into streams/SH.typescript."""
+    streams = tmp_path / "streams"
+    streams.mkdir()
+    path = streams / "SH.typescript"
+    session = f"jobcast-sup-{os.getpid()}"
+    shell = f"script -f -q -c 'bash --norc --noprofile -i' {path}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, shell], check=True)
+    yield session, path
+    subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+async def test_a_source_in_tmux_is_interrupted_and_typed_into_through_the_supervisor(
+    store, make_supervisor, tmp_path, tmux_shell
+):
+    from jobcast.config import Settings, SourceConfig
+    from jobcast.errors import SourceReadOnly
+    from jobcast.sources.tailer import Sources
+
+    session, path = tmux_shell
+    streams = path.parent
+    settings = Settings(
+        data_dir=tmp_path,
+        watch=[f"{streams}/*.typescript"],
+        sources=[SourceConfig(path=str(path), tmux=session)],
+    )
+    sup = await make_supervisor()
+    sources = Sources(store, settings)
+    try:
+        await async_wait_for(lambda: _exists(path))
+        await sources.start()
+        sup.sources = sources
+        job = await async_wait_for(lambda: store.find_source(str(path)))
+        await sup.write_input(job.id, b"sleep 100; echo slept\r")
+        await async_wait_for(lambda: _has(path, b"sleep 100; echo slept\r\n"))
+        assert await sup.interrupt_source(job.id) is True
+        await sup.write_input(job.id, b"echo back-$((40+2))\r")
+        await async_wait_for(lambda: _has(path, b"back-42\r\n"))
+        assert path.read_bytes().count(b"slept\r\n") == 1  # ^C reached `sleep`; bash lives
+        inputs = of_type(await store.read(job.id, 0), EventType.INPUT)
+        assert [e.data for e in inputs] == [{"length": 22}, {"interrupt": True}, {"length": 20}]
+        # A job is no source: its caller interrupts the PTY instead.
+        plain, _ = await run(store, sup, command="true")
+        assert await sup.interrupt_source(plain.id) is False
+        # A source without a session in the config is read-only.
+        sup.sources = None
+        with pytest.raises(SourceReadOnly):
+            await sup.interrupt_source(job.id)
+    finally:
+        await sources.stop()
+
+
+async def _exists(path) -> bool:
+    return path.exists()
+
+
+async def _has(path, text: bytes) -> bool:
+    return text in path.read_bytes()

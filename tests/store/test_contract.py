@@ -301,3 +301,77 @@ async def test_jobs_are_counted_by_status_and_output_appended_in_bytes(store):
     await store.set_status(done.id, JobStatus.FAILED, exit_code=1)
     assert await store.count_jobs() == {"failed": 1, "queued": 1}
     assert store.output_bytes_appended == len(b"hello world")
+
+
+async def test_a_resize_event_is_the_jobs_window_size(store):
+    job = await store.create_job(JobSpec(argv=["bash"], pty=True, cols=80, rows=24))
+    assert (job.cols, job.rows, job.shared) == (80, 24, "control")
+    await store.append(job.id, EventType.RESIZE, {"cols": 200, "rows": 50})
+    job = await store.get_job(job.id)
+    assert (job.cols, job.rows) == (200, 50)
+    # What it was started with stays (a recording's header starts with it).
+    spec = await store.job_spec(job.id)
+    assert (spec.cols, spec.rows) == (80, 24)
+    piped = await store.create_job(JobSpec(argv=["true"], shared="view"))
+    assert (piped.cols, piped.rows, piped.shared) == (None, None, "view")
+
+
+async def test_a_source_is_a_job_of_kind_source_found_by_its_path(store):
+    from jobcast.models import SourceInfo
+
+    plain = await store.create_job(JobSpec(argv=["true"]))
+    assert (plain.kind, plain.source) == ("job", None)
+    info = SourceInfo(path="/s/INFRA.typescript", inode=7)
+    src = await store.create_job(JobSpec(argv=[info.path], name="INFRA"), source=info)
+    assert src.kind == "source" and src.source == info
+    assert (await store.find_source(info.path)).id == src.id
+    assert await store.find_source("/s/other.typescript") is None
+    listed = {j.id: j.kind for j in (await store.list_jobs()).jobs}
+    assert listed == {plain.id: "job", src.id: "source"}
+    assert [j.kind for j, _ in await store.unfinished_jobs()] == ["job", "source"]
+
+
+async def test_a_sources_new_state_and_its_notice_are_one_step(store):
+    from jobcast.models import SourceInfo
+
+    info = SourceInfo(path="/s/X.typescript", inode=1)
+    job = await store.create_job(JobSpec(argv=[info.path]), source=info)
+    await store.set_status(job.id, JobStatus.RUNNING)
+    await store.append(job.id, EventType.STDOUT, raw=b"old")
+    moved = info.model_copy(update={"inode": 2, "base": 3})
+    notice = {"message": "rotated", "code": "source_rotated", "offset": 3}
+    await store.set_source(job.id, moved, notice)
+    assert (await store.get_job(job.id)).source == moved
+    events = await store.read(job.id, 0)
+    assert (events[-1].type, events[-1].data) == (EventType.ERROR, notice)
+    # Without a notice: the state only.
+    await store.set_source(job.id, moved.model_copy(update={"timing": "/s/X.timing"}))
+    assert (await store.get_job(job.id)).source.timing == "/s/X.timing"
+    assert len(await store.read(job.id, 0)) == len(events)
+    # A watched source is not deleted; it says why.
+    with pytest.raises(JobNotFinished, match="source"):
+        await store.delete_job(job.id)
+
+
+async def test_append_keeps_a_given_time(store):
+    job = await store.create_job(JobSpec(argv=["true"]))
+    ev = await store.append(job.id, EventType.STDOUT, raw=b"then", ts=1234.5)
+    assert ev.ts == 1234.5
+    assert [e.ts for e in await store.read(job.id, 1)] == [1234.5]
+
+
+async def test_the_job_keeps_the_latest_extraction_and_progress(store):
+    job = await store.create_job(JobSpec(argv=["true"]))
+    assert (job.extracted, job.progress) == ({}, None)
+    await store.set_status(job.id, JobStatus.RUNNING)
+    for name, value in (("version", "1.0"), ("url", "http://x"), ("version", "1.1")):
+        data = {"name": name, "value": value, "groups": [], "line": value, "line_no": 1}
+        await store.append(job.id, EventType.EXTRACTION, {**data, "stream": "stdout"})
+    await store.append(job.id, EventType.PROGRESS, {"percent": 10.0})
+    await store.append(job.id, EventType.PROGRESS, {"current": 2, "total": 4, "percent": 50.0})
+    got = await store.get_job(job.id)
+    assert got.extracted == {"version": "1.1", "url": "http://x"}
+    assert got.progress == {"current": 2, "total": 4, "percent": 50.0}
+    await store.set_status(job.id, JobStatus.SUCCEEDED, exit_code=0)
+    (listed,) = (await store.list_jobs()).jobs
+    assert listed.extracted == got.extracted and listed.progress == got.progress

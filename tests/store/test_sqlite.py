@@ -128,3 +128,65 @@ async def test_a_job_s_output_is_fsynced_before_its_final_status_commits(tmp_pat
         assert seen == [({job.id}, "running")]
     finally:
         await store.close()
+
+
+async def test_a_database_made_before_sources_gets_their_columns(tmp_path):
+    old = SQLiteStore(tmp_path)
+    await old.open()
+    job = await old.create_job(JobSpec(argv=["true"]))
+    await old.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("DROP INDEX jobs_source_path")
+    db.execute("ALTER TABLE jobs DROP COLUMN source")
+    db.execute("ALTER TABLE jobs DROP COLUMN kind")
+    db.commit()
+    db.close()
+    store = SQLiteStore(tmp_path)
+    await store.open()
+    try:
+        assert (await store.get_job(job.id)).kind == "job"
+    finally:
+        await store.close()
+
+
+async def test_a_database_made_before_window_sizes_gets_their_columns(tmp_path):
+    old = SQLiteStore(tmp_path)
+    await old.open()
+    job = await old.create_job(JobSpec(argv=["bash"], pty=True, cols=81, rows=25))
+    await old.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("ALTER TABLE jobs DROP COLUMN cols")
+    db.execute("ALTER TABLE jobs DROP COLUMN rows")
+    db.commit()
+    db.close()
+    store = SQLiteStore(tmp_path)
+    await store.open()
+    try:
+        assert ((await store.get_job(job.id)).cols, (await store.get_job(job.id)).rows) == (81, 25)
+        await store.append(job.id, EventType.RESIZE, {"cols": 120, "rows": 40})
+        assert (await store.get_job(job.id)).cols == 120
+    finally:
+        await store.close()
+
+
+async def test_a_database_without_the_extracted_and_progress_columns_gets_them(tmp_path):
+    store = SQLiteStore(tmp_path)
+    await store.open()
+    job = await store.create_job(JobSpec(argv=["true"]))
+    await store.set_status(job.id, JobStatus.RUNNING)
+    await store.set_status(job.id, JobStatus.SUCCEEDED, exit_code=0)
+    await store.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("ALTER TABLE jobs DROP COLUMN extracted")
+    db.execute("ALTER TABLE jobs DROP COLUMN progress")
+    db.commit()
+    db.close()
+    store = SQLiteStore(tmp_path)
+    await store.open()
+    try:
+        assert (await store.get_job(job.id)).extracted == {}
+        other = await store.create_job(JobSpec(argv=["true"]))
+        await store.append(other.id, EventType.PROGRESS, {"percent": 5.0})
+        assert (await store.get_job(other.id)).progress == {"percent": 5.0}
+    finally:
+        await store.close()

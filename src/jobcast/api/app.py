@@ -9,8 +9,9 @@ import gc
 import logging
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -23,14 +24,17 @@ from ..runner.reaper import reap_periodically, set_subreaper
 from ..runner.supervisor import Supervisor
 from ..serverlog import configure as configure_logging
 from ..serverlog import log_transitions
-from ..store import open_store
+from ..store import Store, open_store
 from ..tokenfile import read_token
 from ..trace import Trace
 from . import (
+    asciicast,
     chat,
     housekeeping,
     jobs,
+    lines,
     log,
+    mux,
     openapi,
     pastes,
     sse,
@@ -49,6 +53,9 @@ from .ledger import Lifecycle
 from .reload import reload_policy, watch_config
 from .state import STATE, State
 from .webhooks import Webhooks
+
+if TYPE_CHECKING:
+    from ..sources.tailer import Sources
 
 __all__ = ["CannotListen", "create_app", "run_server"]
 
@@ -92,7 +99,10 @@ def create_app(settings: Settings) -> web.Application:
         chat,
         sse,
         websocket,
+        mux,
         log,
+        asciicast,
+        lines,
         status,
         metrics_api,
         housekeeping,
@@ -106,6 +116,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[TOKENS] = tokens
     app.cleanup_ctx.append(_lifespan)
+    app.cleanup_ctx.append(mux.lifespan)  # inside the state's life: it needs the store
     app.on_shutdown.append(_shutdown)
     return app
 
@@ -161,6 +172,14 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         await hooks.start()
         notifier = asyncio.create_task(hooks.run(), name="jobcast-webhooks")
     await supervisor.start()
+    sources: Sources | None = None
+    if settings.watch or await _has_sources(store):
+        from ..sources.tailer import Sources
+
+        # After recovery, which leaves sources alone: they are resumed (or finished) here.
+        sources = Sources(store, settings)
+        await sources.start()
+        supervisor.sources = sources
     background: list[asyncio.Task[Any]] = [
         asyncio.create_task(_sweep(state), name="jobcast-stall-sweeper")
     ]
@@ -169,7 +188,9 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         _on_sighup(state, background)
     if state.retention.active:
         # After recovery: jobs it ended `lost` are finished, and fall under the rules too.
-        retention = prune_periodically(store, state.retention, settings.retention_interval_seconds)
+        retention = prune_periodically(
+            store, state.retention, settings.retention_interval_seconds, state.trace
+        )
         background.append(asyncio.create_task(retention, name="jobcast-retention"))
     try:
         yield
@@ -181,6 +202,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(*background, return_exceptions=True)
         if not state.closing:
             await _shutdown(app)
+        if sources is not None:
+            await sources.stop()
         # The jobs have ended: their ends go into the ledger before the store closes.
         lifecycle.cancel()
         await asyncio.gather(lifecycle, return_exceptions=True)
@@ -199,6 +222,11 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         await ledger.close()
 
 
+async def _has_sources(store: Store) -> bool:
+    """Whether a previous server left sources running: without --watch now, they are finished."""
+    return any(job.kind == "source" for job, _ in await store.unfinished_jobs())
+
+
 def _on_sighup(state: State, tasks: list[asyncio.Task[Any]]) -> None:
     """SIGHUP reloads the policy (only with a config file: without one, SIGHUP still ends the
     server, as a hangup does)."""
@@ -215,7 +243,15 @@ def _on_sighup(state: State, tasks: list[asyncio.Task[Any]]) -> None:
         logger.warning("cannot listen for SIGHUP here; the config file is still watched")
 
 
+#: streaming clients gone since the last full garbage collection that start one at once
+GC_AFTER_GONE = 1000
+#: how long after the last of fewer of them it runs all the same (seconds)
+GC_AFTER_SECONDS = 60.0
+
+
 async def _sweep(state: State) -> None:
+    """Every second: drop the stalled clients; collect what gone clients left behind."""
+    collected_at, gone_then = time.monotonic(), 0
     while True:
         await asyncio.sleep(1.0)
         state.stats.sample()  # for /stats' rates
@@ -225,6 +261,15 @@ async def _sweep(state: State) -> None:
                 n,
                 state.settings.stall_timeout_seconds,
             )
+        # A client that goes leaves reference cycles (aiohttp keeps the error of a WebSocket
+        # dropped without a close frame, and through it the whole request); with the thresholds
+        # set in run_server, the full collection that frees them could be hours away, and the
+        # memory would grow with every connection made. So a full collection follows every
+        # GC_AFTER_GONE that went, or GC_AFTER_SECONDS after fewer.
+        gone = state.stats.gone - gone_then
+        if gone >= GC_AFTER_GONE or (gone and time.monotonic() - collected_at >= GC_AFTER_SECONDS):
+            gc.collect()
+            collected_at, gone_then = time.monotonic(), state.stats.gone
 
 
 async def _shutdown(app: web.Application) -> None:

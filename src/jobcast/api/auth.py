@@ -151,10 +151,15 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/jobs/{ref}/input"): Rule(Scope.CONTROL),
     ("POST", "/jobs/{ref}/signal"): Rule(Scope.CONTROL),
     ("POST", "/jobs/{ref}/resize"): Rule(Scope.CONTROL),
+    ("POST", "/jobs/{ref}/interrupt"): Rule(Scope.CONTROL),
     ("GET", "/jobs/{ref}/log"): Rule(Scope.READ, in_query=True),
     ("GET", "/jobs/{ref}/events"): Rule(Scope.READ, in_query=True),
+    ("GET", "/jobs/{ref}/lines"): Rule(Scope.READ, in_query=True),
     ("GET", "/jobs/{ref}/ws"): Rule(Scope.READ, in_query=True, socket=True),
+    ("GET", "/jobs/{ref}/asciicast"): Rule(Scope.READ, in_query=True),
     ("GET", "/stream"): Rule(Scope.READ, in_query=True),
+    # Watching needs `read`; each message that drives a job is checked for `control` itself.
+    ("GET", "/ws"): Rule(Scope.READ, in_query=True, socket=True),
     ("POST", "/prune"): Rule(Scope.ADMIN, every_job=True),
     ("GET", "/stats"): Rule(Scope.READ),
     # Prometheus scrapes with a token of its own: `metrics` (or `read`) may.
@@ -315,17 +320,27 @@ def job_filter(state: State, identity: Identity) -> Filter | None:
 
 
 async def authenticate_socket(
-    ws: web.WebSocketResponse, tokens: Tokens, scope: Scope
+    ws: web.WebSocketResponse,
+    tokens: Tokens,
+    scope: Scope,
+    request: web.Request | None = None,
 ) -> Identity | None:
     """The identity the socket's first message, `{"type": "auth", "token": ...}`, names; None
     once the socket is closed (4401 without a good token within WS_AUTH_TIMEOUT, 4403 when the
-    token lacks `scope`). Nothing else is read or sent before."""
+    token lacks `scope`). Nothing else is read or sent before. With `request`, a refusal is an
+    `auth.fail` in the ledger, as it is over HTTP."""
+
+    async def refuse(code: int, error: Unauthorized | Forbidden, who: str = "anonymous") -> None:
+        await ws.close(code=code, message=error.message.encode())
+        if request is not None:
+            await _trace_failure(request, who, error)
+
     try:
         # Not receive(timeout=): that wait starts over at every pong of the heartbeat.
         async with asyncio.timeout(WS_AUTH_TIMEOUT):
             msg = await ws.receive()
     except TimeoutError:
-        await ws.close(code=4401, message=b'no {"type": "auth", "token": ...} message within 5 s')
+        await refuse(4401, Unauthorized('no {"type": "auth", "token": ...} message within 5 s'))
         return None
     if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
         return None
@@ -338,16 +353,14 @@ async def authenticate_socket(
         if isinstance(obj, dict) and obj.get("type") == "auth":
             token = obj.get("token")
     if not isinstance(token, str):
-        await ws.close(
-            code=4401, message=b'the first message must be {"type": "auth", "token": ...}'
-        )
+        await refuse(4401, Unauthorized('the first message must be {"type": "auth", "token": ...}'))
         return None
     identity = tokens.identify(token)
     if identity is None:
-        await ws.close(code=4401, message=_INVALID.encode())
+        await refuse(4401, Unauthorized(_INVALID, invalid=True))
         return None
     if not identity.allows(scope):
-        await ws.close(code=4403, message=f"the token lacks the `{scope}` scope".encode())
+        await refuse(4403, Forbidden(f"the token lacks the `{scope}` scope"), identity.name)
         return None
     return identity
 

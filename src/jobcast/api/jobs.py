@@ -1,4 +1,4 @@
-"""The /jobs JSON endpoints: create, list, get, cancel, input, signal, resize, delete."""
+"""The /jobs JSON endpoints: create, list, get, cancel, input, signal, resize, interrupt, delete."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..errors import BadRequest, JobFinished, PolicyDenied, ValidationFailed
+from ..errors import BadRequest, JobFinished, NameTaken, PolicyDenied, ValidationFailed
 from ..models import InputRequest, Job, JobList, JobSpec, JobStatus, ResizeRequest, SignalRequest
 from .auth import IDENTITY, visible_job
+from .control import check_control
 from .http import json_response, parse_body, query_int
 from .ledger import Op, request_identity, traced
 from .state import STATE, State
@@ -67,7 +68,16 @@ async def start_job(request: web.Request, read: Callable[[], Awaitable[JobSpec]]
                     raise ValidationFailed(
                         f"context: no paste {e.args[0]} on this server; store it with POST /pastes"
                     ) from None
-            job = await state.store.create_job(spec)
+            try:
+                job = await state.store.create_job(spec)
+            except NameTaken:
+                if not limit:
+                    raise
+                # The name's holder may be a job this token must not know of: not named here.
+                raise NameTaken(
+                    f"the name {spec.name!r} is held by a job that has not finished; choose "
+                    "another name or wait for it to end"
+                ) from None
             op.job = job.id
             op.detail["argv"] = [arg[:200] for arg in job.argv[:20]]
         # Only now: its start (by the runner, traced as it happens) comes after this in the ledger.
@@ -75,7 +85,7 @@ async def start_job(request: web.Request, read: Callable[[], Awaitable[JobSpec]]
     finally:
         if admitted:
             state.admitting -= 1
-    return await state.store.get_job(job.id)
+    return job  # as created: its runner has not run yet
 
 
 @routes.post("/jobs")
@@ -131,6 +141,7 @@ async def delete_job(request: web.Request) -> web.Response:
 async def cancel_job(request: web.Request) -> web.Response:
     state = request.app[STATE]
     job = await visible_job(request)
+    check_control(state, request[IDENTITY], job, "cancelling it")
     # Traced before it acts, so the job's end (`job.finish`) comes after it in the ledger.
     async with traced(request, "job.cancel", job.id) as op:
         if job.status.is_final:
@@ -145,6 +156,7 @@ async def cancel_job(request: web.Request) -> web.Response:
 async def send_input(request: web.Request) -> web.Response:
     state = request.app[STATE]
     job = await visible_job(request)
+    check_control(state, request[IDENTITY], job, "sending it input")
     if request.content_type == "application/octet-stream":
         data, eof = await request.read(), request.query.get("eof") in ("1", "true")
     else:
@@ -167,6 +179,7 @@ async def send_input(request: web.Request) -> web.Response:
 async def send_signal(request: web.Request) -> web.Response:
     state = request.app[STATE]
     job = await visible_job(request)
+    check_control(state, request[IDENTITY], job, "signalling it")
     async with traced(request, "job.signal", job.id) as op:
         body = await parse_body(request, SignalRequest)
         op.detail["signal"] = str(body.signal)[:32]
@@ -179,6 +192,18 @@ async def send_signal(request: web.Request) -> web.Response:
 async def resize(request: web.Request) -> web.Response:
     state = request.app[STATE]
     job = await visible_job(request)
+    check_control(state, request[IDENTITY], job, "resizing it")
     body = await parse_body(request, ResizeRequest)
     await state.supervisor.resize(job.id, body.cols, body.rows)
     return json_response({"cols": body.cols, "rows": body.rows})
+
+
+@routes.post("/jobs/{ref}/interrupt")
+async def interrupt(request: web.Request) -> web.Response:
+    """Ctrl-C as at the job's terminal (see Supervisor.interrupt); no body."""
+    state = request.app[STATE]
+    job = await visible_job(request)
+    check_control(state, request[IDENTITY], job, "interrupting it")
+    async with traced(request, "job.interrupt", job.id) as op:
+        op.detail["how"] = await state.supervisor.interrupt(job.id)
+    return json_response({"interrupted": op.detail["how"]})

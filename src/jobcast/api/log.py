@@ -69,7 +69,15 @@ async def job_log(request: web.Request) -> web.StreamResponse:
     start, end = query_int(request, "offset", 0) or 0, None
     status = 200
     headers = {"Content-Type": "application/octet-stream", "X-Content-Type-Options": "nosniff"}
-    if "Range" in request.headers and not follow:
+    if "Range" in request.headers and follow:
+        # A follower resuming where its connection was cut: `bytes=N-`, the same as `offset=N`.
+        m = _RANGE.fullmatch(request.headers["Range"].strip())
+        if m is None or not m.group(1) or m.group(2):
+            raise BadRequest(
+                "with follow=1, Range must be bytes=START- (from START on, as it comes)"
+            )
+        start = int(m.group(1))
+    elif "Range" in request.headers:
         start, end = _range(request.headers["Range"], size)
         status = 206
         total = str(size) if final else "*"

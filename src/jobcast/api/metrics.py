@@ -34,7 +34,7 @@ _CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _DISK_SECONDS = 5.0
 
 #: the transports a Follower's `kind` names, each always reported (0 when none is connected)
-_TRANSPORTS = ("sse", "ws", "log", "stream")
+_TRANSPORTS = ("sse", "ws", "log", "stream", "mux")
 
 
 class _Live(Collector):

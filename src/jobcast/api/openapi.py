@@ -96,6 +96,29 @@ _EVENT: Schema = {
 }
 
 _COUNT: Schema = {"type": "integer", "minimum": 0}
+
+#: one line of the line view (api/lines.py)
+_LINE: Schema = {
+    "type": "object",
+    "description": "A complete line: its text (final form, escapes removed), its number (one "
+    "sequence per job across both streams) and its stream.",
+    "properties": {
+        "line": {"type": "string"},
+        "line_no": {"type": "integer", "minimum": 1},
+        "stream": {"type": "string", "enum": ["stdout", "stderr"]},
+        "truncated": {"type": "boolean", "description": "The line was cut at 1 MiB"},
+    },
+    "required": ["line", "line_no", "stream"],
+}
+_LINES: Schema = {
+    "type": "object",
+    "properties": {
+        "lines": {"type": "array", "items": {"$ref": "#/components/schemas/Line"}},
+        "last_line": {"type": "integer", "minimum": 0, "description": "Pass as `after_line` next"},
+        "complete": {"type": "boolean", "description": "The job has ended and no line is left"},
+    },
+    "required": ["lines", "last_line", "complete"],
+}
 _DISK = ("data_dir_bytes", "db_bytes", "db_free_bytes", "wal_bytes", "output_bytes")
 _STATUS: Schema = {
     "type": "object",
@@ -157,6 +180,7 @@ _STATS: Schema = {
                 "required": ["clients", "events_per_second", "bytes_per_second"],
             },
         },
+        "tasks": {**_COUNT, "description": "The server's asyncio tasks now."},
         "loop_lag_ms": {
             "type": "object",
             "description": "How late the event loop ran a 50 ms timer over the last minute (or "
@@ -173,6 +197,7 @@ _STATS: Schema = {
         "stalled_disconnects",
         "rates",
         "jobs",
+        "tasks",
         "loop_lag_ms",
     ],
 }
@@ -304,6 +329,16 @@ AFTER = _param("after", "query", "Resume after this seq", _INT)
 LAST_EVENT_ID = _param(
     "Last-Event-ID", "header", "Sent by a reconnecting EventSource; wins over `after`", _INT
 )
+VIEW = _param(
+    "view",
+    "query",
+    "lines: complete numbered lines (`line` messages), the job's extractions and `complete`",
+    _enum("events", "lines"),
+)
+AFTER_LINE = _param("after_line", "query", "With view=lines: resume after this line", _INT)
+LINE_STREAM = _param(
+    "stream", "query", "With view=lines: this stream's lines only", _enum("all", "stdout", "stderr")
+)
 ENCODING = _param(
     "encoding", "query", "base64: output events also carry `b64`", _enum("text", "base64")
 )
@@ -316,14 +351,15 @@ SSE = {
                     "type": "object",
                     "properties": {
                         "id": {"type": "string", "pattern": "^[0-9]+$"},
-                        "event": _enum(*EventType, default=False),
+                        "event": _enum(*EventType, "line", default=False),
                         "data": {
                             "type": "string",
                             "contentMediaType": "application/json",
-                            "contentSchema": _ref("Event"),
+                            "contentSchema": {"oneOf": [_ref("Event"), _ref("Line")]},
                         },
                     },
-                    "required": ["id", "event", "data"],
+                    # with view=lines, only `line` messages have an `id:` (the line's number)
+                    "required": ["event", "data"],
                 }
             }
         }
@@ -452,6 +488,17 @@ def _paths() -> dict[str, Schema]:
                 _json(_ref("ResizeRequest")),
             )
         },
+        "/jobs/{ref}/interrupt": {
+            "post": _op(
+                "interrupt",
+                "Ctrl-C as at the job's terminal: its interrupt character through the PTY (the "
+                "foreground process group gets SIGINT, a shell survives); SIGINT to the group "
+                "without a terminal",
+                {200: _ok(_json(_object(interrupted=_enum("VINTR", "SIGINT"))))},
+                (404, 409),
+                [REF],
+            )
+        },
         "/jobs/{ref}/log": _with_head(
             _op(
                 "job_log",
@@ -469,29 +516,61 @@ def _paths() -> dict[str, Schema]:
                     _param(
                         "Range",
                         "header",
-                        "bytes=START-END, bytes=START- or bytes=-N; ignored with follow",
+                        "bytes=START-END, bytes=START- or bytes=-N; with follow only bytes=START- (as offset)",
                         {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*$"},
                     ),
                 ],
             )
         ),
+        "/jobs/{ref}/asciicast": {
+            "get": _op(
+                "job_asciicast",
+                "The job's recording as asciicast v2 (`asciinema play`): a JSON header line, "
+                'then `[t, "o", text]` output, `[t, "r", "COLSxROWS"]` resize events, one a line',
+                {200: _ok(_text("application/x-asciicast"))},
+                (404,),
+                [REF],
+            )
+        },
         "/jobs/{ref}/events": {
             "get": _op(
                 "job_events",
                 "Server-Sent Events of the job, an Event in each; ends after `complete`",
                 SSE,
                 (400, 404),
-                [REF, AFTER, LAST_EVENT_ID, ENCODING],
+                [REF, AFTER, LAST_EVENT_ID, ENCODING, VIEW, AFTER_LINE, LINE_STREAM],
             )
         },
+        "/jobs/{ref}/lines": _with_head(
+            _op(
+                "job_lines",
+                "Complete output lines with their numbers and streams (no chunks)",
+                {200: _ok(_json(_ref("Lines")))},
+                (400, 404),
+                [
+                    REF,
+                    AFTER_LINE,
+                    LINE_STREAM,
+                    _param("limit", "query", "At most this many lines (1 to 10000)", _INT),
+                ],
+            )
+        ),
         "/jobs/{ref}/ws": {
             "get": _op(
                 "job_ws",
                 "WebSocket: events as JSON text frames (format=raw: output as binary frames); "
-                "takes input, resize, signal and cancel messages",
+                "takes input, resize, signal, interrupt and cancel messages",
                 {101: _ok()},
                 (400, 404),
-                [REF, AFTER, _param("format", "query", "Frames", _enum("json", "raw")), ENCODING],
+                [
+                    REF,
+                    AFTER,
+                    _param("format", "query", "Frames", _enum("json", "raw")),
+                    ENCODING,
+                    VIEW,
+                    AFTER_LINE,
+                    LINE_STREAM,
+                ],
             )
         },
         "/stream": {
@@ -507,6 +586,17 @@ def _paths() -> dict[str, Schema]:
                     LAST_EVENT_ID,
                     ENCODING,
                 ],
+            )
+        },
+        "/ws": {
+            "get": _op(
+                "mux_ws",
+                "WebSocket for many jobs at once: subscribe (ids, names or *), unsubscribe, "
+                "send, interrupt, resize, signal, cancel, get_buffer, list; events of every "
+                "subscribed job as JSON frames, each with its job and seq (README: /ws)",
+                {101: _ok()},
+                (400,),
+                [ENCODING],
             )
         },
         "/prune": {
@@ -561,9 +651,15 @@ def _paths() -> dict[str, Schema]:
                         {**_INT, "minimum": 1, "default": 100},
                     ),
                     _param(
-                        "op",
+                        "type",
                         "query",
                         "Only these operations; repeat it for several",
+                        {"type": "array", "items": _enum(*sorted(OPS), default=False)},
+                    ),
+                    _param(
+                        "op",
+                        "query",
+                        "The same as `type` (the entries' field is `op`)",
                         {"type": "array", "items": _enum(*sorted(OPS), default=False)},
                     ),
                     _param("job", "query", "Only the entries of this job id"),
@@ -692,6 +788,8 @@ def spec() -> Schema:
         **defs["$defs"],
         "Error": _ERROR,
         "Event": _EVENT,
+        "Line": _LINE,
+        "Lines": _LINES,
         "Status": _STATUS,
         "Stats": _STATS,
         "Templates": _TEMPLATES,

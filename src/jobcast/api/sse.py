@@ -14,6 +14,7 @@ from ..protocol import sse_comment, sse_frame
 from .auth import IDENTITY, job_filter, visible_job
 from .follow import TransportWriter, chunked, follow_firehose, follow_job
 from .http import header_int, query_b64, query_int
+from .lines import follow_lines, line_query, sse_item, wants_lines
 from .state import STATE, Follower
 
 __all__ = ["routes", "stream_job"]
@@ -52,7 +53,21 @@ async def _open(request: web.Request, headers: dict[str, str] | None = None) -> 
 async def job_events(request: web.Request) -> web.StreamResponse:
     # Only the id is kept: a Job model held for the stream's life would cost ~3 KiB a client.
     job_id = (await visible_job(request)).id
+    if wants_lines(request):
+        return await _stream_lines(request, job_id)
     return await stream_job(request, job_id, _resume_point(request) or 0)
+
+
+async def _stream_lines(request: web.Request, job_id: str) -> web.StreamResponse:
+    query = line_query(request, header_int(request, "Last-Event-ID"))
+    resp = await _open(request)
+    follower = Follower("sse", job_id, request.transport)
+    write = TransportWriter(request, chunk=resp.chunked)
+    state = request.app[STATE]
+    await _run(
+        request, follower, follow_lines(state, follower, job_id, query, sse_item, write, HEARTBEAT)
+    )
+    return resp
 
 
 async def stream_job(

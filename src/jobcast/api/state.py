@@ -54,6 +54,8 @@ class Stats:
     followers: set[Follower] = field(default_factory=set)
     per_job: Counter[str] = field(default_factory=Counter)
     stalled_disconnects: int = 0
+    #: streaming clients that have gone, ever (what the garbage collection goes by)
+    gone: int = 0
     loop_lag: LoopLag = field(default_factory=LoopLag)
     samples: deque[_Sample] = field(default_factory=lambda: deque(maxlen=_RATE_SAMPLES))
     clock: Callable[[], float] = time.monotonic
@@ -72,6 +74,7 @@ class Stats:
         self.followers.discard(f)
         self._gone[0] += f.events_sent
         self._gone[1] += f.bytes_sent
+        self.gone += 1
         if f.job is not None:
             self.per_job[f.job] -= 1
             if self.per_job[f.job] <= 0:

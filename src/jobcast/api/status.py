@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -43,6 +44,8 @@ async def stats(request: web.Request) -> web.Response:
     if seconds is not None and seconds > window:
         raise BadRequest(f"query parameter `lag_seconds` must be at most {window}, not {seconds}")
     snapshot = stats.snapshot(seconds)
+    # What a leak shows first (bench/soak.py checks it comes back to its baseline).
+    snapshot["tasks"] = len(asyncio.all_tasks())
     if request[IDENTITY].labels:
         # other jobs' ids: not for a token limited to some jobs
         snapshot["per_job"] = snapshot["jobs"] = {}

@@ -16,10 +16,13 @@ routes = web.RouteTableDef()
 
 @routes.get("/trace")
 async def get_trace(request: web.Request) -> web.Response:
-    ops = frozenset(request.query.getall("op", []))
+    # `type` as DESIGN.md names it; `op` as the entries name the field: either filters.
+    q = request.query
+    ops = frozenset([*q.getall("type", []), *q.getall("op", [])])
     if unknown := sorted(ops - OPS):
         raise BadRequest(
-            f"unknown op {unknown[0]!r} (query parameter `op`); use one of {', '.join(sorted(OPS))}"
+            f"unknown operation {unknown[0]!r} (query parameter `type` or `op`); use one of "
+            f"{', '.join(sorted(OPS))}"
         )
     limit = query_int(request, "limit", 100, minimum=1) or 100
     after = query_int(request, "after", 0) or 0

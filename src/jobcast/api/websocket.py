@@ -15,13 +15,15 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from ..config import Scope
-from ..errors import BadRequest, JobcastError, JobNotFound, MissingScope
+from ..errors import BadRequest, JobcastError, JobNotFound
 from ..models import OUTPUT_EVENTS, Event
 from ..protocol import parse_ws_command, ws_event_frame, ws_frame
 from .auth import ANONYMOUS, IDENTITY, TOKENS, Identity, authenticate_socket, visible_job
+from .control import check_control, may_control, strip_terminal_replies
 from .follow import TransportWriter, follow_job
 from .http import query_b64, query_int
 from .ledger import record, traced
+from .lines import follow_lines, line_query, wants_lines, ws_item
 from .state import STATE, Follower
 
 __all__ = ["routes"]
@@ -48,6 +50,9 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
         raise BadRequest(f"format must be `json` or `raw`, not {fmt!r}")
     b64 = query_b64(request)
     after = query_int(request, "after", 0) or 0
+    lines = line_query(request) if wants_lines(request) else None
+    if lines is not None and fmt == "raw":
+        raise BadRequest("`view=lines` sends JSON frames; leave out `format=raw`")
 
     # Only the id is kept: a Job model held for the stream's life would cost ~3 KiB a client.
     # Without a token yet (it comes in the first message), whether the job exists is told later.
@@ -60,7 +65,7 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
         raise BadRequest("this endpoint is a WebSocket: connect with an Upgrade: websocket request")
     await ws.prepare(request)
     if job_id is None:
-        authenticated = await authenticate_socket(ws, request.app[TOKENS], Scope.READ)
+        authenticated = await authenticate_socket(ws, request.app[TOKENS], Scope.READ, request)
         if authenticated is None:
             return ws
         identity = request[IDENTITY] = authenticated  # the trace's `who` from here on
@@ -90,7 +95,10 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
     receiver.add_done_callback(left)
     complete = False
     try:
-        complete = await follow_job(state, follower, job_id, after, frame, tag, write)
+        if lines is not None:
+            complete = await follow_lines(state, follower, job_id, lines, ws_item, write)
+        else:
+            complete = await follow_job(state, follower, job_id, after, frame, tag, write)
     except (ConnectionError, JobcastError):
         pass
     finally:
@@ -109,7 +117,19 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, JobcastError):
             await receiver
+        release(ws)
     return ws
+
+
+def release(ws: web.WebSocketResponse) -> None:
+    """Cut the reference cycles aiohttp leaves behind a socket dropped without a close frame,
+    so its memory goes as it closes: the error it kept, whose traceback holds the frames that
+    raised it, and those the request (the server's garbage collection is the backstop)."""
+    reader = getattr(ws, "_reader", None)  # private: if aiohttp renames it, the backstop stays
+    for holder in (ws, reader):
+        exc = holder.exception() if holder is not None else None
+        if exc is not None:
+            exc.__traceback__ = None
 
 
 async def _receive(
@@ -123,13 +143,14 @@ async def _receive(
     state = request.app[STATE]
     async for msg in ws:
         try:
-            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT) and not identity.allows(
-                Scope.CONTROL
-            ):
-                raise MissingScope(
-                    f"token {identity.name!r} lacks the `control` scope, which input, resize, "
-                    "signal and cancel messages need"
-                )
+            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                job = await state.store.get_job(job_id)
+                if not may_control(state, identity, job):
+                    if msg.type is WSMsgType.BINARY and not strip_terminal_replies(msg.data):
+                        continue  # a viewer's terminal answering the output: not for the job
+                    check_control(
+                        state, identity, job, "input, resize, signal, interrupt and cancel messages"
+                    )
             if msg.type is WSMsgType.BINARY and binary_input:
                 async with traced(request, "job.input", job_id, bytes=len(msg.data), eof=False):
                     await state.supervisor.write_input(job_id, msg.data)
@@ -154,6 +175,9 @@ async def _command(request: web.Request, job_id: str, text: str) -> None:
     elif cmd.type == "signal":
         async with traced(request, "job.signal", job_id, signal=cmd.signal[:32]) as op:
             op.detail["signal"] = await sup.signal(job_id, cmd.signal)
+    elif cmd.type == "interrupt":
+        async with traced(request, "job.interrupt", job_id) as op:
+            op.detail["how"] = await sup.interrupt(job_id)
     else:
         await record(request, "job.cancel", job_id)  # before it acts, as POST /jobs/{id}/cancel
         await sup.cancel(job_id, wait=False)

@@ -17,6 +17,7 @@ import click
 
 from .. import __version__
 from ..errors import JobcastError, Unauthorized
+from .attach import COMMANDS as SESSIONS
 from .chat import COMMANDS as CHAT
 from .completion import completion
 from .housekeeping import COMMANDS as HOUSEKEEPING
@@ -88,7 +89,7 @@ def main(ctx: click.Context, url: str | None, token: str | None) -> None:
     ctx.obj = Target(url, token)
 
 
-for _command in [*COMMANDS, *HOUSEKEEPING, *OPERATOR, *CHAT]:
+for _command in [*COMMANDS, *SESSIONS, *HOUSEKEEPING, *OPERATOR, *CHAT]:
     main.add_command(_command)
 main.add_command(serve)
 main.add_command(completion)

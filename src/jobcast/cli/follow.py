@@ -64,12 +64,29 @@ class Interrupts:
 
 
 async def _print_events(client: AsyncClient, job_id: str) -> Event | None:
-    """Print the job's events; its `complete` event, if the stream got that far."""
+    """Print the job's events; its `complete` event, if the stream got that far. On a terminal,
+    `progress` events draw a bar below the output."""
     done: Event | None = None
-    async for ev in client.events(job_id):
-        write_event(ev)
-        if ev.type is EventType.COMPLETE:
-            done = ev
+    bar = None
+    if sys.stderr.isatty():
+        from .progress import ProgressLine
+
+        bar = ProgressLine()
+    try:
+        async for ev in client.events(job_id):
+            if bar is None:
+                write_event(ev)
+            elif ev.type is EventType.PROGRESS:
+                bar.update(ev.data)
+            else:
+                bar.before_output()
+                write_event(ev)
+                bar.after_output(ev.raw or b"" if ev.type is not EventType.ERROR else b"\n")
+            if ev.type is EventType.COMPLETE:
+                done = ev
+    finally:
+        if bar is not None:
+            bar.clear()
     return done
 
 

@@ -116,6 +116,11 @@ async def _run(
         if detach:
             click.echo(job.id)
             return 0
+        if options.get("pty") and sys.stdin.isatty() and sys.stdout.isatty():
+            # A terminal job run from a terminal: this one becomes its terminal (raw, keys).
+            from .terminal import attach_session
+
+            return await attach_session(client, job)
         feeder = asyncio.create_task(forward_stdin(client, job.id)) if options["stdin"] else None
         try:
             return await follow_job(client, job, forward_interrupt=True)
@@ -169,7 +174,11 @@ def _environment_here() -> dict[str, str]:
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--pty", is_flag=True, help="Run in a pseudo-terminal (stdout and stderr merge).")
+@click.option(
+    "--pty",
+    is_flag=True,
+    help="Run in a pseudo-terminal (stdout and stderr merge); from a terminal, attach to it.",
+)
 @click.option("--name", help="A name for the job, usable instead of its id while it is active.")
 @click.option("-d", "--detach", is_flag=True, help="Print the job's id and return at once.")
 @click.option(
@@ -235,6 +244,9 @@ def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
     Ctrl-C detaches and leaves it running. A dropped connection is resumed without losing
     output.
 
+    With --pty from a terminal, this terminal becomes the job's, as `jobcast attach` makes it:
+    raw mode, every key (Ctrl-C included) to the job, Ctrl-] detaches (exit 0).
+
     \b
     Exit status, never 0 for a job that did not succeed:
       N        the job's own exit code
@@ -246,6 +258,7 @@ def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
       126      its program cannot be run (not executable, a directory)
       1        it could not start otherwise (no such working directory)
       130      you detached with a second Ctrl-C (the job goes on)
+      0        you detached from a --pty job's terminal with Ctrl-] (the job goes on)
       2        jobcast itself failed (bad usage, server unreachable)
     """
     import shutil
@@ -265,6 +278,10 @@ def run(target: Target, /, command: tuple[str, ...], **opts: Any) -> None:
         opts["env"] = {**_environment_here(), **opts["env"]}
         opts["inherit_env"] = False
     opts["stderr"] = "merge" if opts.pop("merge_stderr") else "pipe"
+    if opts["pty"] and sys.stdout.isatty() and os.environ.get("TERM"):
+        # This terminal will be the job's (attach): its programs should speak this one's
+        # language, as ssh passes TERM on.
+        opts["env"] = {"TERM": os.environ["TERM"], **opts["env"]}
     import asyncio
 
     raise click.exceptions.Exit(asyncio.run(_run(target, spec, cols=cols, rows=rows, **opts)))

@@ -250,8 +250,24 @@ def _job_fields(job: Job, human: bool) -> list[tuple[str, str]]:
         ("stderr", _size(int(job.get("stderr_bytes") or 0), human)),
         ("dropped", _size(dropped, human) if dropped else ""),
         ("events", str(job.get("last_seq", 0))),
+        ("progress", _progress_text(job.get("progress"))),
+        *((f"extracted {k}", str(v)) for k, v in sorted((job.get("extracted") or {}).items())),
     ]
     return [(key, value) for key, value in fields if value]
+
+
+def _progress_text(value: Mapping[str, Any] | None) -> str:
+    if not value:
+        return ""
+    words = []
+    if value.get("percent") is not None:
+        words.append(f"{value['percent']:g}%")
+    if value.get("current") is not None and value.get("total") is not None:
+        words.append(f"{value['current']}/{value['total']}")
+    for key in ("unit", "state", "message"):
+        if value.get(key):
+            words.append(str(value[key]))
+    return " ".join(words)
 
 
 def _print_fields(fields: list[tuple[str, Any]], *, justify: str = "left") -> None:

@@ -35,7 +35,7 @@ def _shown(default: Any) -> str:
 
 #: settings too structured for a flag, TOML tables: the config file (or JSON in
 #: JOBCAST_<NAME>) gives them
-TABLES = ("policy", "templates", "tokens", "webhooks")
+TABLES = ("policy", "templates", "tokens", "webhooks", "sources")
 
 
 def _settings_options() -> list[click.Parameter]:

@@ -303,6 +303,14 @@ class AsyncClient:
 
     # -- output ---------------------------------------------------------------------------------
 
+    async def lines(
+        self, ref: str, *, after_line: int = 0, stream: LogStream = "all", limit: int | None = None
+    ) -> dict[str, Any]:
+        """A page of the job's complete lines after line `after_line`: `{"lines": [{line,
+        line_no, stream}], "last_line", "complete"}`; pass `last_line` as `after_line` next."""
+        page: dict[str, Any] = await self._call(API.lines(ref, after_line, stream, limit))
+        return page
+
     async def log(
         self, ref: str, *, stream: LogStream = "all", offset: int = 0, end: int | None = None
     ) -> bytes:
@@ -476,6 +484,13 @@ class AsyncJobSocket:
     async def aclose(self) -> None:
         """Close the socket (the job goes on)."""
         await self._conn.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection has ended: the server closed it, or it broke."""
+        from websockets.protocol import State
+
+        return self._conn.state is State.CLOSED
 
     async def events(self) -> AsyncIterator[Event]:
         """The job's events as they come, until its `complete` event or the server closes.

@@ -382,6 +382,13 @@ class API:
         return Call("GET", job_path(ref, "/log"), _bytes, params=tuple(params), headers=headers)
 
     @staticmethod
+    def lines(ref: str, after_line: int, stream: LogStream, limit: int | None) -> Call[Any]:
+        params = [("after_line", str(after_line)), ("stream", stream)]
+        if limit is not None:
+            params.append(("limit", str(limit)))
+        return Call("GET", job_path(ref, "/lines"), _json, params=tuple(params))
+
+    @staticmethod
     def events(ref: str, cursor: EventCursor) -> Call[None]:
         params, headers = cursor.resume()
         params.append(("encoding", "base64"))

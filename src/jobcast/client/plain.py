@@ -13,7 +13,7 @@ import select
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlencode, urlsplit
 
 import orjson
@@ -113,6 +113,39 @@ class PlainClient:
             raise self._error(resp.status, raw)
         return orjson.loads(raw) if raw else None
 
+    def download(self, path: str, out: BinaryIO, chunk: int = 64 * 1024) -> int:
+        """Copy the body of `GET path` into `out` as it comes, never whole in memory; its size.
+
+        Raises: as `request`; a connection lost midway is a `ConnectionFailed` too. What
+        writing to `out` raises (a closed pipe) is raised as it is.
+        """
+        headers = {**self._headers, "Accept": "*/*"}
+        size = 0
+        try:
+            self._conn.request("GET", self._base + path, headers=headers)
+            resp = self._conn.getresponse()
+            if resp.status >= 400:
+                raise self._error(resp.status, resp.read())
+            while data := resp.read(chunk):
+                try:
+                    out.write(data)
+                except OSError as e:
+                    raise _WriteFailed from e
+                size += len(data)
+        except _WriteFailed as e:
+            self.close()
+            raise e.__cause__ from None  # type: ignore[misc]
+        except TimeoutError:
+            self.close()
+            raise ConnectionFailed(no_answer(self.url)) from None
+        except (ConnectionRefusedError, socket.gaierror):
+            self.close()
+            raise ConnectionFailed(cannot_reach(self.url)) from None
+        except (OSError, http.client.HTTPException) as e:
+            self.close()
+            raise ConnectionFailed(lost_connection(self.url, str(e) or type(e).__name__)) from None
+        return size
+
     def _wait_slowly(self, seconds: float, notice: Callable[[], None]) -> None:
         sock = self._conn.sock
         if sock is None:
@@ -129,3 +162,7 @@ class PlainClient:
         except orjson.JSONDecodeError:
             payload = None  # a proxy's HTML error page: the status alone says what happened
         return error_from_payload(status, payload)
+
+
+class _WriteFailed(Exception):
+    """Carries what writing a download raised past the handlers of the connection's errors."""

@@ -309,6 +309,14 @@ class Client:
 
     # -- output ---------------------------------------------------------------------------------
 
+    def lines(
+        self, ref: str, *, after_line: int = 0, stream: LogStream = "all", limit: int | None = None
+    ) -> dict[str, Any]:
+        """A page of the job's complete lines after line `after_line`: `{"lines": [{line,
+        line_no, stream}], "last_line", "complete"}`; pass `last_line` as `after_line` next."""
+        page: dict[str, Any] = self._call(API.lines(ref, after_line, stream, limit))
+        return page
+
     def log(
         self, ref: str, *, stream: LogStream = "all", offset: int = 0, end: int | None = None
     ) -> bytes:
@@ -504,6 +512,13 @@ class JobSocket:
     def close(self) -> None:
         """Close the socket (the job goes on)."""
         self._conn.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection has ended: the server closed it, or it broke."""
+        from websockets.protocol import State
+
+        return self._conn.state is State.CLOSED
 
     def events(self) -> Iterator[Event]:
         """The job's events as they come, until its `complete` event or the server closes.

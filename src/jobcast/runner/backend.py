@@ -75,6 +75,17 @@ class Process(Protocol):
             Conflict: the input is closed, or too much is still waiting to be read.
         """
 
+    async def interrupt(self) -> str:
+        """Interrupt the program in the foreground as Ctrl-C at a terminal does.
+
+        Through a PTY: the terminal's interrupt character (VINTR) is written to it, so the line
+        discipline signals the foreground process group and a shell survives it. Without one:
+        SIGINT to the whole process group. Returns which: "VINTR" or "SIGINT".
+
+        Raises:
+            Conflict: the terminal's input is closed, or too much is still waiting to be read.
+        """
+
     def resize(self, cols: int, rows: int) -> None:
         """Set the terminal's window size.
 

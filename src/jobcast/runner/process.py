@@ -51,7 +51,7 @@ def _pipe_size() -> int:
 
 
 def _pipe() -> tuple[int, int]:
-    """A pipe whose buffer holds a whole batch window of fast output (1 MiB where allowed)."""
+    """A pipe whose buffer holds a whole batch of fast output (BATCH_MAX, where allowed)."""
     r, w = os.pipe()
     if _pipe_size():
         # Refused past the user's pipe-buffer quota; the default size still works, only slower.
@@ -405,6 +405,10 @@ class LocalProcess:
         if self._input is None:
             raise Conflict("it was started without stdin")
         return self._input.write(data, eof)
+
+    async def interrupt(self) -> str:
+        self.signal(signal.SIGINT)
+        return "SIGINT"
 
     def resize(self, cols: int, rows: int) -> None:
         raise Conflict("it does not run in a terminal; start it with pty=true to resize it")

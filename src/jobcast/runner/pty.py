@@ -14,7 +14,10 @@ from .backend import OutputSink, SpawnRequest, Window
 from .process import LocalProcess, spawn_error
 from .reaper import JOB_ID_ENV
 
-__all__ = ["PtyProcess", "set_winsize", "spawn_pty"]
+__all__ = ["PTY_TERM", "PtyProcess", "set_winsize", "spawn_pty"]
+
+#: what a PTY job's TERM is unless its spec sets one: xterm.js and most terminals speak it
+PTY_TERM = "xterm-256color"
 
 
 def set_winsize(fd: int, cols: int, rows: int) -> None:
@@ -27,13 +30,20 @@ def _take_terminal() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
+def _control_char(fd: int, index: int, default: bytes) -> bytes:
+    """One of the terminal's special characters (termios c_cc), as the program set it now."""
+    try:
+        char = termios.tcgetattr(fd)[6][index]
+    except termios.error:
+        return default
+    # _POSIX_VDISABLE (0) means the program turned it off; a terminal would then send the key
+    # as it is, which is the default here too.
+    return char if isinstance(char, bytes) and char and char != b"\0" else default
+
+
 def _eof_byte(fd: int) -> bytes:
     """The terminal's end-of-file character (^D unless someone changed it)."""
-    try:
-        eof = termios.tcgetattr(fd)[6][termios.VEOF]
-    except termios.error:
-        return b"\x04"
-    return eof if isinstance(eof, bytes) and eof else b"\x04"
+    return _control_char(fd, termios.VEOF, b"\x04")
 
 
 class PtyProcess(LocalProcess):
@@ -65,6 +75,14 @@ class PtyProcess(LocalProcess):
             os.close(self._tty)
             self._tty = -1
 
+    async def interrupt(self) -> str:
+        # Read at each interrupt, not at spawn: the program may have changed it (`stty intr`).
+        # The line discipline turns it into SIGINT for the foreground group only when ISIG is
+        # on; a program in raw mode reads it as the key, exactly as at a real terminal.
+        char = _control_char(self._tty, termios.VINTR, b"\x03") if self._tty >= 0 else b"\x03"
+        await self.write(char)
+        return "VINTR"
+
     def resize(self, cols: int, rows: int) -> None:
         if self._tty < 0:
             return
@@ -77,7 +95,7 @@ def spawn_pty(request: SpawnRequest) -> PtyProcess:
     """Start the program on a new PTY of `request.cols` x `request.rows`, in a new session."""
     master, slave = os.openpty()
     env = dict(request.env)
-    env.setdefault("TERM", "xterm-256color")
+    env.setdefault("TERM", PTY_TERM)
     try:
         set_winsize(slave, request.cols, request.rows)
         popen = subprocess.Popen(

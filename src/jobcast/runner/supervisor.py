@@ -11,21 +11,29 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..config import Settings
-from ..errors import BadRequest, Conflict, JobFinished, NoStdin, ServerShuttingDown
+from ..errors import (
+    BadRequest,
+    Conflict,
+    JobFinished,
+    NoStdin,
+    ServerShuttingDown,
+    SourceReadOnly,
+)
 from ..models import EventType, Job, JobSpec, JobStatus
 from ..pastes import CONTEXT_ENV, Pastes
 from ..store.base import ProcessInfo, Store
 from .backend import Backend, Process, SpawnError, SpawnRequest
 from .group import end_group, group_is_ours
 from .limits import Outcome, OutputCap, batch_window, outcome, parse_signal, shell_failure
+from .matcher import Matcher, combine
 from .process import spawn_pipes
-from .pty import spawn_pty
+from .pty import PTY_TERM, spawn_pty
 from .reaper import JOB_ID_ENV
 
-__all__ = ["LocalBackend", "Supervisor"]
+__all__ = ["LocalBackend", "SourceInput", "Supervisor"]
 
 logger = logging.getLogger("jobcast.runner")
 
@@ -33,6 +41,23 @@ LOST_RUNNING = "the server stopped while the job ran"
 LOST_QUEUED = "the server stopped before the job started; run it again"
 #: How much of the output a shell's complaint is looked for in, at the end
 SHELL_TAIL = 1024
+
+
+#: "cannot be ..." for the actions `_lookup` is asked for
+_PAST = {
+    "cancel": "cancelled",
+    "signal": "signalled",
+    "resize": "resized",
+    "write to": "written to",
+}
+
+
+class SourceInput(Protocol):
+    """Where input to a source goes (`sources.Sources`): its tmux or screen session."""
+
+    async def write(self, job: Job, data: bytes) -> int: ...
+
+    async def interrupt(self, job: Job) -> None: ...
 
 
 class LocalBackend:
@@ -152,6 +177,8 @@ class Supervisor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
         self._closing = False
+        #: the tailed files (`sources.Sources`), where input to a source goes; None: no sources
+        self.sources: SourceInput | None = None
         #: jobs running at once; the policy may change it while the server runs
         self.max_running = settings.max_running_jobs
 
@@ -172,8 +199,11 @@ class Supervisor:
         """End what a previous server left running (recorded `lost`), then run the queued jobs,
         those a previous server left queued first."""
         known = self._runs.keys() | self._waiting.keys()
+        # Sources run no process: the tailer (`sources`) resumes or finishes them.
         unfinished = [
-            (job, info) for job, info in await self._store.unfinished_jobs() if job.id not in known
+            (job, info)
+            for job, info in await self._store.unfinished_jobs()
+            if job.id not in known and job.kind == "job"
         ]
         # Queued jobs had not started: they run now, ahead of any submitted meanwhile, in order.
         requeued: dict[str, _Run] = {}
@@ -281,6 +311,13 @@ class Supervisor:
             NoStdin: the job has neither stdin nor a terminal. JobFinished: it has ended.
             Conflict: it is queued, or has not read what it was sent before.
         """
+        source = await self._source(job_id)
+        if source is not None:
+            if eof:
+                raise BadRequest(
+                    f"job {source.id} is a source: its session has no stdin to close (no eof)"
+                )
+            return await self._write_source(source, data)
         run = await self._lookup(job_id, "write to")
         if not (run.spec.stdin or run.spec.pty):
             raise NoStdin(
@@ -295,6 +332,75 @@ class Supervisor:
                 raise type(e)(f"cannot write to job {run.job.id}: {e.message}") from None
             info = {"length": n, "eof": True} if eof else {"length": n}
             await self._store.append(run.job.id, EventType.INPUT, info)
+        return n
+
+    async def interrupt(self, job_id: str) -> str:
+        """Interrupt the job as Ctrl-C at its terminal would: the one way every transport does it.
+
+        A PTY job gets its terminal's interrupt character (VINTR, ^C unless the program changed
+        it) written to the terminal, so the line discipline sends SIGINT to the foreground
+        process group only: `sleep` in a shell stops, the shell lives on (recorded as an `input`
+        event of length 1 with `interrupt`). A job without a terminal gets SIGINT to its group.
+        A source gets Ctrl-C typed into its tmux or screen session (`interrupt_source`), which
+        its terminal turns into SIGINT the same way.
+
+        Returns:
+            "VINTR" (a PTY job, or a source) or "SIGINT", what was done.
+
+        Raises:
+            JobFinished: the job has ended. Conflict: it is still queued, or its terminal does
+            not read its input. SourceReadOnly: a source without a session in the config.
+        """
+        if await self.interrupt_source(job_id):
+            return "VINTR"
+        run = await self._lookup(job_id, "interrupt")
+        proc = self._started_process(run, "interrupt it")
+        async with run.hold():
+            try:
+                how = await proc.interrupt()
+            except Conflict as e:
+                raise type(e)(f"cannot interrupt job {run.job.id}: {e.message}") from None
+            if how == "VINTR":
+                await self._store.append(
+                    run.job.id, EventType.INPUT, {"length": 1, "interrupt": True}
+                )
+        logger.info("job %s: interrupted (%s)", run.job.id, how)
+        return how
+
+    async def interrupt_source(self, job_id: str) -> bool:
+        """Ctrl-C into a source's tmux/screen session, recorded as an `input` event; False if
+        `job_id` is no source (the caller interrupts the job's PTY instead).
+
+        Raises:
+            SourceReadOnly: a source without a session in the config. Conflict: the session
+                could not be reached. JobFinished: the source is no longer watched.
+        """
+        source = await self._source(job_id)
+        if source is None:
+            return False
+        sources = self._sources_for(source)
+        await sources.interrupt(source)
+        await self._store.append(source.id, EventType.INPUT, {"interrupt": True})
+        logger.info("source %s: sent Ctrl-C to its session", source.id)
+        return True
+
+    async def _source(self, ref: str) -> Job | None:
+        """The job `ref` names if it is a source; None for a job (or a job run here)."""
+        if ref in self._runs or ref in self._waiting:
+            return None
+        job = await self._store.get_job(ref)
+        return job if job.kind == "source" else None
+
+    def _sources_for(self, job: Job) -> SourceInput:
+        if job.status.is_final:
+            raise JobFinished(f"job {job.id} is a source no longer watched; it takes no input")
+        if self.sources is None:
+            raise SourceReadOnly(f"job {job.id} is a source: it is read-only")
+        return self.sources
+
+    async def _write_source(self, job: Job, data: bytes) -> int:
+        n = await self._sources_for(job).write(job, data)
+        await self._store.append(job.id, EventType.INPUT, {"length": n})
         return n
 
     async def resize(self, job_id: str, cols: int, rows: int) -> None:
@@ -327,6 +433,12 @@ class Supervisor:
         if job.status.is_final:
             raise JobFinished(
                 f"job {job.id} has already finished ({job.status}); cannot {action} it"
+            )
+        if job.kind == "source":
+            path = job.source.path if job.source is not None else "a file"
+            raise SourceReadOnly(
+                f"job {job.id} is a source (it tails {path}), not a process: it cannot be "
+                f"{_PAST.get(action, action)}; it is followed while a --watch pattern matches it"
             )
         raise Conflict(
             f"job {job.id} is {job.status} but not run by this server; cannot {action} it"
@@ -380,6 +492,15 @@ class Supervisor:
         if spec.max_output_bytes is not None:
             cap = min(cap, spec.max_output_bytes)
         sink = _Output(self._store, run.job.id, cap, tail)
+        # Reads the output once stored, in a task of its own: never in the output's way.
+        matcher = Matcher(
+            self._store,
+            run.job.id,
+            combine(self._settings.extract, spec.extract),
+            progress=self._settings.detect_progress,
+        )
+        if matcher.wanted:
+            matcher.start()
         run.task = task = asyncio.create_task(proc.run(sink, self._window(run.job.id)))
         try:
             try:
@@ -396,8 +517,10 @@ class Supervisor:
                 reason = f"ran past its timeout of {run.spec.timeout:g}s"
                 self._end(run, JobStatus.TIMED_OUT, reason)
             returncode = await task
+            await matcher.finish()
         except BaseException:
             task.cancel()
+            await matcher.cancel()
             raise
         if run.killer is not None:
             await run.killer
@@ -455,6 +578,9 @@ class Supervisor:
         # PWD names the job's directory, as a shell started there sets it; not the server's.
         env = {**(inherited if spec.inherit_env else {}), **spec.env}
         env.update(PWD=cwd, **{JOB_ID_ENV: run.job.id})
+        if spec.pty and "TERM" not in spec.env:
+            # The server's own TERM names the terminal it was started from, not the job's.
+            env["TERM"] = PTY_TERM
         context = Pastes(self._settings.data_dir).paths(spec.context)
         if context:
             env[CONTEXT_ENV] = ":".join(context)

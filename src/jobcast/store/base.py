@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple, Protocol, TypedDict
 
 from ..hub import Listener
-from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus
+from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus, SourceInfo
 
 __all__ = ["BATCH_BYTES", "DiskUsage", "FinishedJob", "ProcessInfo", "Store", "StreamName"]
 
@@ -76,11 +76,23 @@ class Store(Protocol):
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    async def create_job(self, spec: JobSpec) -> Job:
+    async def create_job(self, spec: JobSpec, *, source: SourceInfo | None = None) -> Job:
         """Record a new `queued` job and append its first event (`status` queued).
+
+        With `source`, the job is a source (`kind` "source"): a file tailed, not a process.
 
         Raises:
             NameTaken: `spec.name` is held by a job that has not finished.
+        """
+
+    async def find_source(self, path: str) -> Job | None:
+        """The newest source job that tails `path`, finished or not; None if there is none."""
+
+    async def set_source(
+        self, job_id: str, source: SourceInfo, notice: dict[str, Any] | None = None
+    ) -> None:
+        """Record a source's new state (after a truncation or rotation), and with `notice` the
+        `error` event that reports it, in one step: a crash never keeps one without the other.
         """
 
     async def get_job(self, ref: str) -> Job:
@@ -171,12 +183,15 @@ class Store(Protocol):
         type: EventType,
         data: dict[str, Any] | None = None,
         raw: bytes | None = None,
+        *,
+        ts: float | None = None,
     ) -> Event:
         """Append one event; once it is stored, hand it to the listeners and wake the waiters.
 
         For `stdout`/`stderr` events pass the bytes as `raw`; the store keeps them exactly and adds
         `offset` (in that stream) and `length` to `data`. Returns once the event is stored and
-        handed to the listeners.
+        handed to the listeners. `ts` is the event's time when it is not now (a source's output
+        timed by its recording's `.timing` file).
         """
 
     async def read(self, job_id: str, after: int, max_bytes: int = BATCH_BYTES) -> list[Event]:

@@ -37,6 +37,7 @@ from ..models import (
     JobList,
     JobSpec,
     JobStatus,
+    SourceInfo,
     can_transition,
     complete_data,
     new_job_id,
@@ -69,7 +70,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     stdout_bytes INTEGER NOT NULL DEFAULT 0,
     stderr_bytes INTEGER NOT NULL DEFAULT 0,
     dropped_bytes INTEGER NOT NULL DEFAULT 0,
-    last_seq INTEGER NOT NULL DEFAULT 0
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL DEFAULT 'job',
+    source BLOB,
+    cols INTEGER,
+    rows INTEGER,
+    extracted BLOB,
+    progress BLOB
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE INDEX IF NOT EXISTS jobs_name ON jobs (name);
@@ -186,6 +193,7 @@ class SQLiteStore:
         self._writer = Writer(path, _INSERT_EVENT, self._committed)
         wdb = self._writer.connect()
         wdb.executescript(SCHEMA)
+        _migrate(wdb)
         self._incremental = await asyncio.to_thread(vacuum.enable_incremental, wdb, path)
         db = self._db = sqlite3.connect(path, isolation_level=None)
         db.execute("PRAGMA query_only=1")
@@ -213,6 +221,9 @@ class SQLiteStore:
         await self._vacuum()
         for job_id, _, _ in active:
             await self._recover_output(job_id)
+            # Unfinished jobs have a tail, where followers park: a source resumed by a new
+            # server may stay quiet for long, and must not look finished meanwhile.
+            self._tail(job_id)
         await self._repair_unfinished_ends()
         if self._fsync_interval > 0:
             self._syncer = asyncio.create_task(self._sync_output(), name="jobcast-store-fsync")
@@ -315,14 +326,23 @@ class SQLiteStore:
 
     # -- jobs -------------------------------------------------------------------------------------
 
-    async def create_job(self, spec: JobSpec) -> Job:
+    async def create_job(self, spec: JobSpec, *, source: SourceInfo | None = None) -> Job:
         if spec.name is not None and spec.name in self._names:
             raise NameTaken(
                 f"the name {spec.name!r} is held by job {self._names[spec.name]}, which has not "
                 "finished; choose another name or wait for it to end"
             )
         job_id = new_job_id()
-        row = (job_id, spec.name, JobStatus.QUEUED.value, spec.model_dump_json(), time.time())
+        kind, blob = ("job", None) if source is None else ("source", source.model_dump_json())
+        row = (
+            job_id,
+            spec.name,
+            JobStatus.QUEUED.value,
+            spec.model_dump_json(),
+            time.time(),
+            kind,
+            blob,
+        )
         self._tails[job_id] = Tail(0, {"stdout": 0, "stderr": 0}, self._tail_bytes)
         self._status[job_id] = JobStatus.QUEUED
         if spec.name is not None:
@@ -331,7 +351,9 @@ class SQLiteStore:
 
         def insert(db: sqlite3.Connection) -> None:
             db.execute(
-                "INSERT INTO jobs (id, name, status, spec, created_at) VALUES (?, ?, ?, ?, ?)", row
+                "INSERT INTO jobs (id, name, status, spec, created_at, kind, source) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
             )
 
         await self._write(Write([event_row], insert, [ev]), wait=True)
@@ -353,6 +375,12 @@ class SQLiteStore:
         spec = orjson.loads(rec.pop("spec"))
         for key in ("pgid", "proc_start"):
             rec.pop(key)
+        if rec["source"] is not None:
+            rec["source"] = SourceInfo.model_validate_json(rec["source"])
+        if spec["pty"] and rec["cols"] is None:
+            rec["cols"], rec["rows"] = spec["cols"], spec["rows"]  # never resized
+        rec["extracted"] = orjson.loads(rec["extracted"]) if rec["extracted"] else {}
+        rec["progress"] = orjson.loads(rec["progress"]) if rec["progress"] else None
         tail = self._tails.get(rec["id"])
         if tail is not None:
             rec["last_seq"] = tail.shown_seq
@@ -369,6 +397,7 @@ class SQLiteStore:
             argv=JobSpec.model_validate(spec).resolved_argv(),
             cwd=spec["cwd"],
             pty=spec["pty"],
+            shared=spec.get("shared", "control"),
             stdin=spec["stdin"],
             timeout=spec["timeout"],
             labels=spec["labels"],
@@ -437,8 +466,13 @@ class SQLiteStore:
         if status.is_final:
             # Before the final commit, so a job recorded ended has all its output on disk.
             await asyncio.to_thread(self.files.sync, [job_id])
-        job = await self.get_job(job_id)
-        current = self._status.get(job_id, job.status)
+        current = self._status.get(job_id)
+        # The row is read only where it is needed (a final status copies it into `complete`): a
+        # job's start is on the way to its first output.
+        job = await self.get_job(job_id) if current is None or status.is_final else None
+        if current is None:
+            assert job is not None
+            current = job.status
         if not can_transition(current, status):
             raise JobFinished(
                 f"job {job_id} is already {current.value}; it cannot become {status.value}"
@@ -453,7 +487,7 @@ class SQLiteStore:
             data["reason"] = fields["reason"]
         ev, row = self._stage(job_id, EventType.STATUS, data)
         events, rows = [ev], [row]
-        if status.is_final:
+        if job is not None and status.is_final:
             if job.name is not None and self._names.get(job.name) == job_id:
                 del self._names[job.name]
             ended = job.model_copy(update={"status": status, **fields})
@@ -477,6 +511,29 @@ class SQLiteStore:
         rows.append(row)
         return ev
 
+    async def find_source(self, path: str) -> Job | None:
+        row = self.db.execute(
+            "SELECT * FROM jobs WHERE kind = 'source' AND json_extract(source, '$.path') = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (path,),
+        ).fetchone()
+        return None if row is None else self._job(row)
+
+    async def set_source(
+        self, job_id: str, source: SourceInfo, notice: dict[str, Any] | None = None
+    ) -> None:
+        blob = source.model_dump_json()
+        events, rows = [], []
+        if notice is not None:
+            ev, row = self._stage(job_id, EventType.ERROR, notice)
+            events.append(ev)
+            rows.append(row)
+
+        def update(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE jobs SET source = ? WHERE id = ?", (blob, job_id))
+
+        await self._write(Write(rows, update, events), wait=True)
+
     async def set_process(self, job_id: str, info: ProcessInfo) -> None:
         def update(db: sqlite3.Connection) -> None:
             db.execute(
@@ -487,6 +544,12 @@ class SQLiteStore:
 
     async def delete_job(self, job_id: str) -> None:
         job = await self.get_job(job_id)
+        if job.kind == "source" and not job.status.is_final:
+            raise JobNotFinished(
+                f"job {job.id} is a source, watched while its file matches a --watch pattern; "
+                "it cannot be deleted while watched (drop the pattern and restart the server: "
+                "the source is then finished, and can be deleted)"
+            )
         if not job.status.is_final or job.id in self._tails:
             raise JobNotFinished(
                 f"job {job.id} is still {job.status.value}; cancel it first, then delete it"
@@ -631,8 +694,20 @@ class SQLiteStore:
         type: EventType,
         data: dict[str, Any] | None = None,
         raw: bytes | None = None,
+        *,
+        ts: float | None = None,
     ) -> Event:
-        ev, row = self._stage(job_id, type, data, raw)
+        ev, row = self._stage(job_id, type, data, raw, ts)
+        if type is EventType.RESIZE:
+            # The job shows its last window size; its spec keeps the one it started with (the
+            # header of its recording).
+            resized = _resize_job(job_id, ev.data["cols"], ev.data["rows"])
+            await self._write(Write([row], resized, [ev]), wait=True)
+            return ev
+        if type in _KEPT:
+            # The job's latest value is kept with it, in the event's own commit.
+            await self._write(Write([row], _keep_latest(job_id, ev), [ev]), wait=True)
+            return ev
         # Output too waits for its commit (a fraction of a millisecond): the runner's batching
         # window then starts after the fan-out, which runs in the commit's callback.
         await self._write(Write([row], done=[ev]), wait=True)
@@ -644,6 +719,7 @@ class SQLiteStore:
         type: EventType,
         data: dict[str, Any] | None = None,
         raw: bytes | None = None,
+        ts: float | None = None,
     ) -> tuple[Event, Row]:
         """The event in memory (numbered, in the tail, its bytes in the file) and its row to write."""
         tail = self._tail(job_id)
@@ -665,7 +741,7 @@ class SQLiteStore:
             data = data or {}
             blob = orjson.dumps(data)
         self._gid += 1
-        ev = Event(seq, job_id, type, time.time(), data, raw, self._gid)
+        ev = Event(seq, job_id, type, time.time() if ts is None else ts, data, raw, self._gid)
         tail.add(ev)
         self._add_global(ev)
         return ev, (ev.gid, job_id, seq, type.value, ev.ts, blob, offset, length, pos)
@@ -883,12 +959,65 @@ class SQLiteStore:
             await self._write(Write(rows, _update_job(job_id, cols), events), wait=True)
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Columns added since the first schema, added to a database made before them.
+
+    `cols`, `rows`: a pty job's window size since its last resize (NULL: never resized, the
+    size is its spec's). `extracted`, `progress`: the latest of each (see _KEPT).
+    """
+    have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    added = (
+        ("kind", "TEXT NOT NULL DEFAULT 'job'"),
+        ("source", "BLOB"),
+        ("cols", "INTEGER"),
+        ("rows", "INTEGER"),
+        ("extracted", "BLOB"),
+        ("progress", "BLOB"),
+    )
+    for column, decl in added:
+        if column not in have:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {decl}")
+    # `find_source`, at each file a server starts to follow: no scan of every job.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS jobs_source_path ON jobs (json_extract(source, '$.path')) "
+        "WHERE kind = 'source'"
+    )
+
+
+#: events whose latest data the job's row keeps (`extracted`, `progress` in `GET /jobs/{id}`)
+_KEPT = frozenset({EventType.EXTRACTION, EventType.PROGRESS})
+
+
+def _keep_latest(job_id: str, ev: Event) -> Callable[[sqlite3.Connection], None]:
+    args: tuple[Any, ...]
+    if ev.type is EventType.PROGRESS:
+        sql, args = "UPDATE jobs SET progress = ? WHERE id = ?", (orjson.dumps(ev.data), job_id)
+    else:
+        sql = (
+            "UPDATE jobs SET extracted = json_set(COALESCE(extracted, '{}'), "
+            "'$.' || json_quote(?), ?) WHERE id = ?"
+        )
+        args = (str(ev.data.get("name")), str(ev.data.get("value")), job_id)
+
+    def update(db: sqlite3.Connection) -> None:
+        db.execute(sql, args)
+
+    return update
+
+
 def _update_job(job_id: str, cols: dict[str, Any]) -> Callable[[sqlite3.Connection], None]:
     def update(db: sqlite3.Connection) -> None:
         db.execute(
             f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?",
             (*cols.values(), job_id),
         )
+
+    return update
+
+
+def _resize_job(job_id: str, cols: int, rows: int) -> Callable[[sqlite3.Connection], None]:
+    def update(db: sqlite3.Connection) -> None:
+        db.execute("UPDATE jobs SET cols = ?, rows = ? WHERE id = ?", (cols, rows, job_id))
 
     return update
 

@@ -1,0 +1,61 @@
+"""Extractors (pure): values and groups, one match per line, `once`, streams, bad patterns."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from jobcast.extract import Extractor, Pattern, find
+from jobcast.lines import Batch
+
+
+def _find(specs: list[dict], batch: Batch) -> list[tuple[str, str, int]]:
+    patterns = [Pattern(Extractor(**s)) for s in specs]
+    return [(m.name, m.value, m.line_no) for m in find(patterns, batch)]
+
+
+def test_value_is_the_named_group_else_the_first_else_the_match():
+    batch = Batch("stdout", b"v1.2 and 3\nnothing\nsize 10", 5, 3)
+    specs = [
+        {"name": "named", "pattern": r"v(\d)\.(?P<value>\d)"},
+        {"name": "first", "pattern": r"size (\d+)"},
+        {"name": "whole", "pattern": r"\d+"},
+    ]
+    assert _find(specs, batch) == [
+        ("named", "2", 5),
+        ("whole", "1", 5),  # the first match of a line only
+        ("first", "10", 7),
+        ("whole", "10", 7),
+    ]
+
+
+def test_once_and_stream():
+    batch = Batch("stderr", b"err 1\nerr 2", 1, 2)
+    specs = [
+        {"name": "once", "pattern": r"err (\d)", "once": True},
+        {"name": "out", "pattern": "err", "stream": "stdout"},
+    ]
+    assert _find(specs, batch) == [("once", "1", 1)]
+
+
+def test_a_pattern_never_spans_lines_and_anchors_are_per_line():
+    batch = Batch("stdout", b"a\nb\nab", 1, 3)
+    assert _find([{"name": "x", "pattern": r"a\s*b"}, {"name": "y", "pattern": "^b$"}], batch) == [
+        ("y", "b", 2),
+        ("x", "ab", 3),
+    ]
+
+
+def test_pathological_pattern_is_linear():
+    batch = Batch("stdout", b"a" * 100_000 + b"b", 1, 1)
+    assert _find([{"name": "evil", "pattern": "(a+)+$"}], batch) == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "says"),
+    [("(", "missing )"), (r"(a)\1", "backreferences"), ("(?=x)", "lookaround"), ("[z-a]", "range")],
+)
+def test_bad_patterns_are_refused_saying_why(pattern, says):
+    with pytest.raises(ValidationError) as e:
+        Extractor(name="p", pattern=pattern)
+    assert says in str(e.value) and "(?m)" not in str(e.value)
