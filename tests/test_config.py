@@ -106,7 +106,7 @@ def test_tokens_are_read_and_checked_without_showing_them(tmp_path):
     assert "s3cret-value" not in repr(s)
     bad = {
         'scopes = ["read", "wirte"]': "tokens.0.scopes.1: Input should be 'read', 'run', 'exec', "
-        "'control' or 'admin' (got 'wirte')",
+        "'control', 'admin' or 'metrics' (got 'wirte')",
         'scopes = ["read"]\ntokn = "s3cret-value"': "tokens.0.tokn: Extra inputs are not permitted",
         'scopes = ["read"]\ntoken_sha256 = "' + "ab" * 32 + '"': "needs exactly one of `token`",
         "scopes = []": "tokens.0.scopes: List should have at least 1 item",

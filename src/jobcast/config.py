@@ -56,8 +56,9 @@ class ConfigError(ValueError):
 
 
 class Scope(StrEnum):
-    """What a token may do. `admin` includes every other scope, and `exec` includes `run` (a
-    template's command is one that a raw command could run as well); no other includes another."""
+    """What a token may do. `admin` includes every other scope, `exec` includes `run` (a
+    template's command is one that a raw command could run as well), and `read` includes
+    `metrics`; no other includes another."""
 
     #: see jobs, their events and output, and the streaming statistics
     READ = "read"
@@ -69,6 +70,8 @@ class Scope(StrEnum):
     CONTROL = "control"
     #: everything, including delete and prune (and the trace)
     ADMIN = "admin"
+    #: scrape `GET /metrics` and nothing else (a Prometheus server's token); `read` includes it
+    METRICS = "metrics"
 
 
 class TokenConfig(BaseModel):
@@ -185,7 +188,12 @@ class Settings(BaseSettings):
     trace_keep_files: int = Field(
         5, ge=0, description="Rotated ledgers kept (trace.jsonl.1 is the newest); older ones go"
     )
-    log_level: str = Field("info", description="debug, info, warning or error")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="The server's log: debug, info, warning or error"
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="The server's log on stderr: `text` lines, or one JSON object a line"
+    )
     #: more names this server answers to (behind a proxy, say); "*" for any
     allowed_hosts: list[str] = Field(
         default_factory=list, description="Host names besides --host and localhost (`*`: any)"
@@ -228,6 +236,11 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(
         10.0, gt=0, description="How long one webhook attempt may take (connect and answer)"
     )
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
     #: sources: files tailed as read-only streams in the same log as jobs (`sources/`)
     watch: list[str] = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 
 __all__ = ["LoopLag"]
 
@@ -21,6 +22,8 @@ class LoopLag:
         self.interval = interval
         self._samples: deque[float] = deque(maxlen=window)
         self._task: asyncio.Task[None] | None = None
+        #: given each sample too, in seconds (a histogram's `observe`)
+        self.observe: Callable[[float], None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="jobcast-loop-lag")
@@ -40,6 +43,8 @@ class LoopLag:
             now = loop.time()
             while due <= now:
                 self._samples.append((now - due) * 1000)
+                if self.observe is not None:
+                    self.observe(now - due)
                 due += self.interval
 
     @property

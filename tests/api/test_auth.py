@@ -71,6 +71,7 @@ def _granted(token: str | None, method: str, path: str) -> Scope | None:
     name = next(k for k, v in TOKENS.items() if v == token)
     have = {Scope(name)} | ({*Scope} if name == "admin" else set())
     have |= {Scope.RUN} if name == "exec" else set()
+    have |= {Scope.METRICS} if name == "read" else set()
     return next((s for s in needed if s is not None and s not in have), None)
 
 
@@ -352,7 +353,8 @@ def test_a_token_limited_to_labels_sees_and_drives_only_its_jobs(tokened: Server
         assert infra.post("/prune", json={"dry_run": True}).status_code == 403  # not admin
         pruned = infra.post("/prune", json={"dry_run": True}, headers=bearer(INFRA_ADMIN))
         assert pruned.status_code == 403 and "team=infra" in pruned.json()["error"]["message"]
-        assert infra.get("/stats").json()["per_job"] == {}
+        stats = infra.get("/stats").json()
+        assert stats["per_job"] == stats["jobs"] == {}
         admin.post(f"/jobs/{web['id']}/cancel")
 
 

@@ -288,6 +288,21 @@ async def test_a_final_status_is_shown_only_with_its_complete_event(store):
         await ending
 
 
+async def test_jobs_are_counted_by_status_and_output_appended_in_bytes(store):
+    assert await store.count_jobs() == {}
+    assert store.output_bytes_appended == 0
+    done = await store.create_job(JobSpec(argv=["true"]))
+    await store.create_job(JobSpec(argv=["true"]))
+    await store.set_status(done.id, JobStatus.RUNNING)
+    await store.append(done.id, EventType.STDOUT, raw=b"hello ")
+    await store.append(done.id, EventType.STDERR, raw=b"world")
+    await store.append(done.id, EventType.ERROR, {"message": "not output"})
+    assert await store.count_jobs() == {"running": 1, "queued": 1}
+    await store.set_status(done.id, JobStatus.FAILED, exit_code=1)
+    assert await store.count_jobs() == {"failed": 1, "queued": 1}
+    assert store.output_bytes_appended == len(b"hello world")
+
+
 async def test_a_resize_event_is_the_jobs_window_size(store):
     job = await store.create_job(JobSpec(argv=["bash"], pty=True, cols=80, rows=24))
     assert (job.cols, job.rows, job.shared) == (80, 24, "control")

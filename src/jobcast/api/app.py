@@ -17,10 +17,13 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..config import Settings
+from ..metrics import Metrics
 from ..pastes import Pastes
 from ..retention import Policy, prune_periodically
 from ..runner.reaper import reap_periodically, set_subreaper
 from ..runner.supervisor import Supervisor
+from ..serverlog import configure as configure_logging
+from ..serverlog import log_transitions
 from ..store import Store, open_store
 from ..tokenfile import read_token
 from ..trace import Trace
@@ -40,6 +43,8 @@ from . import (
     trace,
     websocket,
 )
+from . import metrics as metrics_api
+from .accesslog import access_middleware
 from .auth import TOKENS, RedactTokens, Tokens, auth_middleware
 from .cors import cors_headers, cors_middleware
 from .guard import guard_middleware
@@ -80,6 +85,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         # CORS before auth: a browser sends its preflight without credentials.
         middlewares=[
+            access_middleware,  # outermost: it logs the status the client gets
             error_middleware,
             guard_middleware(settings),
             cors_middleware(settings),
@@ -98,6 +104,7 @@ def create_app(settings: Settings) -> web.Application:
         asciicast,
         lines,
         status,
+        metrics_api,
         housekeeping,
         pastes,
         trace,
@@ -125,6 +132,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     def followers(job_id: str) -> int:
         return state_holder["s"].stats.per_job.get(job_id, 0)
 
+    # Before the runner: what it counts (extraction matches, say) goes to `metrics` directly.
+    metrics = Metrics()
     supervisor = Supervisor(store, settings, followers=followers)
     ledger = Trace(
         settings.data_dir,
@@ -144,13 +153,16 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         paste_dir,
         retention=Policy.from_settings(settings),
         policy=settings.controls(),
+        metrics=metrics,
     )
     supervisor.set_max_running(state.policy.max_running_jobs or settings.max_running_jobs)
     state_holder["s"] = state
     app[STATE] = state
+    metrics_api.install(app, state)
     state.stats.loop_lag.start()
-    # From before recovery on: the jobs it ends `lost` or starts are in the ledger too.
-    recorder = Lifecycle(state, store.last_gid())
+    # From before recovery on: the jobs it ends `lost` or starts are in the ledger too (and in
+    # the metrics and the log).
+    recorder = Lifecycle(state, store.last_gid(), [state.metrics.observe, log_transitions])
     lifecycle = asyncio.create_task(recorder.run(), name="jobcast-trace-lifecycle")
     hooks: Webhooks | None = None
     notifier: asyncio.Task[None] | None = None
@@ -242,6 +254,7 @@ async def _sweep(state: State) -> None:
     collected_at, gone_then = time.monotonic(), 0
     while True:
         await asyncio.sleep(1.0)
+        state.stats.sample()  # for /stats' rates
         if n := state.sweep_stalled():
             logger.warning(
                 "disconnected %d client(s) that read nothing for %.0fs",
@@ -289,13 +302,8 @@ def run_server(settings: Settings) -> None:
     # Thousands of connections make thousands of long-lived objects; the default thresholds run
     # a full collection over all of them often enough to stall every stream for tens of ms.
     gc.set_threshold(50_000, 20, 100)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format, RedactTokens())
     logging.getLogger("aiohttp.server").addFilter(_bad_http_in_one_line)
-    for handler in logging.getLogger().handlers:
-        # On the handler: it sees every record, from any logger, before it is written.
-        handler.addFilter(RedactTokens())
     sockets = _listen(settings.host, settings.port)
     loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     try:

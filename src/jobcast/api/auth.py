@@ -53,7 +53,11 @@ __all__ = [
 ]
 
 #: what each scope grants besides itself
-_IMPLIES = {Scope.ADMIN: frozenset(Scope), Scope.EXEC: frozenset({Scope.EXEC, Scope.RUN})}
+_IMPLIES = {
+    Scope.ADMIN: frozenset(Scope),
+    Scope.EXEC: frozenset({Scope.EXEC, Scope.RUN}),
+    Scope.READ: frozenset({Scope.READ, Scope.METRICS}),
+}
 
 #: seconds a WebSocket opened without a token has to send `{"type": "auth", "token": ...}`
 WS_AUTH_TIMEOUT = 5.0
@@ -158,6 +162,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/ws"): Rule(Scope.READ, in_query=True, socket=True),
     ("POST", "/prune"): Rule(Scope.ADMIN, every_job=True),
     ("GET", "/stats"): Rule(Scope.READ),
+    # Prometheus scrapes with a token of its own: `metrics` (or `read`) may.
+    ("GET", "/metrics"): Rule(Scope.METRICS),
     # A paste is context for the jobs one starts; reading one back is reading.
     ("POST", "/pastes"): Rule(Scope.RUN),
     ("GET", "/pastes/{hash}"): Rule(Scope.READ),

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ..models import Event, EventType
 from ..store.base import BATCH_BYTES
-from .state import Follower, State, Stats
+from .state import Follower, State
 
 __all__ = [
     "BATCH_BYTES",
@@ -116,7 +116,7 @@ class _Parked:
     the tick. The task then does what is due and parks again.
     """
 
-    __slots__ = ("after", "envelope", "frame", "key", "last_write", "stats", "woken", "write")
+    __slots__ = ("after", "envelope", "follower", "frame", "key", "last_write", "woken", "write")
 
     def __init__(
         self,
@@ -125,13 +125,13 @@ class _Parked:
         tag: str,
         envelope: Envelope | None,
         write: TransportWriter,
-        stats: Stats,
+        follower: Follower,
     ) -> None:
         self.after = after
         self.frame = frame
         self.envelope = envelope
         self.write = write
-        self.stats = stats
+        self.follower = follower
         self.key = f"one:{tag}"
         self.last_write = 0.0
         self.woken = asyncio.get_running_loop().create_future()
@@ -153,8 +153,8 @@ class _Parked:
             if not data:
                 return True
             self.last_write = time.monotonic()
-            self.stats.events_sent += 1
-            self.stats.bytes_sent += len(data)
+            self.follower.events_sent += 1
+            self.follower.bytes_sent += len(data)
             if self.write.send(data):
                 return True
         except BaseException:
@@ -182,7 +182,7 @@ async def follow_job(
     the same encoding are built once for every client. Returns False when the server is closing
     or the client has gone. Raises whatever `write` raises when the client goes away.
     """
-    store, stats = state.store, state.stats
+    store = state.store
     interval = state.settings.heartbeat_seconds
     last_write = time.monotonic()
     woken_empty = False
@@ -198,8 +198,8 @@ async def follow_job(
                 last_write = follower.blocked_since = time.monotonic()
                 await write(data)
                 follower.blocked_since = None
-                stats.events_sent += count
-                stats.bytes_sent += len(data)
+                follower.events_sent += count
+                follower.bytes_sent += len(data)
             if done:
                 return True
             continue
@@ -215,7 +215,7 @@ async def follow_job(
                 await state.guarded(follower, write(heartbeat))
                 last_write = time.monotonic()
         woken_empty = True
-        parked = _Parked(after, frame, tag, envelope, write, stats)
+        parked = _Parked(after, frame, tag, envelope, write, follower)
         if not store.listen(job_id, after, parked):
             await store.wait(job_id, after)
             continue
@@ -257,7 +257,7 @@ async def follow_firehose(
     those `admit` keeps, if given (a token limited to some jobs). With `with_trace`, the trace
     ledger's entries too, as they are written (`event: trace`, live only: they carry no `id:`,
     so a client's resume point stays the last job event's; `GET /trace` has the history)."""
-    store, stats, trace = state.store, state.stats, state.trace
+    store, trace = state.store, state.trace
     interval = state.settings.heartbeat_seconds
     last_write = time.monotonic()
     traced = trace.last_seq
@@ -270,8 +270,8 @@ async def follow_firehose(
                 data = envelope(data)
             await state.guarded(follower, write(data))
             last_write = time.monotonic()
-            stats.events_sent += len(entries)
-            stats.bytes_sent += len(data)
+            follower.events_sent += len(entries)
+            follower.bytes_sent += len(data)
         events = await store.read_all(after, output=output, max_bytes=BATCH_BYTES)
         if events and admit is not None:
             after = events[-1].gid
@@ -285,8 +285,8 @@ async def follow_firehose(
             after = events[-1].gid
             await state.guarded(follower, write(data))
             last_write = time.monotonic()
-            stats.events_sent += len(events)
-            stats.bytes_sent += len(data)
+            follower.events_sent += len(events)
+            follower.bytes_sent += len(data)
             continue
         # Nothing of interest up to the newest event: skip past what was filtered out.
         after = max(after, store.last_gid())

@@ -4,7 +4,7 @@ outcome, and the jobs' starts and ends, as the store records them."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import JobcastError
-from ..models import EventType
+from ..models import Event, EventType
 from .auth import IDENTITY
 from .state import STATE, State
 
@@ -76,10 +76,13 @@ async def traced(
 class Lifecycle:
     """Follows the store's firehose from global position `after` and records each job's start
     (`job.start`) and end (`job.finish`, its final status the outcome) under the identity that
-    created the job. `run()` until cancelled, then `flush()` for what came meanwhile."""
+    created the job. `run()` until cancelled, then `flush()` for what came meanwhile.
+    Each of `observers` is handed every batch of lifecycle events too (metrics, the log)."""
 
-    def __init__(self, state: State, after: int) -> None:
-        self._state, self.after = state, after
+    def __init__(
+        self, state: State, after: int, observers: Sequence[Callable[[list[Event]], None]] = ()
+    ) -> None:
+        self._state, self.after, self._observers = state, after, observers
 
     async def run(self) -> None:
         store = self._state.store
@@ -96,6 +99,11 @@ class Lifecycle:
             found = True
             # Moved on before the write is awaited: cancelled meanwhile, nothing is recorded twice.
             self.after = events[-1].gid
+            for observe in self._observers:
+                try:
+                    observe(events)
+                except Exception:
+                    logger.exception("an observer of job lifecycles failed")
             items: list[tuple[str, str, str | None, str, dict[str, Any] | None]] = []
             for ev in events:
                 if ev.type is EventType.STATUS and ev.data.get("status") == "running":

@@ -263,8 +263,8 @@ async def follow_lines(
                 data = b"".join(encode(i) for i in items)
                 await state.guarded(follower, write(data))
                 last_write = time.monotonic()
-                state.stats.events_sent += len(items)
-                state.stats.bytes_sent += len(data)
+                follower.events_sent += len(items)
+                follower.bytes_sent += len(data)
             if view.done:
                 return True
             continue

@@ -137,7 +137,7 @@ async def _copy(
             return
         await state.guarded(follower, write(data))
         offset += len(data)
-        state.stats.bytes_sent += len(data)
+        follower.bytes_sent += len(data)
 
 
 async def _follow(

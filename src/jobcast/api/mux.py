@@ -238,9 +238,8 @@ class _Connection:
             return
         self._flushed = self.loop.time()
         data = pending[0] if len(pending) == 1 else b"".join(pending)
-        stats = self.state.stats
-        stats.events_sent += len(pending)
-        stats.bytes_sent += len(data)
+        self.follower.events_sent += len(pending)
+        self.follower.bytes_sent += len(data)
         pending.clear()
         self.pending_bytes = 0
         if self.closed or self.write.transport.is_closing():
@@ -327,7 +326,7 @@ class _Connection:
 
     async def _serve(self, sub: _Sub) -> None:
         """Write what the job has past the sub's cursor, a batch; or park the sub at its tail."""
-        state, store = self.state, self.store
+        store = self.store
         try:
             events = await store.read(sub.job, sub.after, BATCH_BYTES)
         except JobNotFound:
@@ -349,8 +348,8 @@ class _Connection:
                 self.follower.blocked_since = time.monotonic()
                 await self.out(data)
                 self.follower.blocked_since = None
-                state.stats.events_sent += count
-                state.stats.bytes_sent += len(data)
+                self.follower.events_sent += count
+                self.follower.bytes_sent += len(data)
             return
         if _park(self.fans, store, sub):
             return

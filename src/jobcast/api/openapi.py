@@ -156,6 +156,30 @@ _STATS: Schema = {
         "events_sent": _COUNT,
         "bytes_sent": _COUNT,
         "stalled_disconnects": _COUNT,
+        "rates": {
+            "type": "object",
+            "description": "Events and bytes sent per second over the last `window_seconds` "
+            "(up to 10).",
+            "properties": {
+                k: {"type": "number", "minimum": 0}
+                for k in ("window_seconds", "events_per_second", "bytes_per_second")
+            },
+            "required": ["window_seconds", "events_per_second", "bytes_per_second"],
+        },
+        "jobs": {
+            "type": "object",
+            "description": "Each followed job: its clients, and what they were sent per second "
+            "over the same window.",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "clients": _COUNT,
+                    "events_per_second": {"type": "number", "minimum": 0},
+                    "bytes_per_second": {"type": "number", "minimum": 0},
+                },
+                "required": ["clients", "events_per_second", "bytes_per_second"],
+            },
+        },
         "tasks": {**_COUNT, "description": "The server's asyncio tasks now."},
         "loop_lag_ms": {
             "type": "object",
@@ -171,6 +195,8 @@ _STATS: Schema = {
         "events_sent",
         "bytes_sent",
         "stalled_disconnects",
+        "rates",
+        "jobs",
         "tasks",
         "loop_lag_ms",
     ],
@@ -695,6 +721,14 @@ def _paths() -> dict[str, Schema]:
                         {"type": "integer", "minimum": 1, "maximum": 60},
                     )
                 ],
+            )
+        ),
+        "/metrics": _with_head(
+            _op(
+                "metrics",
+                "Prometheus metrics (text format 0.0.4); scope `metrics` or `read`",
+                {200: _ok(_text("text/plain"))},
+                (),
             )
         ),
         "/openapi.json": _with_head(

@@ -47,5 +47,6 @@ async def stats(request: web.Request) -> web.Response:
     # What a leak shows first (bench/soak.py checks it comes back to its baseline).
     snapshot["tasks"] = len(asyncio.all_tasks())
     if request[IDENTITY].labels:
-        snapshot["per_job"] = {}  # other jobs' ids: not for a token limited to some jobs
+        # other jobs' ids: not for a token limited to some jobs
+        snapshot["per_job"] = snapshot["jobs"] = {}
     return json_response(snapshot)

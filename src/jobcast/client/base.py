@@ -105,6 +105,10 @@ class ServerStats(TypedDict):
     events_sent: int
     bytes_sent: int
     stalled_disconnects: int
+    #: per second over the last `window_seconds`: `events_per_second`, `bytes_per_second`
+    rates: dict[str, float]
+    #: each followed job's `clients`, `events_per_second`, `bytes_per_second`
+    jobs: dict[str, dict[str, float]]
 
 
 # -- settings -----------------------------------------------------------------------------------

@@ -168,6 +168,13 @@ class Store(Protocol):
     async def disk_usage(self) -> DiskUsage:
         """What the store takes on disk now."""
 
+    async def count_jobs(self) -> dict[str, int]:
+        """How many jobs there are of each status (statuses with none left out)."""
+
+    @property
+    def output_bytes_appended(self) -> int:
+        """Output bytes (stdout and stderr) appended since the store was opened."""
+
     # -- events ---------------------------------------------------------------------------------
 
     async def append(

@@ -158,6 +158,7 @@ class SQLiteStore:
         self._global_cap = firehose_events
         self._gid = 0
         self._shown_gid = 0
+        self._output_appended = 0
         self._job_cols: list[str] = []
         #: incremental vacuum is on (vacuum.py); one pass at a time
         self._incremental = False
@@ -637,6 +638,14 @@ class SQLiteStore:
     async def disk_usage(self) -> DiskUsage:
         return await self._reading(self._disk_usage)
 
+    async def count_jobs(self) -> dict[str, int]:
+        rows = await self._reading(_fetchall, "SELECT status, COUNT(*) FROM jobs GROUP BY 1", ())
+        return {status: n for status, n in rows}
+
+    @property
+    def output_bytes_appended(self) -> int:
+        return self._output_appended
+
     def _disk_usage(self, db: sqlite3.Connection) -> DiskUsage:
         """In a reader thread: a walk of the data dir (thousands of output files)."""
         path = self.data_dir / DB_NAME
@@ -722,6 +731,7 @@ class SQLiteStore:
             if self.files.unsynced_bytes >= _SYNC_BYTES:
                 self._sync_due.set()
             length = len(raw)
+            self._output_appended += length
             pos = tail.pos
             tail.pos += length
             tail.sizes[type.value] = offset + length

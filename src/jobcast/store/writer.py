@@ -17,6 +17,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ class Write:
     future: asyncio.Future[Any] | None = None
     result: Any = None
     error: BaseException | None = None
+    #: time.monotonic() at `submit`
+    submitted: float = 0.0
 
 
 class Writer:
@@ -69,6 +72,9 @@ class Writer:
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._db: sqlite3.Connection | None = None
+        #: given each batch's append latency in seconds (its first write's submit to its commit),
+        #: in the writer's thread: one call per batch, however many events it holds
+        self.observe_latency: Callable[[float], None] | None = None
 
     def connect(self) -> sqlite3.Connection:
         """Open the write connection, for set-up on the caller's thread until `start`."""
@@ -94,6 +100,7 @@ class Writer:
         self._checkpointer.start()
 
     def submit(self, write: Write) -> None:
+        write.submitted = time.monotonic()
         self._queue.put(write)
 
     async def stop(self) -> None:
@@ -119,6 +126,8 @@ class Writer:
             writes = [w for w in batch if w is not None]
             if writes:
                 self._commit(writes)
+                if self.observe_latency is not None:
+                    self.observe_latency(time.monotonic() - writes[0].submitted)
                 self._committed.set()
                 self._loop.call_soon_threadsafe(self._on_commit, writes)
             if stopping:
