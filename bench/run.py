@@ -501,7 +501,9 @@ BULK_TARGETS = {"log": Target(">=", 500), "sse": Target(">=", 200)}
 def loop_lag(srv: Server, scenario: str, label: str, t0: float, t1: float) -> list[Metric]:
     """The server's event-loop lag (its own probe, /stats) over the run, from t0 to t1."""
     seconds = min(60, max(1, math.ceil(t1 - t0)))
-    lag = srv.api("GET", f"/stats?lag_seconds={seconds}")["loop_lag_ms"]
+    lag = srv.api("GET", f"/stats?lag_seconds={seconds}").get("loop_lag_ms")
+    if lag is None:
+        return []  # a server from before the probe (an A/B against old code)
     return [
         Metric(scenario, f"{label}server event-loop lag {q}", lag[q], "ms")
         for q in ("p50", "p99", "max")

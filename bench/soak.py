@@ -394,7 +394,7 @@ async def part_cycles(
     # The warm-up brings the allocator to its high-water mark for 50 clients at a time.
     n, warm = (1500, 2000) if short else (10_000, 2000)
     if types == ("ws",):
-        n, warm = (3000, 3000) if short else (10_000, 3000)
+        n, warm = (3000, 5000) if short else (10_000, 5000)
     srv = await Server(work / "cycles").start()
     try:
         async with aiohttp.ClientSession() as http:
