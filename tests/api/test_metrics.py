@@ -121,6 +121,16 @@ def test_a_job_past_its_output_cap_counts_its_dropped_bytes(api: httpx.Client) -
     assert api.get(f"/jobs/{job['id']}").json()["dropped_bytes"] == 4000
 
 
+def test_extraction_matches_are_counted(api: httpx.Client) -> None:
+    extract = [{"name": "version", "pattern": r"v(\d+)"}]
+    api.post("/jobs", json={"command": "echo v1; echo none; echo v2", "extract": extract})
+
+    def matches() -> float:
+        return value(scrape(api.get("/metrics").text), "jobcast_extraction_matches_total")
+
+    assert wait_for(lambda: matches() == 2 or None, timeout=30)
+
+
 def test_a_metrics_token_scrapes_and_does_nothing_else(
     server_factory: type[ServerProcess], data_dir: Path, tmp_path: Path
 ) -> None:

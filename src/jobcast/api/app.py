@@ -134,7 +134,9 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
 
     # Before the runner: what it counts (extraction matches, say) goes to `metrics` directly.
     metrics = Metrics()
-    supervisor = Supervisor(store, settings, followers=followers)
+    supervisor = Supervisor(
+        store, settings, followers=followers, on_extraction=metrics.extraction_matched
+    )
     ledger = Trace(
         settings.data_dir,
         max_bytes=settings.trace_max_bytes,

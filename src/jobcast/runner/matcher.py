@@ -62,8 +62,11 @@ class Matcher:
         *,
         progress: bool = True,
         throttle: float = 0.25,
+        on_match: Callable[[int], None] | None = None,
     ) -> None:
         self._store, self._job_id = store, job_id
+        #: told how many extraction events each batch of lines gave (the server's metrics)
+        self._on_match = on_match
         self._patterns = Patterns(list(extractors))
         self._progress = progress
         self._throttle = Throttle(throttle)
@@ -199,16 +202,23 @@ class Matcher:
             matches = await asyncio.to_thread(lambda: list(self._patterns.find(batch)))
         else:
             matches = list(self._patterns.find(batch))
-        for match in matches:
-            self._extractions += 1
-            if self._extractions > MAX_EXTRACTIONS:
-                message = (
-                    f"the job has {MAX_EXTRACTIONS} extraction events, the most one job may have; "
-                    f"matching stopped at line {match.line_no}"
-                )
-                await self._append(EventType.ERROR, {"message": message, "code": "extract_limit"})
-                return
-            await self._append(EventType.EXTRACTION, match.data())
+        appended = 0
+        try:
+            for match in matches:
+                self._extractions += 1
+                if self._extractions > MAX_EXTRACTIONS:
+                    message = (
+                        f"the job has {MAX_EXTRACTIONS} extraction events, the most one job may "
+                        f"have; matching stopped at line {match.line_no}"
+                    )
+                    error = {"message": message, "code": "extract_limit"}
+                    await self._append(EventType.ERROR, error)
+                    return
+                await self._append(EventType.EXTRACTION, match.data())
+                appended += 1
+        finally:
+            if appended and self._on_match is not None:
+                self._on_match(appended)
 
     async def _detect(self, stream: str, data: bytes, before: bytes) -> None:
         found: Progress | None = None

@@ -167,10 +167,13 @@ class Supervisor:
         settings: Settings,
         followers: Callable[[str], int] | None = None,
         backend: Backend | None = None,
+        on_extraction: Callable[[int], None] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._followers = followers
+        #: told of each batch of extraction events a job's matcher appended (metrics)
+        self._on_extraction = on_extraction
         self._backend: Backend = backend or LocalBackend()
         self._waiting: dict[str, _Run] = {}
         self._runs: dict[str, _Run] = {}
@@ -498,6 +501,7 @@ class Supervisor:
             run.job.id,
             combine(self._settings.extract, spec.extract),
             progress=self._settings.detect_progress,
+            on_match=self._on_extraction,
         )
         if matcher.wanted:
             matcher.start()
