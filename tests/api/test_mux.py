@@ -158,6 +158,7 @@ async def test_star_follows_jobs_started_after_it(server, aapi):
         mux = await opened(ws)
         await mux.send(type="subscribe", jobs=["*"])
         assert (await mux.answer("subscribed"))["all"] is True
+        assert (await aapi.get("/stats")).json()["clients"]["mux"] == 1  # counted by transport
         jobs = [
             (await aapi.post("/jobs", json={"command": f"echo late-{i}"})).json()["id"]
             for i in range(3)

@@ -149,8 +149,8 @@ _STATS: Schema = {
         "clients": {
             "type": "object",
             "description": "Streaming clients connected now, in total and by transport.",
-            "properties": {k: _COUNT for k in ("total", "sse", "ws", "log", "stream")},
-            "required": ["total", "sse", "ws", "log", "stream"],
+            "properties": {k: _COUNT for k in ("total", "sse", "ws", "log", "stream", "mux")},
+            "required": ["total", "sse", "ws", "log", "stream", "mux"],
         },
         "per_job": {"type": "object", "additionalProperties": _COUNT},
         "events_sent": _COUNT,

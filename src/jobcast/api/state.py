@@ -130,7 +130,7 @@ class Stats:
         return {
             "clients": {
                 "total": len(self.followers),
-                **{k: kinds.get(k, 0) for k in ("sse", "ws", "log", "stream")},
+                **{k: kinds.get(k, 0) for k in ("sse", "ws", "log", "stream", "mux")},
             },
             "per_job": dict(self.per_job),
             "events_sent": self.events_sent,
