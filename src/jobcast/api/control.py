@@ -24,8 +24,8 @@ __all__ = ["check_control", "may_control", "strip_terminal_replies"]
 
 
 def _creator(state: State, job: Job) -> str | None:
-    # Kept by the ledger while the job has not finished, which is all the time it takes input.
-    # TODO(redis): in memory on the node that created the job; a shared store must keep it.
+    # Kept by the ledger while the job has not finished, which is all the time it takes input;
+    # in this process's memory, so a job queued before a restart has no creator (admin only).
     return state.owners.get(job.id)
 
 

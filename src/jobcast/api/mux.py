@@ -38,7 +38,7 @@ from .http import query_b64
 from .ledger import record, traced
 from .muxcodec import BadMessage, Codec, MuxCommand
 from .state import STATE, Follower, State
-from .websocket import release
+from .websocket import open_socket, release
 
 __all__ = ["WATCH", "JobWatch", "lifespan", "routes"]
 
@@ -630,13 +630,7 @@ async def mux_ws(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     identity = request[IDENTITY]
     codec = Codec(b64=query_b64(request))
-    # 1 MiB: a `send` of a paste fits; a bigger frame closes the connection (1009, saying so).
-    ws = web.WebSocketResponse(
-        compress=False, heartbeat=state.settings.heartbeat_seconds, max_msg_size=1 << 20
-    )
-    if not ws.can_prepare(request).ok:
-        raise BadRequest("this endpoint is a WebSocket: connect with an Upgrade: websocket request")
-    await ws.prepare(request)
+    ws = await open_socket(request)
     if identity is ANONYMOUS:
         authenticated = await authenticate_socket(ws, request.app[TOKENS], Scope.READ, request)
         if authenticated is None:

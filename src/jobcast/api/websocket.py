@@ -57,13 +57,7 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
     # Only the id is kept: a Job model held for the stream's life would cost ~3 KiB a client.
     # Without a token yet (it comes in the first message), whether the job exists is told later.
     job_id = None if identity is ANONYMOUS else (await visible_job(request)).id
-    ws = web.WebSocketResponse(
-        compress=False, heartbeat=state.settings.heartbeat_seconds, max_msg_size=1 << 20
-    )
-    if not ws.can_prepare(request).ok:
-        # aiohttp's own refusal is a text/plain 400; every error here is the JSON shape.
-        raise BadRequest("this endpoint is a WebSocket: connect with an Upgrade: websocket request")
-    await ws.prepare(request)
+    ws = await open_socket(request)
     if job_id is None:
         authenticated = await authenticate_socket(ws, request.app[TOKENS], Scope.READ, request)
         if authenticated is None:
@@ -118,6 +112,18 @@ async def job_ws(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, JobcastError):
             await receiver
         release(ws)
+    return ws
+
+
+async def open_socket(request: web.Request) -> web.WebSocketResponse:
+    """The WebSocket answer to `request`, prepared: the server's heartbeat, frames up to 1 MiB
+    (a `send` of a paste fits; a bigger one closes the connection, 1009, saying so)."""
+    heartbeat = request.app[STATE].settings.heartbeat_seconds
+    ws = web.WebSocketResponse(compress=False, heartbeat=heartbeat, max_msg_size=1 << 20)
+    if not ws.can_prepare(request).ok:
+        # aiohttp's own refusal is a text/plain 400; every error here is the JSON shape.
+        raise BadRequest("this endpoint is a WebSocket: connect with an Upgrade: websocket request")
+    await ws.prepare(request)
     return ws
 
 

@@ -100,15 +100,8 @@ class PlainClient:
             raw = resp.read()
             if slow is not None and self._conn.sock is not None:
                 self._conn.sock.settimeout(self._timeout)
-        except TimeoutError:
-            self.close()
-            raise ConnectionFailed(no_answer(self.url)) from None
-        except (ConnectionRefusedError, socket.gaierror):
-            self.close()
-            raise ConnectionFailed(cannot_reach(self.url)) from None
         except (OSError, http.client.HTTPException) as e:
-            self.close()
-            raise ConnectionFailed(lost_connection(self.url, str(e) or type(e).__name__)) from None
+            raise self._failed(e) from None
         if resp.status >= 400:
             raise self._error(resp.status, raw)
         return orjson.loads(raw) if raw else None
@@ -135,16 +128,18 @@ class PlainClient:
         except _WriteFailed as e:
             self.close()
             raise e.__cause__ from None  # type: ignore[misc]
-        except TimeoutError:
-            self.close()
-            raise ConnectionFailed(no_answer(self.url)) from None
-        except (ConnectionRefusedError, socket.gaierror):
-            self.close()
-            raise ConnectionFailed(cannot_reach(self.url)) from None
         except (OSError, http.client.HTTPException) as e:
-            self.close()
-            raise ConnectionFailed(lost_connection(self.url, str(e) or type(e).__name__)) from None
+            raise self._failed(e) from None
         return size
+
+    def _failed(self, e: OSError | http.client.HTTPException) -> ConnectionFailed:
+        """The connection closed, and what to tell of `e`: no answer, no server, or lost."""
+        self.close()
+        if isinstance(e, TimeoutError):
+            return ConnectionFailed(no_answer(self.url))
+        if isinstance(e, ConnectionRefusedError | socket.gaierror):
+            return ConnectionFailed(cannot_reach(self.url))
+        return ConnectionFailed(lost_connection(self.url, str(e) or type(e).__name__))
 
     def _wait_slowly(self, seconds: float, notice: Callable[[], None]) -> None:
         sock = self._conn.sock
