@@ -40,7 +40,7 @@ from .muxcodec import BadMessage, Codec, MuxCommand
 from .state import STATE, Follower, State
 from .websocket import open_socket, release
 
-__all__ = ["WATCH", "JobWatch", "lifespan", "routes"]
+__all__ = ["WATCH", "Firehose", "JobWatch", "lifespan", "routes"]
 
 routes = web.RouteTableDef()
 log = logging.getLogger("jobcast.api.mux")
@@ -51,6 +51,8 @@ log = logging.getLogger("jobcast.api.mux")
 _LOW_WATER, _WATER_PER_JOB, _HIGH_WATER = 64 * 1024, 1024, 1024 * 1024
 #: the most often parked jobs' frames are written to one connection (seconds)
 _FLUSH_EVERY = 0.005
+#: most bytes of events the firehose hands out in one round
+_FIRE_BYTES = 1024 * 1024
 #: most jobs one connection follows at once
 MAX_SUBSCRIPTIONS = 10_000
 #: jobs in a `jobs` message (newest first); `available` lists every unfinished one
@@ -213,6 +215,12 @@ class _Connection:
         self._flushed = 0.0
         self._wake = asyncio.Event()
         self._finished: OrderedDict[str, None] = OrderedDict()
+        #: on the firehose (see `Firehose`): its subs' cursors then lag behind what it was sent,
+        #: and are brought up to date from the firehose's own when it leaves
+        self.fire = False
+        #: a `"*"` subscriber that dropped a job (or hit the limit): it follows less than
+        #: everything, so the firehose, which sends everything, is not for it
+        self.partial = False
         self._tokens, self._refilled, self._warned = BURST, time.monotonic(), 0.0
         self.closed = False
 
@@ -290,14 +298,55 @@ class _Connection:
 
     def discover(self, job: Job) -> None:
         """A job was created: a `"*"` subscriber follows it from its first event."""
-        if (
+        if not (
             self.star
             and job.id not in self.subs
             and job.id not in self._finished
-            and len(self.subs) < MAX_SUBSCRIPTIONS
             and self.identity.sees(job.labels)
         ):
+            return
+        if len(self.subs) >= MAX_SUBSCRIPTIONS:
+            self.partial = True
+            return
+        if self.fire:
+            # Its events come (or came) on the firehose: a cursor to resume from if it leaves.
+            self.follow(job.id, 0)
+        else:
             self.add(job.id, 0)
+
+    def follow(self, job_id: str, after: int) -> _Sub:
+        """A sub the firehose serves (it is in no fan, nor in the ready queue)."""
+        old = self.subs.get(job_id)
+        if old is not None:
+            old.active = False
+        else:
+            self.state.stats.per_job[job_id] += 1
+        sub = self.subs[job_id] = _Sub(self, job_id, after)
+        self.water = min(_HIGH_WATER, _LOW_WATER + _WATER_PER_JOB * len(self.subs))
+        return sub
+
+    def may_fire(self) -> bool:
+        """Whether this connection follows every job, so the firehose may serve it."""
+        return (
+            self.star
+            and not self.partial
+            and not self.closed
+            and not self.identity.labels
+            and not self._queue
+            and not self.lag
+        )
+
+    def leave_fire(self) -> None:
+        """Off the firehose: each job goes on from where the firehose left it, by its sub."""
+        if not self.fire:
+            return
+        self.fire = False
+        fire = self.request.app[WATCH].fire
+        fire.members.discard(self)
+        self.state.stats.firehose = len(fire.members)
+        for job_id, sub in list(self.subs.items()):
+            new = self.follow(job_id, max(sub.after, fire.seqs.get(job_id, 0)))
+            self.ready(new)
 
     async def send_loop(self) -> None:
         """Read the store for each job in the ready queue in turn; one batch in flight at most."""
@@ -314,6 +363,8 @@ class _Connection:
             # The client has read what there was: parked jobs write for themselves again.
             self.lag = False
             if not self._queue:
+                if not self.fire and self.may_fire():
+                    self.request.app[WATCH].fire.want(self)
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):  # to see the server closing
@@ -449,17 +500,21 @@ class _Connection:
 
     async def handle(self, cmd: MuxCommand) -> None:
         extra = {"id": cmd.id} if cmd.id is not None else {}
+        if cmd.type in ("subscribe", "unsubscribe"):
+            self.leave_fire()  # cursors change: per job again, until it rejoins
         if cmd.type == "list":
             await self.send_list(cmd.id)
         elif cmd.type == "subscribe":
             await self.subscribe(cmd, extra)
         elif cmd.type == "unsubscribe":
             if "*" in cmd.jobs:
-                self.star = False
+                self.star = self.partial = False
                 gone = list(self.subs)
             else:
                 gone = [(await self._job_or_none(ref)) or ref for ref in cmd.jobs]
             dropped = [job_id for job_id in gone if self.drop(job_id)]
+            if self.star and dropped:
+                self.partial = True
             await self.send("unsubscribed", jobs=dropped, **extra)
         elif cmd.type == "get_buffer":
             await self.buffer(cmd, extra)
@@ -484,6 +539,7 @@ class _Connection:
             targets[job.id] = job
         if "*" in cmd.jobs:
             self.star = True  # from here on, JobWatch hands it the jobs created
+            self.partial = False
             for job in await self._live_jobs():
                 if job.id not in self._finished:  # followed to its end since the flag was set
                     targets.setdefault(job.id, job)
@@ -578,6 +634,138 @@ class _ReadOnly(JobcastError):
     status = 403
 
 
+class Firehose:
+    """Every event of every job, in the store's global order, for the `"*"` connections that
+    follow everything and are at the live end: one cursor for all of them.
+
+    At each round (every _FLUSH_EVERY at most) it reads what the store showed since its cursor,
+    encodes the frames once per format, joins them once, and writes that one buffer to each
+    member: the cost per event no longer grows with the connections. A member keeps its subs,
+    whose cursors stand where it joined; the firehose's last seq of each job brings them up to
+    date when the member leaves (it lags, or changes what it follows), and its jobs then go on
+    through the per-job path (fans and the store), exactly where the firehose stopped.
+
+    A connection joins only at a moment when nothing is between it and the firehose: the
+    firehose has handed out everything the store showed, the job watch has handed out every
+    job created up to there, and each of the connection's jobs is parked at its tail.
+    """
+
+    def __init__(self, watch: JobWatch, store: Store) -> None:
+        self.watch, self.store = watch, store
+        self.members: set[_Connection] = set()
+        self.candidates: set[_Connection] = set()
+        #: the gid of the last event handed out
+        self.gid = 0
+        #: each unfinished job's seq at `gid` (as far as the firehose has seen it)
+        self.seqs: dict[str, int] = {}
+        self._sent = 0.0
+
+    def want(self, conn: _Connection) -> None:
+        self.candidates.add(conn)
+        self._admit()
+
+    def _admit(self) -> None:
+        if not self.candidates:
+            return
+        if self.gid != self.store.last_gid() or self.watch.discovered < self.gid:
+            return  # at the end of its next round
+        fans = self.watch.fans
+        candidates, self.candidates = self.candidates, set()
+        for conn in candidates:
+            if conn.fire or not conn.may_fire():
+                continue
+            if not all(_parked(fans, sub) for sub in conn.subs.values()):
+                continue  # it asks again once its sender is idle
+            conn.flush()  # what fans left for it comes first
+            conn.fire = True
+            self.members.add(conn)
+            conn.state.stats.firehose = len(self.members)
+            for job_id, sub in list(conn.subs.items()):
+                conn.follow(job_id, sub.after)  # out of its fan: the firehose serves it
+
+    async def run(self) -> None:
+        store, loop = self.store, asyncio.get_running_loop()
+        self.gid = store.last_gid()
+        while not store.closed:
+            if store.last_gid() <= self.gid:
+                self._admit()
+                await store.wait_all(self.gid)
+                continue
+            if not self.members:
+                self.gid = store.last_gid()
+                self.seqs.clear()
+                continue
+            delay = self._sent + _FLUSH_EVERY - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            events = await store.read_all(self.gid, output=True, max_bytes=_FIRE_BYTES)
+            if not events:
+                continue
+            self._sent = loop.time()
+            self._deliver(events)
+            self.gid = events[-1].gid
+            self._admit()
+
+    def _deliver(self, events: list[Event]) -> None:
+        created = [ev.job for ev in events if ev.seq == 1]
+        if created:
+            self._make_room(len(created))
+        seqs = self.seqs
+        for ev in events:
+            seqs[ev.job] = ev.seq
+        for job_id in created:
+            for conn in self.members:
+                if job_id not in conn.subs and job_id not in conn._finished:
+                    conn.follow(job_id, 0)
+        self._write(events)
+        for ev in events:
+            if ev.type is EventType.COMPLETE:
+                for conn in self.members:
+                    sub = conn.subs.get(ev.job)
+                    if sub is not None:
+                        conn.finished(sub)
+                seqs.pop(ev.job, None)
+
+    def _make_room(self, created: int) -> None:
+        """Members that cannot follow `created` more jobs leave, before the round (their
+        cursors are then where the firehose stands)."""
+        for conn in list(self.members):
+            if len(conn.subs) + created > MAX_SUBSCRIPTIONS:
+                conn.partial = True
+                conn.leave_fire()
+
+    def _write(self, events: list[Event]) -> None:
+        frames: dict[str, bytes] = {}
+        for conn in list(self.members):
+            key = conn.codec_key
+            data = frames.get(key)
+            if data is None:
+                data = frames[key] = b"".join([conn.codec.event(ev) for ev in events])
+            if conn.pending:
+                conn.flush()
+            transport = conn.write.transport
+            if conn.closed or transport.is_closing():
+                continue
+            transport.write(data)
+            conn.follower.events_sent += len(events)
+            conn.follower.bytes_sent += len(data)
+            if conn.lagging():
+                conn.lag = True
+                conn.leave_fire()  # it catches up through the store, job by job
+
+
+def _parked(fans: dict[str, _Fan], sub: _Sub) -> bool:
+    """Whether the sub is at its job's tail, its fan listening (so at the last event shown)."""
+    fan = fans.get(sub.job)
+    return (
+        sub.active
+        and not sub.queued
+        and fan is not None
+        and fan.listening
+        and fan.seen == sub.after
+    )
+
+
 class JobWatch:
     """Follows the firehose for new jobs and hands each to the `"*"` subscribers: one task for
     the server, however many connections watch."""
@@ -587,27 +775,30 @@ class JobWatch:
         self.connections: set[_Connection] = set()
         #: by job: the subs parked at its tail, of every connection
         self.fans: dict[str, _Fan] = {}
+        #: every job created up to this gid has been handed to the `"*"` subscribers
+        self.discovered = 0
+        self.fire = Firehose(self, state.store)
 
     async def run(self) -> None:
         store = self.state.store
-        after = store.last_gid()
+        after = self.discovered = store.last_gid()
         while not store.closed:
             events = await store.read_all(after, output=False, max_bytes=BATCH_BYTES)
             if not events:
-                after = max(after, store.last_gid())
+                after = self.discovered = max(after, store.last_gid())
+                self.fire._admit()
                 await store.wait_all(after)
                 continue
-            after = events[-1].gid
             created = [e.job for e in events if e.seq == 1]
-            if not (created and any(c.star for c in self.connections)):
-                continue
-            for job_id in created:
-                try:
-                    job = await store.get_job(job_id)
-                except JobNotFound:
-                    continue
-                for conn in list(self.connections):
-                    conn.discover(job)
+            if created and any(c.star for c in self.connections):
+                for job_id in created:
+                    try:
+                        job = await store.get_job(job_id)
+                    except JobNotFound:
+                        continue
+                    for conn in list(self.connections):
+                        conn.discover(job)
+            after = self.discovered = events[-1].gid
 
 
 WATCH = web.AppKey("jobcast_mux_watch", JobWatch)
@@ -616,13 +807,18 @@ WATCH = web.AppKey("jobcast_mux_watch", JobWatch)
 async def lifespan(app: web.Application) -> AsyncIterator[None]:
     """After the state's own set-up (app.py): the job watch, for as long as the server runs."""
     watch = app[WATCH] = JobWatch(app[STATE])
-    task = asyncio.create_task(watch.run(), name="jobcast-mux-watch")
+    tasks = [
+        asyncio.create_task(watch.run(), name="jobcast-mux-watch"),
+        asyncio.create_task(watch.fire.run(), name="jobcast-mux-firehose"),
+    ]
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 @routes.get("/ws", allow_head=False)
@@ -660,6 +856,9 @@ async def mux_ws(request: web.Request) -> web.StreamResponse:
     finally:
         conn.closed = True
         watch.connections.discard(conn)
+        watch.fire.members.discard(conn)
+        watch.fire.candidates.discard(conn)
+        state.stats.firehose = len(watch.fire.members)
         for job_id in list(conn.subs):
             conn.drop(job_id)
         state.stats.remove(conn.follower)

@@ -148,9 +148,13 @@ _STATS: Schema = {
     "properties": {
         "clients": {
             "type": "object",
-            "description": "Streaming clients connected now, in total and by transport.",
-            "properties": {k: _COUNT for k in ("total", "sse", "ws", "log", "stream", "mux")},
-            "required": ["total", "sse", "ws", "log", "stream", "mux"],
+            "description": "Streaming clients connected now, in total and by transport; "
+            "`mux_firehose`: the `/ws` clients among them that follow every job at the live "
+            "end, served by one cursor for all.",
+            "properties": {
+                k: _COUNT for k in ("total", "sse", "ws", "log", "stream", "mux", "mux_firehose")
+            },
+            "required": ["total", "sse", "ws", "log", "stream", "mux", "mux_firehose"],
         },
         "per_job": {"type": "object", "additionalProperties": _COUNT},
         "events_sent": _COUNT,

@@ -54,6 +54,8 @@ class Stats:
     followers: set[Follower] = field(default_factory=set)
     per_job: Counter[str] = field(default_factory=Counter)
     stalled_disconnects: int = 0
+    #: `/ws` clients served by the firehose now (api/mux.py: `Firehose`)
+    firehose: int = 0
     #: streaming clients that have gone, ever (what the garbage collection goes by)
     gone: int = 0
     loop_lag: LoopLag = field(default_factory=LoopLag)
@@ -131,6 +133,7 @@ class Stats:
             "clients": {
                 "total": len(self.followers),
                 **{k: kinds.get(k, 0) for k in ("sse", "ws", "log", "stream", "mux")},
+                "mux_firehose": self.firehose,
             },
             "per_job": dict(self.per_job),
             "events_sent": self.events_sent,
