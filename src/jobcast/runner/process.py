@@ -207,8 +207,9 @@ class _Pump:
         parts = [s.held] if s.held else []
         total = 0
         while total < room:
+            want = room - total
             try:
-                part = os.read(s.fd, room - total)
+                part = os.read(s.fd, want)
             except BlockingIOError:
                 break
             except OSError as e:
@@ -222,6 +223,10 @@ class _Pump:
                 break
             parts.append(part)
             total += len(part)
+            if len(part) < want and not self._stopping:
+                # A short read: the pipe had no more just now. Asking again would cost a
+                # syscall and a BlockingIOError per event; the next tick reads what comes.
+                break
         if total:
             s.gathered += total
             s.last_data = time.monotonic()
