@@ -342,8 +342,7 @@ class _Connection:
             return
         self.fire = False
         fire = self.request.app[WATCH].fire
-        fire.members.discard(self)
-        self.state.stats.firehose = len(fire.members)
+        fire.remove(self)
         for job_id, sub in list(self.subs.items()):
             new = self.follow(job_id, max(sub.after, fire.seqs.get(job_id, 0)))
             self.ready(new)
@@ -662,9 +661,15 @@ class Firehose:
 
     def want(self, conn: _Connection) -> None:
         self.candidates.add(conn)
-        self._admit()
+        self.admit()
 
-    def _admit(self) -> None:
+    def remove(self, conn: _Connection) -> None:
+        """The connection is off the firehose (it left, or it is gone)."""
+        self.members.discard(conn)
+        self.candidates.discard(conn)
+        conn.state.stats.firehose = len(self.members)
+
+    def admit(self) -> None:
         if not self.candidates:
             return
         if self.gid != self.store.last_gid() or self.watch.discovered < self.gid:
@@ -688,7 +693,7 @@ class Firehose:
         self.gid = store.last_gid()
         while not store.closed:
             if store.last_gid() <= self.gid:
-                self._admit()
+                self.admit()
                 await store.wait_all(self.gid)
                 continue
             if not self.members:
@@ -704,7 +709,7 @@ class Firehose:
             self._sent = loop.time()
             self._deliver(events)
             self.gid = events[-1].gid
-            self._admit()
+            self.admit()
 
     def _deliver(self, events: list[Event]) -> None:
         created = [ev.job for ev in events if ev.seq == 1]
@@ -786,7 +791,7 @@ class JobWatch:
             events = await store.read_all(after, output=False, max_bytes=BATCH_BYTES)
             if not events:
                 after = self.discovered = max(after, store.last_gid())
-                self.fire._admit()
+                self.fire.admit()
                 await store.wait_all(after)
                 continue
             created = [e.job for e in events if e.seq == 1]
@@ -856,9 +861,7 @@ async def mux_ws(request: web.Request) -> web.StreamResponse:
     finally:
         conn.closed = True
         watch.connections.discard(conn)
-        watch.fire.members.discard(conn)
-        watch.fire.candidates.discard(conn)
-        state.stats.firehose = len(watch.fire.members)
+        watch.fire.remove(conn)
         for job_id in list(conn.subs):
             conn.drop(job_id)
         state.stats.remove(conn.follower)
