@@ -26,11 +26,13 @@ __all__ = ["LocalProcess", "spawn_pipes"]
 
 logger = logging.getLogger("jobcast.runner")
 
-#: Most bytes gathered into one output event: what a catching-up client holds in flight is
-#: about one event (see store.base.BATCH_BYTES), so this bounds its memory too.
-BATCH_MAX = 256 << 10
+#: Most bytes gathered into one output event. A catching-up client holds about one event in
+#: flight (or store.base.BATCH_BYTES of smaller ones), so this bounds its memory too; 1 MiB (the
+#: default pipe-max-size) because the cost of a bulk job's output is per event: 256 KiB events
+#: streamed 1 GiB at 0.56 ms/MB of server user CPU, 1 MiB events at 0.22 (bench/RESULTS.md).
+BATCH_MAX = 1 << 20
 #: A read at least this large means the producer outruns the window: read again at once.
-FAST_READ = 256 << 10
+FAST_READ = 1 << 20
 #: Input waiting for a child that does not read; past it, writes are refused rather than buffered.
 INPUT_LIMIT = 1 << 20
 #: While both streams wrote within this many seconds, each is read as soon as it has data.
