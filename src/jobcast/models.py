@@ -33,6 +33,8 @@ __all__ = [
     "Event",
     "EventType",
     "Job",
+    "JOB_KINDS",
+    "JobKind",
     "JobList",
     "JobSpec",
     "JobStatus",
@@ -54,6 +56,10 @@ __all__ = [
     "complete_data",
     "new_job_id",
 ]
+
+#: what a job is: a process run (`job`), or a file tailed (`source`, `--watch`)
+JobKind = Literal["job", "source"]
+JOB_KINDS: tuple[JobKind, ...] = ("job", "source")
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
 #: NAME_PATTERN in words, for the people who get a name wrong
@@ -384,7 +390,7 @@ class Job(BaseModel):
 
     id: str
     name: str | None = None
-    kind: Literal["job", "source"] = Field(
+    kind: JobKind = Field(
         "job", description="`source`: a file tailed (`--watch`), not a process run."
     )
     source: SourceInfo | None = Field(None, description="For a source: its file.")

@@ -18,6 +18,7 @@ from ..models import (
     Event,
     EventType,
     Job,
+    JobKind,
     JobList,
     JobSpec,
     JobStatus,
@@ -224,11 +225,13 @@ class AsyncClient:
         status: JobStatus | str | None = None,
         labels: Mapping[str, str] | None = None,
         name: str | None = None,
+        kind: JobKind | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> JobList:
-        """One page of jobs, newest first; pass `next_cursor` as `cursor` for the next page."""
-        return await self._call(API.jobs(status, labels, name, limit, cursor))
+        """One page of jobs, newest first; pass `next_cursor` as `cursor` for the next page.
+        `kind`: only `"job"`s (processes run) or only `"source"`s (files tailed, `--watch`)."""
+        return await self._call(API.jobs(status, labels, name, limit, cursor, kind))
 
     async def job(self, ref: str) -> Job:
         """The job with this id or name.

@@ -14,6 +14,7 @@ from ..models import (
     Event,
     EventType,
     Job,
+    JobKind,
     JobList,
     JobSpec,
     JobStatus,
@@ -230,11 +231,13 @@ class Client:
         status: JobStatus | str | None = None,
         labels: Mapping[str, str] | None = None,
         name: str | None = None,
+        kind: JobKind | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> JobList:
-        """One page of jobs, newest first; pass `next_cursor` as `cursor` for the next page."""
-        return self._call(API.jobs(status, labels, name, limit, cursor))
+        """One page of jobs, newest first; pass `next_cursor` as `cursor` for the next page.
+        `kind`: only `"job"`s (processes run) or only `"source"`s (files tailed, `--watch`)."""
+        return self._call(API.jobs(status, labels, name, limit, cursor, kind))
 
     def job(self, ref: str) -> Job:
         """The job with this id or name.
