@@ -29,6 +29,7 @@ __all__ = [
     "FINAL_STATUSES",
     "LIFECYCLE_EVENTS",
     "OUTPUT_EVENTS",
+    "RECORDED_INPUT",
     "TRANSITIONS",
     "Event",
     "EventType",
@@ -56,6 +57,10 @@ __all__ = [
     "complete_data",
     "new_job_id",
 ]
+
+#: the key of an `input` event's data that holds what was typed (base64) in a job started with
+#: `record_input`: kept in the log for its recording, never sent on a stream (protocol.event_dict)
+RECORDED_INPUT = "recorded"
 
 #: what a job is: a process run (`job`), or a file tailed (`source`, `--watch`)
 JobKind = Literal["job", "source"]
@@ -282,6 +287,13 @@ class JobSpec(BaseModel):
         "it (with `control`) or an admin; everyone else with `read` watches.",
     )
     stdin: bool = Field(False, description="Keep stdin open for POST /jobs/{id}/input.")
+    record_input: bool = Field(
+        False,
+        description="Keep what is typed into it (its input, an interrupt as \\x03) in its log, "
+        "for the `i` events of its recording (GET /jobs/{id}/asciicast), which only a token "
+        "that may drive the job gets; live streams carry an input's length only, as ever. "
+        "Needs `stdin` or `pty` (or a template).",
+    )
     timeout: float | None = Field(
         None, gt=0, description="Seconds before the job is ended timed_out."
     )
@@ -332,6 +344,10 @@ class JobSpec(BaseModel):
             )
         if self.template is None and self.args:
             raise ValueError("`args` are a template's: give `template` too")
+        if self.record_input and not (self.stdin or self.pty or self.template is not None):
+            raise ValueError(
+                "`record_input` records what is typed into the job: give `stdin` or `pty` too"
+            )
         if self.template is not None:
             # The operator's template decides these; a caller who sets them means something else.
             fixed = [
@@ -405,6 +421,9 @@ class Job(BaseModel):
     rows: int | None = None
     shared: Literal["control", "view"] = "control"
     stdin: bool = False
+    record_input: bool = Field(
+        False, description="Its input is kept for its recording (`attach` says so)."
+    )
     timeout: float | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     created_at: float

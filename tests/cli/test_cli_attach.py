@@ -385,6 +385,58 @@ def test_a_token_without_control_watches_read_only(server_factory, data_dir, tmp
         api.post(f"/jobs/{job['id']}/cancel")
 
 
+def test_recorded_input_is_said_on_attach_and_in_the_cast_for_a_driver_only(
+    server_factory, data_dir, tmp_path
+):
+    viewer = "tok-viewer-0123456789"
+    cfg = tmp_path / "jobcast.toml"
+    cfg.write_text(f'[[tokens]]\nname = "viewer"\ntoken = "{viewer}"\nscopes = ["read"]\n')
+    srv = server_factory(data_dir, extra=["--config", str(cfg)]).start()
+    term = Tmux(srv.url, data_dir, tmp_path)
+    try:
+        term.wait(r"^\$ ")
+        run = _jobcast("run", "--pty", "--record-input", "--name", "typed", "--", "python3", "-c")
+        term.line(f"{run} {shlex.quote(PROG)}; echo EXIT=$?")
+        term.wait(r"job typed records its input: what you type is recorded")
+        term.wait(r"^ready> ")
+        term.line("hello")
+        term.wait(r"^len=5$")
+        term.keys("C-c")
+        term.wait(r"\^Cinterrupted$")
+        term.line("quit")
+        term.wait(r"^EXIT=3$")
+        # A job that does not record says nothing of the kind.
+        with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=30) as api:
+            job = _prog_job(api)
+            term.line(f"clear; {_jobcast('attach', job['id'])}; echo EXIT=$?")
+            term.wait(r"^ready> ")
+            term.keys("C-]")
+            assert "recorded" not in term.wait(r"^EXIT=0$")
+            api.post(f"/jobs/{job['id']}/cancel")
+    finally:
+        term.close()
+    cast = jobcast(srv.url, "rec", "typed")
+    assert cast.returncode == 0, cast.stderr
+    header, *lines = [orjson.loads(line) for line in cast.stdout.splitlines()]
+    # every key as typed in raw mode: Enter is a CR, Ctrl-C its byte, for the program's terminal
+    assert "".join(d for _, code, d in lines if code == "i") == "hello\r\x03quit\r"
+    (tmp_path / "typed.cast").write_bytes(cast.stdout)
+    played = subprocess.run(
+        ["asciinema", "play", "-s", "100", str(tmp_path / "typed.cast")],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+    )
+    assert played.returncode == 0 and b"len=5" in played.stdout, played.stderr
+    # A token that may only watch gets the same recording without what was typed.
+    watched = jobcast(srv.url, "--token", viewer, "rec", "typed")
+    assert watched.returncode == 0, watched.stderr
+    assert [orjson.loads(line) for line in watched.stdout.splitlines()] == [
+        header,
+        *(e for e in lines if e[1] != "i"),
+    ]
+
+
 def test_rec_loads_only_the_light_client_and_attach_no_rich():
     from tests.cli.test_cli_startup import _heavy, _loaded
 

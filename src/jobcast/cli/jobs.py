@@ -221,6 +221,12 @@ def _environment_here() -> dict[str, str]:
     is_flag=True,
     help="Forward this stdin to the job's (with --detach: keep it open for `jobcast send`).",
 )
+@click.option(
+    "--record-input",
+    is_flag=True,
+    help="Keep what is typed into the job for its recording (`jobcast rec`), which only tokens "
+    "that may drive it get (with --pty or --stdin).",
+)
 @click.option("-l", "--label", multiple=True, callback=_pairs, metavar="K=V", help="Label it.")
 @click.option(
     "-t",
@@ -312,6 +318,7 @@ def _run_template(target: Target, opts: dict[str, Any], words: tuple[str, ...]) 
         "args": args,
         "detach": opts["detach"],
         "stdin": opts["stdin"],
+        "record_input": opts["record_input"],
         "timeout": opts["timeout"],
         "name": opts["name"],
         "labels": opts["label"],

@@ -119,6 +119,7 @@ class Client:
         cols: int = 80,
         rows: int = 24,
         stdin: bool = False,
+        record_input: bool = False,
         timeout: float | None = None,
         name: str | None = None,
         labels: Mapping[str, str] | None = None,
@@ -135,6 +136,8 @@ class Client:
                 the server read them.
             pty: Run it in a pseudo-terminal of `cols` x `rows` (stdout and stderr merge).
             stdin: Keep its stdin open for `send`.
+            record_input: Keep what is typed into it (and interrupts) for its recording's `i`
+                events, which only tokens that may drive it get.
             timeout: Seconds after which it is ended, `timed_out`.
             name: A name usable instead of its id while it is active.
             labels: Key-value tags to filter `jobs()` by.
@@ -153,6 +156,7 @@ class Client:
             cols=cols,
             rows=rows,
             stdin=stdin,
+            record_input=record_input,
             timeout=timeout,
             name=name,
             labels=dict(labels or {}),
@@ -168,6 +172,7 @@ class Client:
         cols: int = 80,
         rows: int = 24,
         stdin: bool = False,
+        record_input: bool = False,
         timeout: float | None = None,
         name: str | None = None,
         labels: Mapping[str, str] | None = None,
@@ -187,6 +192,7 @@ class Client:
             cols=cols,
             rows=rows,
             stdin=stdin,
+            record_input=record_input,
             timeout=timeout,
             name=name,
             labels=dict(labels or {}),

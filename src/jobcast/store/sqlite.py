@@ -400,6 +400,7 @@ class SQLiteStore:
             pty=spec["pty"],
             shared=spec.get("shared", "control"),
             stdin=spec["stdin"],
+            record_input=spec.get("record_input", False),
             timeout=spec["timeout"],
             labels=spec["labels"],
             **rec,
