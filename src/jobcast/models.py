@@ -506,7 +506,11 @@ class Event:
 
     @property
     def size(self) -> int:
-        return len(self.raw) if self.raw is not None else 64
+        if self.raw is not None:
+            return len(self.raw)
+        # What memory holds it for: input kept for a recording is as big as it was typed.
+        kept = self.data.get(RECORDED_INPUT)
+        return 64 + len(kept) if isinstance(kept, str) else 64
 
     def remember(self, key: str, data: bytes) -> bytes:
         """Cache an encoding of the event under `key` if its meter pays for it; return `data`."""
