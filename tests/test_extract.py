@@ -59,3 +59,15 @@ def test_bad_patterns_are_refused_saying_why(pattern, says):
     with pytest.raises(ValidationError) as e:
         Extractor(name="p", pattern=pattern)
     assert says in str(e.value) and "(?m)" not in str(e.value)
+
+
+def test_each_match_has_its_own_line_and_number_in_a_big_batch() -> None:
+    lines = [f"line {i}" + (" ERROR x" if i % 7 == 3 else "") for i in range(1, 2000)]
+    lines[0], lines[-1] = "ERROR first", "last ERROR"
+    batch = Batch("stdout", "\n".join(lines).encode(), 100, len(lines))
+    specs = [{"name": "err", "pattern": "ERROR"}, {"name": "end", "pattern": "$"}]
+    found = list(find([Pattern(Extractor(**s)) for s in specs], batch))
+    errors = [(m.line_no, m.line) for m in found if m.name == "err"]
+    assert errors == [(100 + i, line) for i, line in enumerate(lines) if "ERROR" in line]
+    ends = [(m.line_no, m.line) for m in found if m.name == "end"]  # empty matches, at each end
+    assert ends == [(100 + i, line) for i, line in enumerate(lines)]

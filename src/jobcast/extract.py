@@ -13,7 +13,6 @@ Pure: text in, matches out; no I/O.
 
 from __future__ import annotations
 
-import bisect
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -183,21 +182,23 @@ def find(patterns: list[Pattern], batch: Batch, ranks: list[int] | None = None) 
         return
     found: list[tuple[int, int, Match]] = []
     text = batch.data
-    starts: list[int] | None = None
     for i, p in enumerate(patterns):
         rank = ranks[i] if ranks is not None else i
         if not p.applies(batch.stream):
             continue
-        last_line = -1
+        # A match's line is counted from the last one's, in C, only as far as the match: a
+        # batch with a match near its start is not walked line by line to its end.
+        last_line, index, counted = -1, 0, 0
         for m in p.regex.finditer(text):
-            if starts is None:
-                starts = _line_starts(text)
-            index = _index(starts, m.start())
+            at = m.start()
+            index += text.count(b"\n", counted, at)
+            counted = at
             if index == last_line:
                 continue  # one match per line and pattern
             last_line = index
-            begin = starts[index]
-            end = starts[index + 1] - 1 if index + 1 < len(starts) else len(text)
+            begin = text.rfind(b"\n", 0, at) + 1
+            end = text.find(b"\n", at)
+            end = len(text) if end < 0 else end
             no = batch.first + index
             value = m.group(p.value_group)
             groups = [g.decode(errors="replace") if g is not None else None for g in m.groups()]
@@ -222,16 +223,3 @@ def find(patterns: list[Pattern], batch: Batch, ranks: list[int] | None = None) 
     found.sort(key=lambda f: (f[0], f[1]))
     for _, _, match in found:
         yield match
-
-
-def _line_starts(text: bytes) -> list[int]:
-    starts = [0]
-    i = text.find(b"\n")
-    while i >= 0:
-        starts.append(i + 1)
-        i = text.find(b"\n", i + 1)
-    return starts
-
-
-def _index(starts: list[int], pos: int) -> int:
-    return bisect.bisect_right(starts, pos) - 1
