@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+from producer import BLOCK, log_block
+from run import BENCH_EXTRACTORS
 
-from producer import BLOCK, log_block  # noqa: E402
-from run import BENCH_EXTRACTORS  # noqa: E402
-
-from jobcast.extract import Extractor, Patterns  # noqa: E402
-from jobcast.lines import Splitter  # noqa: E402
+from jobcast.extract import Extractor, Patterns
+from jobcast.lines import Splitter
 
 
 def _events(text: bytes) -> list[bytes]:
