@@ -72,3 +72,26 @@ def test_long_lines_are_cut_and_marked():
 def test_final_form():
     assert final_form(b"a\rb\rc\nd\r") == b"c\nd"
     assert final_form(b"\x1b]0;title\x07\x1b[1;32mok\x1b[0m \x1b(B\xc2\x9b1m") == b"ok "
+
+
+def test_lines_around_the_cap_are_cut_exactly_where_longer_however_the_output_is_cut():
+    rng = random.Random(11)
+    for _ in range(100):
+        lines = [bytes(rng.choice(b"ab") for _ in range(rng.randint(0, 25))) for _ in range(30)]
+        data = b"\n".join(lines) + b"\n"
+        want = [(i + 1, "stdout", line[:10].decode()) for i, line in enumerate(lines)]
+        cut_ones = {i + 1 for i, line in enumerate(lines) if len(line) > 10}
+        cuts = sorted(rng.sample(range(1, len(data)), rng.randint(1, 6)))
+        parts = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        s, truncated = Splitter(max_line=10), set()
+        got = []
+        for part in parts:
+            batch = s.feed("stdout", part)
+            got += [(batch.first + i, "stdout", t) for i, t in enumerate(batch.lines())]
+            truncated |= batch.truncated
+        assert got == want and truncated == cut_ones
+
+
+def test_many_short_lines_past_the_cap_in_all_are_not_cut():
+    batch = Splitter(max_line=10).feed("stdout", b"0123456789\n" * 5 + b"\n")
+    assert batch.lines() == ["0123456789"] * 5 + [""] and not batch.truncated

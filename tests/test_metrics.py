@@ -43,7 +43,6 @@ def test_lifecycle_events_move_the_counters_and_the_durations() -> None:
     assert s[("jobcast_jobs_finished_total", (("status", "succeeded"),))] == 0
     assert s[("jobcast_job_duration_seconds_count", ())] == 1
     assert s[("jobcast_job_duration_seconds_sum", ())] == 2.5
-    assert s[("jobcast_output_dropped_bytes_total", ())] == 300
     assert s[("jobcast_extraction_matches_total", ())] == 5
 
 

@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -125,6 +126,9 @@ class SourceConfig(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOBCAST_", frozen=True, extra="ignore")
+
+    #: the flags these settings were built with, which a reread keeps above the file
+    _flags: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0: every interface)")
     port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on")
@@ -279,6 +283,15 @@ class Settings(BaseSettings):
         """The policy these settings describe, its templates checked against its limits."""
         return Policy.build(self.policy, self.templates)
 
+    def reread(self) -> Settings:
+        """The settings as the config file (and environment) say now, the flags given at start
+        still above them (a reload must not undo `--log-level warning`).
+
+        Raises:
+            ConfigError: as `load_settings`.
+        """
+        return load_settings(self.config, **self._flags)
+
     #: `token`: every endpoint but /status needs a token; `none`: nobody is asked (loopback only)
     auth: Literal["token", "none"] = Field(
         "token",
@@ -344,6 +357,7 @@ def load_settings(config: Path | str | None = None, **flags: Any) -> Settings:
             settings = Settings(config=path, **given)
         finally:
             _config_file.reset(token)
+        settings._flags = given
     except ValidationError as e:
         raise ConfigError(f"invalid settings: {_describe(e)}") from None
     except SettingsError as e:

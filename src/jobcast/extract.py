@@ -13,7 +13,6 @@ Pure: text in, matches out; no I/O.
 
 from __future__ import annotations
 
-import bisect
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -171,33 +170,67 @@ class Patterns:
             return iter(())
         if self._set is None:
             return find(self.patterns, batch)
-        hits = self._set.Match(batch.data)
-        if not hits:
-            return iter(())
-        return find([self.patterns[i] for i in sorted(hits)], batch, ranks=sorted(hits))
+        return self._find_in_pieces(batch)
+
+    def _find_in_pieces(self, batch: Batch) -> Iterator[Match]:
+        # The set pass tells which patterns match, not where: run over the whole batch, a
+        # pattern it found would then scan all of it again (RE2's ~1.5 ms a MB) for one line.
+        # Over pieces cut at line ends, it scans again only the piece the set found it in.
+        text = batch.data
+        view = memoryview(text)
+        start, line, counted = 0, 0, 0
+        while True:
+            end = text.find(b"\n", start + PIECE)
+            end = len(text) if end < 0 else end
+            hits = self._set.Match(view[start:end])
+            if hits:
+                line += text.count(b"\n", counted, start)
+                counted = start
+                ranks = sorted(hits)
+                patterns = [self.patterns[i] for i in ranks]
+                yield from find(patterns, batch, ranks, start, end, line)
+            if end >= len(text):
+                return
+            start = end + 1
 
 
-def find(patterns: list[Pattern], batch: Batch, ranks: list[int] | None = None) -> Iterator[Match]:
-    """Each pattern's first match in each line of `batch`, in line order (then pattern order)."""
+#: the set pass's piece of a batch, in bytes (then on to the end of the line it ends in)
+PIECE = 64 * 1024
+
+
+def find(
+    patterns: list[Pattern],
+    batch: Batch,
+    ranks: list[int] | None = None,
+    start: int = 0,
+    end: int | None = None,
+    line: int = 0,
+) -> Iterator[Match]:
+    """Each pattern's first match in each line of `batch`, in line order (then pattern order);
+    only in `batch.data[start:end]` when given (cut at line ends; `line`: the index in the batch
+    of the line at `start`)."""
     if not batch.count or not batch.data:
         return
     found: list[tuple[int, int, Match]] = []
     text = batch.data
-    starts: list[int] | None = None
+    stop = len(text) if end is None else end
     for i, p in enumerate(patterns):
         rank = ranks[i] if ranks is not None else i
         if not p.applies(batch.stream):
             continue
-        last_line = -1
-        for m in p.regex.finditer(text):
-            if starts is None:
-                starts = _line_starts(text)
-            index = _index(starts, m.start())
+        # A match's line is counted from the last one's, in C, only as far as the match: a
+        # batch with a match near its start is not walked line by line to its end.
+        last_line, index, counted = -1, line, start
+        for m in p.regex.finditer(text, start, stop):
+            at = m.start()
+            index += text.count(b"\n", counted, at)
+            counted = at
             if index == last_line:
                 continue  # one match per line and pattern
             last_line = index
-            begin = starts[index]
-            end = starts[index + 1] - 1 if index + 1 < len(starts) else len(text)
+            begin = text.rfind(b"\n", 0, at) + 1
+            end = text.find(b"\n", at)
+            end = len(text) if end < 0 else end
             no = batch.first + index
             value = m.group(p.value_group)
             groups = [g.decode(errors="replace") if g is not None else None for g in m.groups()]
@@ -222,16 +255,3 @@ def find(patterns: list[Pattern], batch: Batch, ranks: list[int] | None = None) 
     found.sort(key=lambda f: (f[0], f[1]))
     for _, _, match in found:
         yield match
-
-
-def _line_starts(text: bytes) -> list[int]:
-    starts = [0]
-    i = text.find(b"\n")
-    while i >= 0:
-        starts.append(i + 1)
-        i = text.find(b"\n", i + 1)
-    return starts
-
-
-def _index(starts: list[int], pos: int) -> int:
-    return bisect.bisect_right(starts, pos) - 1

@@ -52,6 +52,21 @@ def final_form(data: bytes) -> bytes:
     return data
 
 
+def _has_longer(data: bytes, limit: int) -> bool:
+    """Whether a line of `data` (lines joined by `\\n`) is longer than `limit` bytes.
+
+    From line end to line end at most `limit` apart, in C (`rfind`), without making the list of
+    lines: a batch of 1 MiB of short lines is a step or two, where splitting it cost ~1.5 ms.
+    """
+    start, n = 0, len(data)
+    while n - start > limit:
+        nl = data.rfind(b"\n", start, start + limit + 1)
+        if nl < 0:
+            return True  # `limit` + 1 bytes from a line's start and no end
+        start = nl + 1
+    return False
+
+
 @dataclass(slots=True)
 class Batch:
     """Lines completed by one chunk, numbered `first` to `first + count - 1`."""
@@ -133,14 +148,13 @@ class Splitter:
         first = self.last + 1
         if first_cut:
             truncated.add(first)
-        if len(head) > self._max:
+        if len(head) > self._max and _has_longer(head, self._max):
             raw_lines = head.split(b"\n")
-            if max(map(len, raw_lines)) > self._max:
-                for i, line in enumerate(raw_lines):
-                    if len(line) > self._max:
-                        raw_lines[i] = line[: self._max]
-                        truncated.add(first + i)
-                head = b"\n".join(raw_lines)
+            for i, line in enumerate(raw_lines):
+                if len(line) > self._max:
+                    raw_lines[i] = line[: self._max]
+                    truncated.add(first + i)
+            head = b"\n".join(raw_lines)
         self.last += count
         return Batch(stream, final_form(head), first, count, frozenset(truncated))
 

@@ -3,8 +3,9 @@
 Two kinds of figure. Those that happen at a moment (a job ends, a batch commits, the loop wakes
 late) are counters and histograms moved there and then, once per job or per batch, never once
 per event per client. Those that exist already as plain numbers (clients connected, events and
-bytes sent: the transports count them anyway) are read at scrape time by a collector
-(`api/metrics.py`), so the fan-out loop pays nothing for them.
+bytes sent, which the transports count anyway; output dropped, which each job's cap counts) are
+read at scrape time by a collector (`api/metrics.py`), so the fan-out loop and the output path
+pay nothing for them.
 """
 
 from __future__ import annotations
@@ -36,12 +37,6 @@ class Metrics:
             "jobcast_job_duration_seconds",
             "How long jobs ran, from start to end",
             buckets=_DURATION_BUCKETS,
-            registry=r,
-        )
-        self.output_dropped = Counter(
-            "jobcast_output_dropped_bytes",
-            "Output bytes not kept (past max_output_bytes, or refused by the store), counted "
-            "when their job ends",
             registry=r,
         )
         self.extraction_matches = Counter(
@@ -82,5 +77,3 @@ class Metrics:
                 self.jobs_finished.labels(str(d.get("status"))).inc()
                 if isinstance(d.get("duration"), int | float):
                     self.job_duration.observe(d["duration"])
-                if d.get("dropped_bytes"):
-                    self.output_dropped.inc(d["dropped_bytes"])

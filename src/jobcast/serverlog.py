@@ -1,6 +1,7 @@
 """The server's own log: stderr, as text or one JSON object a line, with no secrets in it.
 
-`configure` sets the root logger up once, at `jobcast serve`. Records may carry structured
+`configure` sets the root logger up once, at `jobcast serve`; `set_level` changes its level
+when the config file is reloaded. Records may carry structured
 fields in `extra={"fields": {...}}` (a request's method, path, status...): the text format has
 them in its message already, the JSON format adds them as keys of their own. Every handler
 passes records through `RedactTokens` first, whatever logger they come from.
@@ -17,7 +18,7 @@ import orjson
 
 from .models import Event, EventType
 
-__all__ = ["LEVELS", "JsonFormatter", "configure", "log_transitions"]
+__all__ = ["LEVELS", "JsonFormatter", "configure", "log_transitions", "set_level"]
 
 LEVELS = ("debug", "info", "warning", "error")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -59,6 +60,38 @@ def configure(level: str, fmt: Literal["text", "json"], *filters: logging.Filter
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+_log = logging.getLogger("jobcast.log")
+
+
+def set_level(level: str, why: str) -> bool:
+    """Put the root logger at `level`; False if it is there already. A change is logged once, in
+    a line the old level and the new both let through (at info unless both hold info back)."""
+    root = logging.getLogger()
+    old, new = root.level, logging.getLevelName(level.upper())
+    if not isinstance(new, int):
+        raise ValueError(f"no such log level: {level!r}")
+    if new == old:
+        return False
+    louder = min(old, new)
+    if new == louder:
+        root.setLevel(new)
+    fields = {"event": "log.level", "from": _name(old), "to": _name(new)}
+    _log.log(
+        max(logging.INFO, louder),
+        "%s: log level %s -> %s",
+        why,
+        _name(old),
+        _name(new),
+        extra={"fields": fields},
+    )
+    root.setLevel(new)
+    return True
+
+
+def _name(level: int) -> str:
+    return logging.getLevelName(level).lower()
 
 
 _jobs = logging.getLogger("jobcast.jobs")

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, wait_job
 from tests.helpers import async_wait_for, wait_for
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -109,16 +109,20 @@ async def test_metrics_parse_lint_and_move_as_a_job_runs_and_a_client_follows(
     assert value(after, "jobcast_output_dropped_bytes_total") == 0
 
 
-def test_a_job_past_its_output_cap_counts_its_dropped_bytes(api: httpx.Client) -> None:
-    job = api.post(
-        "/jobs", json={"argv": ["head", "-c", "5000", "/dev/zero"], "max_output_bytes": 1000}
-    ).json()
+def test_dropped_bytes_are_counted_while_the_job_that_drops_them_runs(api: httpx.Client) -> None:
+    # 5000 bytes past a cap of 1000, then the job waits on its stdin: it runs until told
+    body = {"command": "head -c 5000 /dev/zero; cat", "stdin": True, "max_output_bytes": 1000}
+    job = api.post("/jobs", json=body).json()
 
     def dropped() -> float:
         return value(scrape(api.get("/metrics").text), "jobcast_output_dropped_bytes_total")
 
     assert wait_for(lambda: dropped() == 4000 or None, timeout=30)
-    assert api.get(f"/jobs/{job['id']}").json()["dropped_bytes"] == 4000
+    assert api.get(f"/jobs/{job['id']}").json()["status"] == "running"
+    api.post(f"/jobs/{job['id']}/input", json={"data": "", "eof": True})
+    ended = wait_job(api, job["id"])
+    assert (ended["status"], ended["dropped_bytes"]) == ("succeeded", 4000)
+    assert dropped() == 4000  # handed from the running job to the ended ones, counted once
 
 
 def test_extraction_matches_are_counted(api: httpx.Client) -> None:

@@ -1,7 +1,7 @@
 """The policy over HTTP, on a real server with a config file: safe mode and patterns refuse with
 403 naming the rule (and a `policy.deny` trace entry), the queue limit answers 429 with
 Retry-After, timeouts and the output cap are applied, and SIGHUP or an edit of the file reloads
-the policy, a bad file keeping the old one."""
+the policy (and the log level, a flag staying above the file), a bad file keeping the old one."""
 
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ TEMPLATE = '[templates.hello]\ncommand = ["echo", "hello", "{who}"]\nparams.who 
 class Configured:
     """A server with a config file that the test rewrites."""
 
-    def __init__(self, factory: type[ServerProcess], data_dir: Path, text: str) -> None:
+    def __init__(
+        self, factory: type[ServerProcess], data_dir: Path, text: str, *flags: str
+    ) -> None:
         self.cfg = data_dir.parent / "jobcast.toml"
         self.cfg.write_text(text)
-        self.server = factory(data_dir, extra=["--config", str(self.cfg)]).start()
+        self.server = factory(data_dir, extra=["--config", str(self.cfg), *flags]).start()
         self.api = httpx.Client(base_url=self.server.url, headers=self.server.headers, timeout=30)
 
     def rewrite(self, text: str) -> None:
@@ -39,8 +41,8 @@ class Configured:
 def configured(server_factory: type[ServerProcess], data_dir: Path):
     made: list[Configured] = []
 
-    def make(text: str) -> Configured:
-        made.append(Configured(server_factory, data_dir, text))
+    def make(text: str, *flags: str) -> Configured:
+        made.append(Configured(server_factory, data_dir, text, *flags))
         return made[-1]
 
     yield make
@@ -135,3 +137,42 @@ def test_jobs_per_token_are_limited(configured):
     assert "max_jobs_per_token" in error["message"]
     c.api.post(f"/jobs/{first['id']}/cancel")
     wait_for(lambda: c.api.post("/jobs", json={"argv": ["true"]}).status_code == 201)
+
+
+def _followed(c: Configured) -> str:
+    """A job run and its events read: a streaming client joins and leaves (a debug line each);
+    its id, once the request's own line is in the log (the client's lines come before it)."""
+    job = wait_job(c.api, c.api.post("/jobs", json={"argv": ["true"]}).json()["id"])["id"]
+    assert c.api.get(f"/jobs/{job}/events").status_code == 200
+    wait_for(lambda: f"GET /jobs/{job}/events 200" in c.server.output())
+    return str(job)
+
+
+def test_the_log_level_is_reloaded_and_a_change_logged_once(configured):
+    c = configured('log_level = "info"\n')
+    quiet = _followed(c)
+    c.rewrite('log_level = "debug"\n')
+    c.hup()
+    wait_for(lambda: "log level info -> debug" in c.server.output())
+    loud = _followed(c)
+    c.rewrite('log_level = "info"\n')
+    c.hup()
+    wait_for(lambda: "log level debug -> info" in c.server.output())
+    quiet_again = _followed(c)
+    log = c.server.output()
+    assert f"DEBUG jobcast.clients: sse client left job {loud} after" in log
+    assert f"client joined job {loud}" in log
+    assert f"client joined job {quiet}" not in log
+    assert f"client joined job {quiet_again}" not in log
+    # the watcher saw each edit as well as the SIGHUP: one line for each change all the same
+    assert log.count("log level info -> debug") == 1 and log.count("log level debug -> info") == 1
+
+
+def test_a_log_level_flag_stays_above_the_config_file(configured):
+    c = configured('log_level = "debug"\n', "--log-level", "info")
+    c.rewrite('log_level = "debug"\n' + TEMPLATE)
+    c.hup()
+    wait_for(lambda: "1 templates)" in c.server.output())
+    job = _followed(c)
+    log = c.server.output()
+    assert f"client joined job {job}" not in log and "log level" not in log

@@ -50,7 +50,7 @@ from .cors import cors_headers, cors_middleware
 from .guard import guard_middleware
 from .http import error_middleware
 from .ledger import Lifecycle
-from .reload import reload_policy, watch_config
+from .reload import reload_config, watch_config
 from .state import STATE, State
 from .webhooks import Webhooks
 
@@ -230,12 +230,12 @@ async def _has_sources(store: Store) -> bool:
 
 
 def _on_sighup(state: State, tasks: list[asyncio.Task[Any]]) -> None:
-    """SIGHUP reloads the policy (only with a config file: without one, SIGHUP still ends the
+    """SIGHUP reloads the config file (only with a config file: without one, SIGHUP still ends the
     server, as a hangup does)."""
     loop = asyncio.get_running_loop()
 
     def reload() -> None:
-        task = loop.create_task(reload_policy(state, "SIGHUP"), name="jobcast-reload")
+        task = loop.create_task(reload_config(state, "SIGHUP"), name="jobcast-reload")
         tasks.append(task)
         task.add_done_callback(tasks.remove)
 

@@ -1,7 +1,7 @@
 """GET /metrics: the Prometheus text format, from the app's own registry.
 
 The figures the server keeps anyway (clients by transport, events and bytes sent, stalled
-disconnects, running and queued jobs, output appended) are read by `_Live` at scrape time; the
+disconnects, running and queued jobs, output appended and dropped) are read by `_Live` at scrape time; the
 ones that need the store (jobs by status, its size on disk) are fetched, off the loop, by the
 handler just before, so the collector itself never waits.
 """
@@ -85,6 +85,12 @@ class _Live(Collector):
             "jobcast_output_bytes",
             "Output bytes (stdout and stderr) captured into the event log",
             value=state.store.output_bytes_appended,
+        )
+        yield CounterMetricFamily(
+            "jobcast_output_dropped_bytes",
+            "Output bytes not kept (past max_output_bytes, or refused by the store), running "
+            "jobs' included",
+            value=state.supervisor.dropped_bytes(),
         )
         if self.disk is not None:
             size = GaugeMetricFamily(

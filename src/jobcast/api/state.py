@@ -4,6 +4,7 @@ streaming statistics."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from ..runner.supervisor import Supervisor
 
 __all__ = ["STATE", "Follower", "State", "Stats"]
+
+logger = logging.getLogger("jobcast.clients")
 
 
 @dataclass(eq=False, slots=True)
@@ -69,6 +72,15 @@ class Stats:
         self.followers.add(f)
         if f.job is not None:
             self.per_job[f.job] += 1
+        if logger.isEnabledFor(logging.DEBUG):
+            fields = {"event": "client.joined", "transport": f.kind, "job": f.job}
+            logger.debug(
+                "%s client joined%s (%d streaming)",
+                f.kind,
+                f" job {f.job}" if f.job else "",
+                len(self.followers),
+                extra={"fields": fields},
+            )
 
     def remove(self, f: Follower) -> None:
         if f not in self.followers:
@@ -86,6 +98,18 @@ class Stats:
                 gone = self._gone_per_job.setdefault(f.job, [0, 0])
                 gone[0] += f.events_sent
                 gone[1] += f.bytes_sent
+        if logger.isEnabledFor(logging.DEBUG):
+            fields: dict[str, object] = {"event": "client.left", "transport": f.kind, "job": f.job}
+            fields |= {"events_sent": f.events_sent, "bytes_sent": f.bytes_sent}
+            logger.debug(
+                "%s client left%s after %d events, %d bytes (%d streaming)",
+                f.kind,
+                f" job {f.job}" if f.job else "",
+                f.events_sent,
+                f.bytes_sent,
+                len(self.followers),
+                extra={"fields": fields},
+            )
 
     @property
     def events_sent(self) -> int:

@@ -131,6 +131,8 @@ class _Run:
     proc: Process | None = None
     #: the process's `run()`: pumping, reaping, draining
     task: asyncio.Task[int] | None = None
+    #: where its output goes, once it runs (what it dropped so far is read from it live)
+    sink: _Output | None = None
     killer: asyncio.Task[None] | None = None
     #: the final status the runner chose when it ended the process itself
     ended_by: JobStatus | None = None
@@ -185,6 +187,8 @@ class Supervisor:
         self.sources: SourceInput | None = None
         #: jobs running at once; the policy may change it while the server runs
         self.max_running = settings.max_running_jobs
+        #: output bytes dropped by jobs that have ended since the start (running ones: their sink)
+        self._dropped = 0
 
     def set_max_running(self, n: int) -> None:
         """Run up to `n` jobs at once from now on (those running past it are not stopped)."""
@@ -196,6 +200,12 @@ class Supervisor:
 
     def queued(self) -> int:
         return len(self._waiting)
+
+    def dropped_bytes(self) -> int:
+        """Output bytes not kept since the server started, running jobs' so far included: read
+        from their sinks when asked, so the output path pays no more than the cap's own sum."""
+        live = sum(run.sink.dropped for run in self._runs.values() if run.sink is not None)
+        return self._dropped + live
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -483,6 +493,9 @@ class Supervisor:
         finally:
             run.done.set()
             del self._runs[run.job.id]
+            if run.sink is not None:
+                # In the same step as the removal: the total never counts it twice nor misses it.
+                self._dropped += run.sink.dropped
             self._start_waiting()
 
     async def _execute(self, run: _Run) -> None:
@@ -499,7 +512,7 @@ class Supervisor:
         cap = self._settings.max_output_bytes
         if spec.max_output_bytes is not None:
             cap = min(cap, spec.max_output_bytes)
-        sink = _Output(self._store, run.job.id, cap, tail)
+        run.sink = sink = _Output(self._store, run.job.id, cap, tail)
         # Reads the output once stored, in a task of its own: never in the output's way.
         matcher = Matcher(
             self._store,
