@@ -31,8 +31,10 @@ web: $(WEB_STAMP)
 run: $(STAMP) $(WEB_STAMP)
 	$(BIN)/jobcast serve --host '$(HOST)' --port '$(PORT)' --data-dir '$(DATA_DIR)'
 
-test: $(STAMP) $(WEB_STAMP)
+# tools.sh first: it installs npm (for the UI's build) and chromium (for its tests) if missing.
+test: $(STAMP)
 	bash scripts/tools.sh
+	$(MAKE) --no-print-directory web
 	$(BIN)/python -m pytest -q
 
 check: $(STAMP)

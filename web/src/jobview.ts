@@ -55,9 +55,12 @@ export class JobView {
     const drives = this.me.control && (job.pty || job.stdin);
     this.terminal = new JobTerminal(this.termHost, job.pty, !drives);
     if (drives) {
+      // A pipe has no line discipline to turn Enter's \r into \n (ICRNL): the page does.
+      const pipe = !job.pty;
       this.terminal.term.onData((text) => {
         const now = this.store.jobs.get(id);
-        if (now && !isFinal(now.status)) this.mux.send({ type: "send", job: id, text });
+        if (!now || isFinal(now.status)) return;
+        this.mux.send({ type: "send", job: id, text: pipe ? text.replace(/\r/g, "\n") : text });
       });
     }
     const terminal = this.terminal;
