@@ -11,7 +11,7 @@ import { Mux, type ConnectionState } from "./mux";
 import { NewJobView } from "./newjob";
 import { signInPanel } from "./signin";
 import { JobStore } from "./store";
-import type { WhoAmI } from "./types";
+import { isFinal, type WhoAmI } from "./types";
 
 interface View {
   el: HTMLElement;
@@ -60,9 +60,10 @@ function start(me: WhoAmI): void {
       store.putAll(jobs);
       if (firstList) {
         firstList = false;
-        // Every job now and to come; the ones listed go on from what the list has of them.
+        // Every job now and to come; the unfinished ones listed go on from what the list has
+        // of them (a finished one in `after` would be subscribed to as well, for nothing).
         const after: Record<string, number> = {};
-        for (const job of jobs) after[job.id] = job.last_seq;
+        for (const job of jobs) if (!isFinal(job.status)) after[job.id] = job.last_seq;
         mux.subscribe(["*"], after);
       }
     },
