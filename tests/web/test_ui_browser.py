@@ -247,3 +247,35 @@ def test_a_template_argument_off_its_pattern_is_refused_before_submitting(
     page.click("#start")
     page.wait_for_url(re.compile(r"#/jobs/"))
     wait_terminal(page, "hello bob")
+
+
+def test_a_job_opened_mid_run_shows_each_line_once(
+    browser_page_tall: Page, server: ServerProcess, api: httpx.Client, tmp_path: Path
+) -> None:
+    """The list follows the job from its start; the job page then replays it from seq 0 on
+    the same connection: the terminal has every line once, in order."""
+    page, flag = browser_page_tall, tmp_path / "go"
+    sign_in(page, server)
+    script = (
+        "for i in $(seq 1 20); do echo line $i; done; "
+        f"while [ ! -e {flag} ]; do sleep 0.05; done; "
+        "for i in $(seq 21 40); do echo line $i; done"
+    )
+    job = api.post("/jobs", json={"command": script}).json()
+    row = page.locator(f"tr[data-job='{job['id']}']")
+    expect(row.locator(".badge")).to_have_text("running")
+    wait_for(lambda: "line 20" in api.get(f"/jobs/{job['id']}/log").text)
+    row.locator(".name a").click()
+    wait_terminal(page, "line 20")
+    flag.touch()
+    expect(page.locator("h1 .badge")).to_have_text("succeeded")
+    wait_terminal(page, "line 40")
+    lines = [line.rstrip() for line in terminal_text(page).splitlines() if line.strip()]
+    assert lines == [f"line {i}" for i in range(1, 41)]
+
+
+@pytest.fixture
+def browser_page_tall(page: Page) -> Page:
+    """Tall enough that the terminal shows 40 lines at once (xterm renders only its rows)."""
+    page.set_viewport_size({"width": 1000, "height": 1400})
+    return page
