@@ -78,6 +78,11 @@ def test_a_job_from_the_form_streams_live_and_ends_succeeded(
     assert "xterm-fg-9" in (oops.first.get_attribute("class") or "")
     first = page.locator(".xterm-rows span", has_text="first")
     assert "xterm-fg-9" not in (first.first.get_attribute("class") or "")
+    # search: the match is highlighted
+    expect(page.locator(".xterm-decoration-container .xterm-decoration")).to_have_count(0)
+    page.fill("#term-search", "second")
+    page.press("#term-search", "Enter")
+    expect(page.locator(".xterm-decoration-container .xterm-decoration").first).to_be_attached()
     # and in the list, live too
     page.click("text=← Jobs")
     row = page.locator(f"tr[data-job='{job}']")

@@ -9,6 +9,24 @@ import type { JobStore } from "./store";
 import { JobTerminal } from "./terminal";
 import { isFinal, type Job, type WhoAmI } from "./types";
 
+// The search add-on's highlight of every match, and of the current one
+const MATCH = {
+  matchBackground: "#f2cc60",
+  matchOverviewRuler: "#f2cc60",
+  activeMatchBackground: "#f08c00",
+  activeMatchColorOverviewRuler: "#f08c00",
+};
+
+function progressText(job: Job): string {
+  const p = job.progress;
+  if (!p) return "";
+  const parts: string[] = [];
+  if (typeof p.percent === "number") parts.push(`${p.percent}%`);
+  if (p.current !== undefined && p.total !== undefined) parts.push(`${p.current}/${p.total}`);
+  if (p.message) parts.push(p.message);
+  return parts.join(" ");
+}
+
 const SIGNALS = ["INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "KILL"];
 
 export class JobView {
@@ -35,6 +53,7 @@ export class JobView {
       this.summary,
       this.actions,
       this.message,
+      this.searchBar(),
       this.termHost,
     );
     void this.start();
@@ -72,6 +91,37 @@ export class JobView {
     this.render();
   }
 
+  /** Find in the output: Enter (or ↓) the next match, Shift+Enter (or ↑) the previous. */
+  private searchBar(): HTMLElement {
+    const input = h("input", {
+      type: "search",
+      id: "term-search",
+      placeholder: "find in output",
+      "aria-label": "Find in output",
+    });
+    const find = (back: boolean) => {
+      const search = this.terminal?.search;
+      if (!search || !input.value) return;
+      const options = { decorations: MATCH };
+      if (back) search.findPrevious(input.value, options);
+      else search.findNext(input.value, options);
+    };
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") {
+        e.preventDefault();
+        find(e.shiftKey);
+      }
+    });
+    input.addEventListener("input", () => {
+      if (!input.value) this.terminal?.search.clearDecorations();
+    });
+    const prev = h("button", { type: "button", "aria-label": "Previous match" }, "↑");
+    const next = h("button", { type: "button", "aria-label": "Next match" }, "↓");
+    prev.addEventListener("click", () => find(true));
+    next.addEventListener("click", () => find(false));
+    return h("div", { class: "search", role: "search" }, input, prev, next);
+  }
+
   destroy(): void {
     for (const off of this.offs) off();
     window.clearInterval(this.timer);
@@ -100,6 +150,8 @@ export class JobView {
         h("dd", { class: "exit" }, ending(job) || "—"),
         h("dt", {}, "Elapsed"),
         h("dd", { class: "elapsed" }, time === null ? "—" : duration(time)),
+        job.progress ? h("dt", {}, "Progress") : null,
+        job.progress ? h("dd", { class: "job-progress" }, progressText(job)) : null,
         job.reason ? h("dt", {}, "Why") : null,
         job.reason ? h("dd", {}, job.reason) : null,
         h("dt", {}, "Id"),
