@@ -196,6 +196,7 @@ def page(browser: Browser) -> Iterator[Page]:
     """A fresh tab (its own storage); the test fails if the page threw or broke its CSP."""
     context = browser.new_context()
     tab = context.new_page()
+    tab.set_default_timeout(30_000)
     problems: list[str] = []
     tab.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
     tab.on(

@@ -18,6 +18,9 @@ READ = "tok-viewer-0123456789"
 TERMINAL_TEXT = (
     "[...document.querySelectorAll('.xterm-rows > div')].map(d => d.textContent).join('\\n')"
 )
+# A loaded 2-core machine can take seconds to start a job and render it: deadlines, not delays.
+expect.set_options(timeout=20_000)
+
 #: the colour each badge must be, by its dominant channel (CSS: --succeeded, --failed, ...)
 RED, GREEN = 0, 1
 

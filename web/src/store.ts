@@ -5,6 +5,9 @@ import { api } from "./api";
 import type { Job, MuxEvent, Progress, Status } from "./types";
 
 type Listener = () => void;
+
+/** The events that change what the list shows (output does not). */
+const META = new Set(["status", "complete", "progress"]);
 type EventListener = (ev: MuxEvent) => void;
 
 export class JobStore {
@@ -12,6 +15,8 @@ export class JobStore {
   private listeners = new Set<Listener>();
   private eventListeners = new Map<string, Set<EventListener>>();
   private fetching = new Set<string>();
+  /** The list's events of jobs not known yet, by job. */
+  private waiting = new Map<string, MuxEvent[]>();
   private scheduled = false;
 
   onChange(fn: Listener): () => void {
@@ -29,9 +34,14 @@ export class JobStore {
 
   put(job: Job): void {
     const known = this.jobs.get(job.id);
-    if (known && known.last_seq > job.last_seq) return; // the events went further already
-    this.jobs.set(job.id, job);
-    this.changed();
+    if (!known || known.last_seq <= job.last_seq) {
+      this.jobs.set(job.id, job);
+      this.changed();
+    }
+    // What came while it was being fetched, past what the fetch saw.
+    const waiting = this.waiting.get(job.id);
+    this.waiting.delete(job.id);
+    for (const ev of waiting ?? []) this.meta(ev);
   }
 
   putAll(jobs: Job[]): void {
@@ -40,8 +50,18 @@ export class JobStore {
 
   apply(ev: MuxEvent): void {
     for (const fn of this.eventListeners.get(ev.job) ?? []) fn(ev);
+    this.meta(ev);
+  }
+
+  private meta(ev: MuxEvent): void {
     const job = this.jobs.get(ev.job);
     if (!job) {
+      // Kept until the job's fetch answers: the answer may predate this event.
+      if (META.has(ev.event)) {
+        const waiting = this.waiting.get(ev.job) ?? [];
+        if (waiting.length < 1000) waiting.push(ev);
+        this.waiting.set(ev.job, waiting);
+      }
       this.fetch(ev.job);
       return;
     }
@@ -78,7 +98,7 @@ export class JobStore {
     this.fetching.add(id);
     api<Job>("GET", `/jobs/${encodeURIComponent(id)}`)
       .then((job) => this.put(job))
-      .catch(() => undefined)
+      .catch(() => this.waiting.delete(id))
       .finally(() => this.fetching.delete(id));
   }
 
