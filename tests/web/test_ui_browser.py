@@ -148,6 +148,20 @@ def test_cancel_from_the_page(page: Page, server: ServerProcess, api: httpx.Clie
     wait_for(lambda: not _alive(pid), timeout=20)
 
 
+def test_a_signal_from_the_menu_reaches_the_job(
+    page: Page, server: ServerProcess, api: httpx.Client
+) -> None:
+    script = "trap 'echo got USR1' USR1; echo ready; while :; do sleep 0.05; done"
+    job = api.post("/jobs", json={"command": script}).json()
+    sign_in(page, server, route=f"#/jobs/{job['id']}")
+    wait_terminal(page, "ready")
+    page.select_option("#signal", "USR1")
+    page.click("#signal-send")
+    wait_terminal(page, "got USR1")
+    expect(page.locator("h1 .badge")).to_have_text("running")  # a trapped signal ends nothing
+    api.post(f"/jobs/{job['id']}/cancel")
+
+
 def _alive(pid: int) -> bool:
     """Whether the process runs (a zombie not yet reaped counts as gone)."""
     try:
@@ -168,6 +182,10 @@ def test_the_printed_url_signs_in_and_the_token_leaves_the_address_bar(
     assert page.evaluate("sessionStorage.getItem('jobcast.token')") == server.token
     page.reload()  # the tab stays signed in
     expect(page.locator(".who")).to_have_text("admin")
+    # Nothing the page did put the token in the server's log (but the line that printed it).
+    after = server.output().split(printed.group(1), 1)[1]
+    assert "GET /whoami" in after and "GET /ws" in after
+    assert str(server.token) not in after
 
 
 def test_without_a_token_the_page_says_how_to_get_one(page: Page, server: ServerProcess) -> None:
