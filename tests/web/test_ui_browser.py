@@ -126,6 +126,21 @@ def test_the_list_filters_by_status_label_and_search(
     expect(rows.first.locator(".name")).to_have_text("beta")
 
 
+def test_a_focused_row_keeps_its_focus_while_the_list_updates(
+    page: Page, server: ServerProcess, api: httpx.Client
+) -> None:
+    job = api.post("/jobs", json={"command": "exec sleep 600", "name": "napper"}).json()
+    sign_in(page, server)
+    link = page.locator(f"tr[data-job='{job['id']}'] .name a")
+    link.focus()
+    expect(page.locator(f"tr[data-job='{job['id']}'] td.time")).to_have_text(re.compile(r"^[1-9]"))
+    api.post("/jobs", json={"command": "true"})  # a new row above it
+    expect(page.locator("tr[data-job]")).to_have_count(2)
+    assert page.evaluate("document.activeElement.textContent") == "napper"
+    api.post(f"/jobs/{job['id']}/cancel")
+    expect(page.locator(f"tr[data-job='{job['id']}'] .badge")).to_have_text("cancelled")
+
+
 def test_cancel_from_the_page(page: Page, server: ServerProcess, api: httpx.Client) -> None:
     job = api.post("/jobs", json={"command": "echo sleeping; exec sleep 600"}).json()
     sign_in(page, server, route=f"#/jobs/{job['id']}")

@@ -15,6 +15,7 @@ export class ListView {
   private search: HTMLInputElement;
   private off: () => void;
   private timer: number;
+  private rows = new Map<string, { sig: string; el: HTMLElement }>();
 
   constructor(private readonly store: JobStore) {
     this.status = h(
@@ -91,14 +92,44 @@ export class ListView {
     // Ids sort by creation time: newest first is the reverse of their order.
     const jobs = [...this.store.jobs.values()].filter((j) => this.matches(j));
     jobs.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-    clear(this.body);
-    for (const job of jobs) this.body.append(row(job));
+    // Rows are kept and changed in place where they can be: a focused link, a hover or a
+    // selection in the list survives the updates (and the clock's tick only sets a text).
+    // Nodes that stay are never moved (moving one takes its focus): the others go in around them.
+    const wanted = jobs.map((j) => this.row(j));
+    const keep = new Set<Element>(wanted);
+    for (const child of [...this.body.children]) if (!keep.has(child)) child.remove();
+    let cursor = this.body.firstElementChild;
+    for (const el of wanted) {
+      if (el === cursor) cursor = cursor.nextElementSibling;
+      else this.body.insertBefore(el, cursor);
+    }
     if (!jobs.length) {
       const text = this.store.jobs.size ? "No job matches." : "No jobs yet. Start one with New job.";
       this.body.append(h("tr", {}, h("td", { colspan: 7, class: "empty" }, text)));
     }
     this.count.textContent = `${jobs.length} of ${this.store.jobs.size}`;
   }
+
+  /** The job's row, made anew only when more than its time changed. */
+  private row(job: Job): HTMLElement {
+    const sig = signature(job);
+    const known = this.rows.get(job.id);
+    const time = elapsed(job);
+    const text = time === null ? "" : duration(time);
+    if (known && known.sig === sig) {
+      const cell = known.el.querySelector("td.time");
+      if (cell && cell.textContent !== text) cell.textContent = text;
+      return known.el;
+    }
+    const el = row(job);
+    if (known?.el.parentNode) known.el.replaceWith(el);
+    this.rows.set(job.id, { sig, el });
+    return el;
+  }
+}
+
+function signature(job: Job): string {
+  return JSON.stringify([job.status, job.name, job.exit_code, job.signal, job.progress, job.labels]);
 }
 
 function row(job: Job): HTMLElement {
