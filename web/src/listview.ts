@@ -1,7 +1,7 @@
 // The job list: live from the store, newest first, with filters by status and label and a
 // search over names and commands.
 import { badge } from "./badge";
-import { clear, h } from "./dom";
+import { h } from "./dom";
 import { commandLine, duration, elapsed, ending, labelText } from "./format";
 import type { JobStore } from "./store";
 import { STATUSES, type Job } from "./types";
