@@ -93,6 +93,33 @@ def test_a_job_from_the_form_streams_live_and_ends_succeeded(
     expect(row.locator("td.exit")).to_have_text("exit 0")
 
 
+def test_a_link_in_the_output_opens_in_a_new_tab_without_an_opener(
+    page: Page, server: ServerProcess, api: httpx.Client
+) -> None:
+    target = f"{server.url}/status"  # this machine's server: the test reaches nothing else
+    job = api.post("/jobs", json={"command": f"echo see {target} for health"}).json()
+    sign_in(page, server, route=f"#/jobs/{job['id']}")
+    wait_terminal(page, "for health")
+    row = page.locator(".xterm-rows > div", has_text="see ")
+    box = row.bounding_box()
+    assert box is not None
+    # Aim at the middle of the URL, after the 4 cells of "see ": xterm measures its cell width
+    # on a hidden element of its own.
+    char = page.evaluate(
+        "() => { const m = document.querySelector('.xterm-char-measure-element');"
+        " return m.getBoundingClientRect().width / m.textContent.length; }"
+    )
+    x = box["x"] + char * (4 + len(target) / 2)
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    with page.context.expect_page() as opened:
+        page.mouse.click(x, y)
+    tab = opened.value
+    tab.wait_for_load_state()
+    assert tab.url == target
+    assert tab.evaluate("window.opener") is None  # noopener: it cannot reach back
+
+
 def test_a_failing_job_turns_red_with_its_exit_code(page: Page, server: ServerProcess) -> None:
     sign_in(page, server)
     start_from_form(page, "echo about to fail; exit 3")
