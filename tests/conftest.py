@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -19,9 +18,6 @@ import pytest
 from jobcast.store import Store
 from jobcast.store.sqlite import SQLiteStore
 from jobcast.tokenfile import read_token
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
 
 
 @pytest.fixture(autouse=True)
@@ -172,41 +168,3 @@ def wait_job(api: httpx.Client, ref: str, timeout: float = 30.0) -> dict:
             return job
         time.sleep(0.02)
     raise AssertionError(f"job {ref} did not finish within {timeout}s")
-
-
-#: Debian's chromium, which scripts/tools.sh installs: Playwright never downloads a browser here
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Headless Chromium, one for the whole run; each test gets its own context (`page`)."""
-    from playwright.sync_api import sync_playwright  # only the browser tests pay its import
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `bash scripts/tools.sh` installs it")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh tab (its own storage); the test fails if the page threw or broke its CSP."""
-    context = browser.new_context()
-    tab = context.new_page()
-    tab.set_default_timeout(30_000)
-    problems: list[str] = []
-    tab.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
-    tab.on(
-        "console",
-        lambda m: (
-            problems.append(m.text)
-            if m.type == "error" and "Content Security Policy" in m.text
-            else None
-        ),
-    )
-    yield tab
-    context.close()
-    assert not problems, problems
