@@ -317,23 +317,29 @@ def test_a_template_argument_off_its_pattern_is_refused_before_submitting(
     wait_terminal(page, "hello bob")
 
 
+@pytest.mark.parametrize("how", ["from the list", "by its address"])
 def test_a_job_opened_mid_run_shows_each_line_once(
-    browser_page_tall: Page, server: ServerProcess, api: httpx.Client, tmp_path: Path
+    browser_page_tall: Page, server: ServerProcess, api: httpx.Client, tmp_path: Path, how: str
 ) -> None:
-    """The list follows the job from its start; the job page then replays it from seq 0 on
-    the same connection: the terminal has every line once, in order."""
+    """From the list, which follows the job from its start, the job page replays it from seq 0
+    on the same connection; by its address, the page's subscription and the list's "*" cross.
+    Either way the terminal has every line once, in order."""
     page, flag = browser_page_tall, tmp_path / "go"
-    sign_in(page, server)
     script = (
         "for i in $(seq 1 20); do echo line $i; done; "
         f"while [ ! -e {flag} ]; do sleep 0.05; done; "
         "for i in $(seq 21 40); do echo line $i; done"
     )
+    if how == "from the list":
+        sign_in(page, server)
     job = api.post("/jobs", json={"command": script}).json()
-    row = page.locator(f"tr[data-job='{job['id']}']")
-    expect(row.locator(".badge")).to_have_text("running")
     wait_for(lambda: "line 20" in api.get(f"/jobs/{job['id']}/log").text)
-    row.locator(".name a").click()
+    if how == "from the list":
+        row = page.locator(f"tr[data-job='{job['id']}']")
+        expect(row.locator(".badge")).to_have_text("running")
+        row.locator(".name a").click()
+    else:
+        sign_in(page, server, route=f"#/jobs/{job['id']}")
     wait_terminal(page, "line 20")
     flag.touch()
     expect(page.locator("h1 .badge")).to_have_text("succeeded")

@@ -61,9 +61,12 @@ function start(me: WhoAmI): void {
       if (firstList) {
         firstList = false;
         // Every job now and to come; the unfinished ones listed go on from what the list has
-        // of them (a finished one in `after` would be subscribed to as well, for nothing).
+        // of them (a finished one in `after` would be subscribed to as well, for nothing),
+        // except one a view follows already: given no `after`, its cursor goes on.
         const after: Record<string, number> = {};
-        for (const job of jobs) if (!isFinal(job.status)) after[job.id] = job.last_seq;
+        for (const job of jobs) {
+          if (!isFinal(job.status) && !store.watched(job.id)) after[job.id] = job.last_seq;
+        }
         mux.subscribe(["*"], after);
       }
     },
