@@ -1,12 +1,15 @@
 """The asciicast encoder: characters split across chunks come out whole, times are relative and
-never go back, resizes are `r` events, output without a terminal gets the CR a terminal adds."""
+never go back, resizes are `r` events, recorded input `i` events (when asked for), output
+without a terminal gets the CR a terminal adds."""
 
 from __future__ import annotations
+
+import base64
 
 import orjson
 
 from jobcast.asciicast import CastEncoder, header
-from jobcast.models import Event, EventType, Job, JobStatus
+from jobcast.models import RECORDED_INPUT, Event, EventType, Job, JobStatus
 
 TEXT = "a€😀é\n"
 
@@ -62,6 +65,26 @@ def test_times_are_from_the_start_and_never_go_back_and_resizes_are_r_events():
         Event(5, "j1", EventType.INPUT, 103.0, {"length": 3}),  # its content is not recorded
     ]
     assert _lines(enc.encode(events)) == [[1.25, "o", "x"], [2.0, "r", "120x40"], [2.0, "o", "y"]]
+
+
+def test_recorded_input_is_i_events_when_asked_for_and_its_characters_whole():
+    def typed(seq: int, ts: float, raw: bytes) -> Event:
+        data = {"length": len(raw), RECORDED_INPUT: base64.b64encode(raw).decode()}
+        return Event(seq, "j1", EventType.INPUT, ts, data)
+
+    e = "é".encode()
+    events = [
+        typed(1, 101.0, b"h" + e[:1]),  # a character cut between two sends
+        _out(2, 101.5, b"h"),
+        typed(3, 102.0, e[1:] + b"\r"),
+        Event(4, "j1", EventType.INPUT, 103.0, {"length": 1}),  # sent before it recorded
+    ]
+    assert _lines(CastEncoder(_job(), inputs=True).encode(events)) == [
+        [1.0, "i", "h"],
+        [1.5, "o", "h"],
+        [2.0, "i", "é\r"],
+    ]
+    assert _lines(CastEncoder(_job()).encode(events)) == [[1.5, "o", "h"]]
 
 
 def test_output_without_a_terminal_gets_carriage_returns():

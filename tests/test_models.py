@@ -7,7 +7,10 @@ from pydantic import ValidationError
 
 from jobcast.models import (
     FINAL_STATUSES,
+    RECORDED_INPUT,
     TRANSITIONS,
+    Event,
+    EventType,
     JobSpec,
     JobStatus,
     can_transition,
@@ -36,6 +39,12 @@ def test_spec_needs_exactly_one_command():
     ):
         with pytest.raises(ValidationError):
             JobSpec.model_validate(bad)
+
+
+def test_recorded_input_counts_in_an_events_size():
+    plain = Event(1, "j1", EventType.INPUT, 1.0, {"length": 4000})
+    kept = Event(2, "j1", EventType.INPUT, 1.0, {"length": 3, RECORDED_INPUT: "x" * 4000})
+    assert plain.size == 64 and kept.size == 64 + 4000
 
 
 def test_job_ids_are_short_unique_and_sort_by_creation():

@@ -120,6 +120,19 @@ def test_a_template_request_leaves_what_the_template_sets():
         job(argv=["x"], args={"a": 1})
 
 
+def test_a_template_or_its_request_may_record_the_input():
+    shell = Template.model_validate({"command": ["bash"], "pty": True, "record_input": True})
+    p = Policy.build(PolicyConfig(), {"echo": ECHO, "shell": shell})
+    assert p.resolve(job(template="shell")).record_input
+    assert p.resolve(
+        job(template="echo", args={"msg": "m"}, stdin=True, record_input=True)
+    ).record_input
+    assert not p.resolve(job(template="echo", args={"msg": "m"}, stdin=True)).record_input
+    # With nothing to type into: the request is refused, saying why.
+    with pytest.raises(ValidationFailed, match="give `stdin` or `pty`"):
+        p.resolve(job(template="echo", args={"msg": "m"}, record_input=True))
+
+
 @pytest.mark.parametrize(
     ("text", "said"),
     [

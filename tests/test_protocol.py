@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from jobcast.errors import BadRequest
-from jobcast.models import Event, EventType
+from jobcast.models import RECORDED_INPUT, Event, EventType
 from jobcast.protocol import (
     SSEParser,
     event_json,
@@ -43,6 +43,14 @@ def test_event_json_decodes_output_with_replacement_and_caches():
     assert sse_frame(ev) is sse_frame(ev)  # encoded once for every client
     b64 = orjson.loads(event_json(ev, b64=True))["data"]["b64"]
     assert base64.b64decode(b64) == b"ok\xff\n"
+
+
+def test_recorded_input_never_leaves_in_an_event():
+    data = {"length": 6, RECORDED_INPUT: base64.b64encode(b"secret").decode()}
+    ev = Event(7, "j1", EventType.INPUT, 2.0, data)
+    for encoded in (event_json(ev), event_json(ev, b64=True), sse_frame(ev, firehose=True)):
+        assert b"length" in encoded and RECORDED_INPUT.encode() not in encoded
+    assert ev.data == data  # the log keeps it, for the recording
 
 
 def test_sse_frame_round_trips_through_the_parser_in_any_split():

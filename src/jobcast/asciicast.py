@@ -1,12 +1,14 @@
 """A job's event log as an asciicast v2 recording (https://docs.asciinema.org/manual/asciicast/v2/).
 
 One header line, then one JSON array a line: `[t, "o", text]` for output, `[t, "i", text]` for
-input whose content was recorded, `[t, "r", "COLSxROWS"]` for a resize; `t` is seconds since
-the job started. The encoder is fed events batch by batch, so a recording is never built whole.
+input whose content was recorded (a job started with `record_input`, for a reader who may see
+it), `[t, "r", "COLSxROWS"]` for a resize; `t` is seconds since the job started. The encoder is
+fed events batch by batch, so a recording is never built whole.
 """
 
 from __future__ import annotations
 
+import base64
 import codecs
 import re
 import shlex
@@ -15,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from .models import Event, EventType, Job
+from .models import RECORDED_INPUT, Event, EventType, Job
 
 __all__ = ["DEFAULT_TERM", "CastEncoder", "header"]
 
@@ -48,7 +50,8 @@ class CastEncoder:
     that are not UTF-8 at all become U+FFFD, as a terminal would show them.
     """
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, *, inputs: bool = False) -> None:
+        """`inputs`: write the recorded input as `i` events (for a reader who may drive the job)."""
         self._start = job.started_at or job.created_at
         self._last = 0.0
         # A job without a terminal wrote bare newlines, which a terminal's output processing
@@ -59,6 +62,8 @@ class CastEncoder:
             t: codecs.getincrementaldecoder("utf-8")(errors="replace")
             for t in (EventType.STDOUT, EventType.STDERR)
         }
+        # Input as typed: a character may be split across two sends like output across reads.
+        self._typed = codecs.getincrementaldecoder("utf-8")(errors="replace") if inputs else None
 
     def _time(self, ts: float) -> float:
         # Players expect times that never go back; the clock of a restarted server might.
@@ -77,9 +82,11 @@ class CastEncoder:
                     out.append(self._line(ev.ts, "o", self._output(text)))
             elif ev.type is EventType.RESIZE:
                 out.append(self._line(ev.ts, "r", f"{ev.data['cols']}x{ev.data['rows']}"))
-            elif ev.type is EventType.INPUT and isinstance(ev.data.get("text"), str):
-                # The log records an input's length only, unless its content was kept.
-                out.append(self._line(ev.ts, "i", ev.data["text"]))
+            elif ev.type is EventType.INPUT and self._typed is not None:
+                # The log holds an input's length only, unless the job records its input.
+                kept = ev.data.get(RECORDED_INPUT)
+                if isinstance(kept, str) and (text := self._typed.decode(base64.b64decode(kept))):
+                    out.append(self._line(ev.ts, "i", text))
         return b"".join(out)
 
     def finish(self) -> bytes:

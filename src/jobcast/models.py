@@ -29,10 +29,13 @@ __all__ = [
     "FINAL_STATUSES",
     "LIFECYCLE_EVENTS",
     "OUTPUT_EVENTS",
+    "RECORDED_INPUT",
     "TRANSITIONS",
     "Event",
     "EventType",
     "Job",
+    "JOB_KINDS",
+    "JobKind",
     "JobList",
     "JobSpec",
     "JobStatus",
@@ -54,6 +57,14 @@ __all__ = [
     "complete_data",
     "new_job_id",
 ]
+
+#: the key of an `input` event's data that holds what was typed (base64) in a job started with
+#: `record_input`: kept in the log for its recording, never sent on a stream (protocol.event_dict)
+RECORDED_INPUT = "recorded"
+
+#: what a job is: a process run (`job`), or a file tailed (`source`, `--watch`)
+JobKind = Literal["job", "source"]
+JOB_KINDS: tuple[JobKind, ...] = ("job", "source")
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
 #: NAME_PATTERN in words, for the people who get a name wrong
@@ -276,6 +287,13 @@ class JobSpec(BaseModel):
         "it (with `control`) or an admin; everyone else with `read` watches.",
     )
     stdin: bool = Field(False, description="Keep stdin open for POST /jobs/{id}/input.")
+    record_input: bool = Field(
+        False,
+        description="Keep what is typed into it (its input, an interrupt as \\x03) in its log, "
+        "for the `i` events of its recording (GET /jobs/{id}/asciicast), which only a token "
+        "that may drive the job gets; live streams carry an input's length only, as ever. "
+        "Needs `stdin` or `pty` (or a template).",
+    )
     timeout: float | None = Field(
         None, gt=0, description="Seconds before the job is ended timed_out."
     )
@@ -326,6 +344,10 @@ class JobSpec(BaseModel):
             )
         if self.template is None and self.args:
             raise ValueError("`args` are a template's: give `template` too")
+        if self.record_input and not (self.stdin or self.pty or self.template is not None):
+            raise ValueError(
+                "`record_input` records what is typed into the job: give `stdin` or `pty` too"
+            )
         if self.template is not None:
             # The operator's template decides these; a caller who sets them means something else.
             fixed = [
@@ -384,7 +406,7 @@ class Job(BaseModel):
 
     id: str
     name: str | None = None
-    kind: Literal["job", "source"] = Field(
+    kind: JobKind = Field(
         "job", description="`source`: a file tailed (`--watch`), not a process run."
     )
     source: SourceInfo | None = Field(None, description="For a source: its file.")
@@ -399,6 +421,9 @@ class Job(BaseModel):
     rows: int | None = None
     shared: Literal["control", "view"] = "control"
     stdin: bool = False
+    record_input: bool = Field(
+        False, description="Its input is kept for its recording (`attach` says so)."
+    )
     timeout: float | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     created_at: float
@@ -481,7 +506,11 @@ class Event:
 
     @property
     def size(self) -> int:
-        return len(self.raw) if self.raw is not None else 64
+        if self.raw is not None:
+            return len(self.raw)
+        # What memory holds it for: input kept for a recording is as big as it was typed.
+        kept = self.data.get(RECORDED_INPUT)
+        return 64 + len(kept) if isinstance(kept, str) else 64
 
     def remember(self, key: str, data: bytes) -> bytes:
         """Cache an encoding of the event under `key` if its meter pays for it; return `data`."""

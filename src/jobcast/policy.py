@@ -211,6 +211,7 @@ class Policy:
         data["argv"] = expand(spec.template, template, spec.args)
         data["command"] = None
         data.update(cwd=template.cwd, env=dict(template.env), pty=template.pty)
+        data["record_input"] = spec.record_input or template.record_input
         # The request's extractors come after the template's, and replace those of their names.
         own = {x["name"] for x in data["extract"]}
         data["extract"] = [

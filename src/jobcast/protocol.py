@@ -15,7 +15,7 @@ from typing import Any, Literal
 import orjson
 
 from .errors import BadRequest
-from .models import OUTPUT_EVENTS, Event
+from .models import OUTPUT_EVENTS, RECORDED_INPUT, Event
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -34,11 +34,16 @@ PROTOCOL_VERSION = 1
 
 
 def event_dict(ev: Event, *, b64: bool = False) -> dict[str, Any]:
+    """The event as every stream sends it (SSE, WebSocket, /ws, the firehose, /lines)."""
     data = ev.data
     if ev.type in OUTPUT_EVENTS and ev.raw is not None:
         data = {**data, "text": ev.raw.decode("utf-8", "replace")}
         if b64:
             data["b64"] = base64.b64encode(ev.raw).decode("ascii")
+    elif RECORDED_INPUT in data:
+        # What was typed (a password, say) is for the recording of those who may drive the job;
+        # every watcher of a stream sees its length only.
+        data = {k: v for k, v in data.items() if k != RECORDED_INPUT}
     return {"seq": ev.seq, "job": ev.job, "type": ev.type.value, "ts": ev.ts, "data": data}
 
 

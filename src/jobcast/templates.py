@@ -146,6 +146,8 @@ class Template(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     timeout: float | None = Field(None, gt=0)
     pty: bool = False
+    #: keep what is typed into its jobs for their recordings, whatever the request says
+    record_input: bool = False
     #: run over the job's lines before the request's own `extract`
     extract: Annotated[list[Extractor], AfterValidator(unique_names)] = Field(default_factory=list)
 

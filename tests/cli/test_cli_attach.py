@@ -220,8 +220,9 @@ def test_rec_writes_the_recording(server, api, tmp_path):
 
 
 class Proxy:
-    """A TCP relay in front of the server, whose connections can be cut (the network failing)
-    and whose target can change (another server at the same address)."""
+    """A TCP relay in front of the server, whose connections can be cut (the network failing),
+    which can turn new ones away meanwhile (the network still down), and whose target can change
+    (another server at the same address)."""
 
     def __init__(self, port: int) -> None:
         self.target = port
@@ -229,6 +230,9 @@ class Proxy:
         self.port = self.listener.getsockname()[1]
         self.open: set[socket.socket] = set()
         self.lock = threading.Lock()
+        #: while set, connections are closed as soon as they come, and counted in `turned_away`
+        self.down = threading.Event()
+        self.turned_away = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -241,6 +245,10 @@ class Proxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.down.is_set():
+                self.turned_away += 1
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target))
             except OSError:
@@ -269,6 +277,14 @@ class Proxy:
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
 
+    def drop(self) -> None:
+        """Cut every connection and turn new ones away until `restore`: the network down."""
+        self.down.set()
+        self.cut()
+
+    def restore(self) -> None:
+        self.down.clear()
+
     def close(self) -> None:
         self.listener.close()
         self.cut()
@@ -281,23 +297,40 @@ def proxy(server):
     p.close()
 
 
+def _drop_until_attach_retries(proxy: Proxy) -> None:
+    """The network down until attach tries to reconnect: it knows then that the connection is
+    gone, and keeps what is typed for the next one. (Keys typed before it knows go into the dead
+    socket, as over any TCP connection cut without a word, and are lost.)"""
+    before = proxy.turned_away
+    proxy.drop()
+    wait_for(lambda: proxy.turned_away > before, timeout=30)
+
+
 def test_a_dropped_connection_resumes_without_repeating_output(server, api, proxy, tmp_path):
     term = Tmux(proxy.url, server.data_dir, tmp_path)
     try:
         job = _prog_job(api)
+
+        def log() -> bytes:
+            return api.get(f"/jobs/{job['id']}/log").content
+
         term.line(f"{_jobcast('attach', job['id'])}; echo EXIT=$?")
         term.wait(r"^ready> ")
         term.line("one")
         term.wait(r"^len=3$")
-        proxy.cut()
+        _drop_until_attach_retries(proxy)
         api.post(f"/jobs/{job['id']}/input", json={"data": "written meanwhile\n"})
+        wait_for(lambda: b"len=17" in log())  # output attach missed: the resume brings it
         term.line("typed meanwhile!")  # kept, and sent once the connection is back
+        assert b"typed meanwhile" not in log()  # not yet: nothing passes while the network is down
+        proxy.restore()
         term.wait(r"^len=16$")
         screen = term.wait(r"^len=17$")
         for answer in ("len=3", "len=16", "len=17"):
             assert len(re.findall(rf"^{answer}$", screen, re.M)) == 1, screen
-        proxy.cut()
+        _drop_until_attach_retries(proxy)
         term.line("two")
+        proxy.restore()
         screen = term.wait(r"^len=3\n(.*\n)*len=3$")
         assert screen.count("len=16") == 1
         term.keys("C-]")
@@ -383,6 +416,58 @@ def test_a_token_without_control_watches_read_only(server_factory, data_dir, tmp
         cast = api.get(f"/jobs/{job['id']}/asciicast", headers=viewer)  # `read` is enough
         assert cast.status_code == 200 and b"len=8" in cast.content
         api.post(f"/jobs/{job['id']}/cancel")
+
+
+def test_recorded_input_is_said_on_attach_and_in_the_cast_for_a_driver_only(
+    server_factory, data_dir, tmp_path
+):
+    viewer = "tok-viewer-0123456789"
+    cfg = tmp_path / "jobcast.toml"
+    cfg.write_text(f'[[tokens]]\nname = "viewer"\ntoken = "{viewer}"\nscopes = ["read"]\n')
+    srv = server_factory(data_dir, extra=["--config", str(cfg)]).start()
+    term = Tmux(srv.url, data_dir, tmp_path)
+    try:
+        term.wait(r"^\$ ")
+        run = _jobcast("run", "--pty", "--record-input", "--name", "typed", "--", "python3", "-c")
+        term.line(f"{run} {shlex.quote(PROG)}; echo EXIT=$?")
+        term.wait(r"job typed records its input: what you type is recorded")
+        term.wait(r"^ready> ")
+        term.line("hello")
+        term.wait(r"^len=5$")
+        term.keys("C-c")
+        term.wait(r"\^Cinterrupted$")
+        term.line("quit")
+        term.wait(r"^EXIT=3$")
+        # A job that does not record says nothing of the kind.
+        with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=30) as api:
+            job = _prog_job(api)
+            term.line(f"clear; {_jobcast('attach', job['id'])}; echo EXIT=$?")
+            term.wait(r"^ready> ")
+            term.keys("C-]")
+            assert "recorded" not in term.wait(r"^EXIT=0$")
+            api.post(f"/jobs/{job['id']}/cancel")
+    finally:
+        term.close()
+    cast = jobcast(srv.url, "rec", "typed")
+    assert cast.returncode == 0, cast.stderr
+    header, *lines = [orjson.loads(line) for line in cast.stdout.splitlines()]
+    # every key as typed in raw mode: Enter is a CR, Ctrl-C its byte, for the program's terminal
+    assert "".join(d for _, code, d in lines if code == "i") == "hello\r\x03quit\r"
+    (tmp_path / "typed.cast").write_bytes(cast.stdout)
+    played = subprocess.run(
+        ["asciinema", "play", "-s", "100", str(tmp_path / "typed.cast")],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+    )
+    assert played.returncode == 0 and b"len=5" in played.stdout, played.stderr
+    # A token that may only watch gets the same recording without what was typed.
+    watched = jobcast(srv.url, "--token", viewer, "rec", "typed")
+    assert watched.returncode == 0, watched.stderr
+    assert [orjson.loads(line) for line in watched.stdout.splitlines()] == [
+        header,
+        *(e for e in lines if e[1] != "i"),
+    ]
 
 
 def test_rec_loads_only_the_light_client_and_attach_no_rich():

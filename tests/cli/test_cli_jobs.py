@@ -234,8 +234,35 @@ def test_errors_are_one_clear_line_and_exit_2(server):
     )
 
 
+def test_ls_kind_lists_jobs_or_sources(server_factory, data_dir, tmp_path):
+    streams = tmp_path / "streams"
+    streams.mkdir()
+    (streams / "INFRA.typescript").write_bytes(b"tailed\n")
+    srv = server_factory(data_dir, extra=["--watch", f"{streams}/*.typescript"]).start()
+    with Client(srv.url) as client:  # the source first: the listing is newest first
+        wait_for(lambda: client.jobs(name="INFRA").jobs)
+    job_id = jobcast(srv.url, "run", "-d", "--name", "plain", "--", "true").stdout.decode().strip()
+
+    def listed(*args: str) -> list[tuple[str, str]]:
+        done = jobcast(srv.url, "ls", "--json", *args)
+        assert done.returncode == 0, done.stderr
+        return [(j["name"], j["kind"]) for j in json.loads(done.stdout)["jobs"]]
+
+    assert listed() == [("plain", "job"), ("INFRA", "source")]
+    assert listed("--kind", "source") == [("INFRA", "source")]
+    assert listed("--kind", "job") == [("plain", "job")]
+    rows = jobcast(srv.url, "ls", "--kind", "job").stdout.decode().splitlines()
+    assert [r.split("\t")[0] for r in rows] == [job_id]
+
+
 @pytest.mark.parametrize(
-    "args", [["run", "-e", "novalue", "--", "true"], ["run"], ["ls", "--status", "bogus"]]
+    "args",
+    [
+        ["run", "-e", "novalue", "--", "true"],
+        ["run"],
+        ["ls", "--status", "bogus"],
+        ["ls", "--kind", "file"],
+    ],
 )
 def test_usage_errors(args):
     done = jobcast("http://127.0.0.1:1", *args)

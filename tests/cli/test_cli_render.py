@@ -261,3 +261,10 @@ def test_ls_status_choices_are_the_job_statuses():
 
     assert set(STATUSES) == {s.value for s in JobStatus}
     assert render.FINAL_STATUSES == {s.value for s in JobStatus if s.is_final}
+
+
+def test_ls_kind_choices_are_the_job_kinds():
+    from jobcast.cli.jobs import KINDS
+    from jobcast.models import JOB_KINDS
+
+    assert KINDS == JOB_KINDS

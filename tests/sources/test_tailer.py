@@ -138,6 +138,40 @@ async def _async(value: bool) -> bool:
     return value
 
 
+async def test_jobs_and_sources_are_listed_apart_by_kind(server_factory, data_dir, tmp_path):
+    from jobcast.client import AsyncClient, Client
+
+    streams = tmp_path / "streams"
+    streams.mkdir()
+    (streams / "INFRA.typescript").write_bytes(b"tailed\n")
+    server = _watching(server_factory, data_dir, streams)
+    async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=30) as api:
+        src = await async_wait_for(lambda: _asource(api, "INFRA"))
+        job = (await api.post("/jobs", json={"argv": ["true"], "name": "run"})).json()
+
+        async def ids(**params: str) -> list[str]:
+            r = await api.get("/jobs", params=params)
+            assert r.status_code == 200, r.text
+            return [j["id"] for j in r.json()["jobs"]]
+
+        assert await ids() == [job["id"], src["id"]]
+        assert await ids(kind="job") == [job["id"]]
+        assert await ids(kind="source") == [src["id"]]
+        assert await ids(kind="source", name="run") == []
+        r = await api.get("/jobs", params={"kind": "file"})
+        assert r.status_code == 400
+        assert r.json() == {
+            "error": {
+                "code": "bad_request",
+                "message": "unknown kind 'file'; use one of job, source",
+            }
+        }
+    async with AsyncClient(server.url, server.token) as client:
+        assert [j.id for j in (await client.jobs(kind="source")).jobs] == [src["id"]]
+    with Client(server.url, server.token) as sync:
+        assert [j.id for j in sync.jobs(kind="job").jobs] == [job["id"]]
+
+
 def test_truncation_is_reported_and_never_read_as_new_output(server_factory, data_dir, tmp_path):
     streams = tmp_path / "streams"
     streams.mkdir()

@@ -328,6 +328,8 @@ async def test_a_source_is_a_job_of_kind_source_found_by_its_path(store):
     assert await store.find_source("/s/other.typescript") is None
     listed = {j.id: j.kind for j in (await store.list_jobs()).jobs}
     assert listed == {plain.id: "job", src.id: "source"}
+    assert [j.id for j in (await store.list_jobs(kind="job")).jobs] == [plain.id]
+    assert [j.id for j in (await store.list_jobs(kind="source")).jobs] == [src.id]
     assert [j.kind for j, _ in await store.unfinished_jobs()] == ["job", "source"]
 
 

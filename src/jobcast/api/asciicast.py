@@ -1,4 +1,5 @@
-"""GET /jobs/{id}/asciicast: the job's recording as asciicast v2, streamed from its event log."""
+"""GET /jobs/{id}/asciicast: the job's recording as asciicast v2, streamed from its event log;
+its recorded input (`i` events) only for a token that may drive the job."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from aiohttp import web
 from ..asciicast import DEFAULT_TERM, CastEncoder, header
 from ..errors import JobcastError, JobNotFound
 from ..models import Job
-from .auth import visible_job
+from .auth import IDENTITY, visible_job
+from .control import may_see_input
 from .state import STATE, State
 
 __all__ = ["routes"]
@@ -35,7 +37,9 @@ async def job_asciicast(request: web.Request) -> web.StreamResponse:
     cols, rows, term = await _terminal(state, job)
     # What the log holds now: a running job's recording ends where it has got to.
     job_id, last = job.id, job.last_seq
-    encoder = CastEncoder(job)
+    # What was typed is for those who may type into the job themselves; others watch it.
+    inputs = await may_see_input(state, request[IDENTITY], job)
+    encoder = CastEncoder(job, inputs=inputs)
     disposition = f'inline; filename="{job.name or job.id}.cast"'
     resp = web.StreamResponse(
         headers={"Content-Type": MEDIA_TYPE, "Content-Disposition": disposition}

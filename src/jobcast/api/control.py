@@ -20,7 +20,7 @@ from ..models import Job
 from .auth import Identity
 from .state import State
 
-__all__ = ["check_control", "may_control", "strip_terminal_replies"]
+__all__ = ["check_control", "may_control", "may_see_input", "strip_terminal_replies"]
 
 
 def _creator(state: State, job: Job) -> str | None:
@@ -35,6 +35,20 @@ def may_control(state: State, identity: Identity, job: Job) -> bool:
     if job.shared == "view" and not identity.allows(Scope.ADMIN):
         return _creator(state, job) == identity.name
     return True
+
+
+async def may_see_input(state: State, identity: Identity, job: Job) -> bool:
+    """Whether `identity` gets what was typed into `job` (its recording's `i` events): those who
+    may drive it, and its creator (with `control`) after it has ended too, as the ledger's
+    `job.create` names them once the creator is no longer kept in memory."""
+    if not job.record_input:
+        return False
+    if may_control(state, identity, job):
+        return True
+    if job.shared != "view" or not identity.allows(Scope.CONTROL) or job.id in state.owners:
+        return False
+    found = await state.trace.read(limit=1, ops=frozenset({"job.create"}), job=job.id)
+    return bool(found) and found[0]["outcome"] == "ok" and found[0]["who"] == identity.name
 
 
 def check_control(state: State, identity: Identity, job: Job, what: str = "this") -> None:

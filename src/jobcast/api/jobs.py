@@ -10,7 +10,17 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..errors import BadRequest, JobFinished, NameTaken, PolicyDenied, ValidationFailed
-from ..models import InputRequest, Job, JobList, JobSpec, JobStatus, ResizeRequest, SignalRequest
+from ..models import (
+    JOB_KINDS,
+    InputRequest,
+    Job,
+    JobKind,
+    JobList,
+    JobSpec,
+    JobStatus,
+    ResizeRequest,
+    SignalRequest,
+)
 from .auth import IDENTITY, visible_job
 from .control import check_control
 from .http import json_response, parse_body, query_int
@@ -103,6 +113,11 @@ async def list_jobs(request: web.Request) -> web.Response:
         except ValueError:
             valid = ", ".join(s.value for s in JobStatus)
             raise BadRequest(f"unknown status {q['status']!r}; use one of {valid}") from None
+    kind: JobKind | None = None
+    if q.get("kind"):
+        kind = next((k for k in JOB_KINDS if k == q["kind"]), None)
+        if kind is None:
+            raise BadRequest(f"unknown kind {q['kind']!r}; use one of {', '.join(JOB_KINDS)}")
     labels = {}
     for item in q.getall("label", []):
         key, sep, value = item.partition("=")
@@ -117,6 +132,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         status=status,
         label=labels,
         name=q.get("name") or None,
+        kind=kind,
         limit=min(limit, 1000),
         cursor=q.get("cursor"),
     )

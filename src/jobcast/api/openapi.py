@@ -16,6 +16,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .. import __version__
 from ..models import (
+    JOB_KINDS,
     ChatRequest,
     DirectRequest,
     EventType,
@@ -450,6 +451,12 @@ def _paths() -> dict[str, Schema]:
                             {"type": "array", "items": {"type": "string", "pattern": "^[^=]+="}},
                         ),
                         _param("name", "query", "Only jobs with this name"),
+                        _param(
+                            "kind",
+                            "query",
+                            "Only processes run (`job`) or only files tailed (`source`)",
+                            _enum(*JOB_KINDS, default=False),
+                        ),
                         _param(
                             "limit",
                             "query",

@@ -33,6 +33,8 @@ __all__ = ["COMMANDS", "STATUSES", "Target", "complete_job"]
 #: seconds a cancel may take before `jobcast cancel` says that it waits for the grace period
 CANCEL_PATIENCE = 1.0
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "lost")
+#: `JOB_KINDS` (models), spelt out likewise for `ls --kind`
+KINDS = ("job", "source")
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +221,12 @@ def _environment_here() -> dict[str, str]:
     is_flag=True,
     help="Forward this stdin to the job's (with --detach: keep it open for `jobcast send`).",
 )
+@click.option(
+    "--record-input",
+    is_flag=True,
+    help="Keep what is typed into the job for its recording (`jobcast rec`), which only tokens "
+    "that may drive it get (with --pty or --stdin).",
+)
 @click.option("-l", "--label", multiple=True, callback=_pairs, metavar="K=V", help="Label it.")
 @click.option(
     "-t",
@@ -310,6 +318,7 @@ def _run_template(target: Target, opts: dict[str, Any], words: tuple[str, ...]) 
         "args": args,
         "detach": opts["detach"],
         "stdin": opts["stdin"],
+        "record_input": opts["record_input"],
         "timeout": opts["timeout"],
         "name": opts["name"],
         "labels": opts["label"],
@@ -378,6 +387,11 @@ def logs(target: Target, job: str, follow: bool, stream: Any, offset: int) -> No
 )
 @click.option("--name", help="Only jobs of this name.")
 @click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    help="Only processes run (job) or only files tailed (source, from `serve --watch`).",
+)
+@click.option(
     "-n",
     "--limit",
     type=click.IntRange(1, 1000),
@@ -393,6 +407,7 @@ def ls(
     status: str | None,
     label: dict[str, str],
     name: str | None,
+    kind: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
@@ -402,7 +417,8 @@ def ls(
     On a terminal, a table; in a pipe, one job a line, tab-separated, without a header.
     """
     params = [("label", f"{k}={v}") for k, v in label.items()]
-    params += [(k, str(v)) for k, v in (("status", status), ("name", name)) if v is not None]
+    given = (("status", status), ("name", name), ("kind", kind))
+    params += [(k, str(v)) for k, v in given if v is not None]
     params.append(("limit", str(limit)))
     with target.plain() as client:
         page = client.get("/jobs", params)

@@ -255,6 +255,12 @@ async def attach_session(
     how = f"; {key_name(detach_key)} to detach" if detach_key is not None else ""
     watching = " read-only" if read_only else ""
     click.echo(f"jobcast: attached{watching} to job {job.name or job.id}{how}", err=True)
+    if job.record_input and not read_only:
+        # Said before the first key: a password typed here would be kept with the job.
+        click.echo(
+            f"jobcast: job {job.name or job.id} records its input: what you type is recorded",
+            err=True,
+        )
     session = _Session(
         client, job, read_only=read_only, detach_key=detach_key, stdin=stdin, stdout=stdout
     )

@@ -18,6 +18,7 @@ from ..models import (
     Event,
     EventType,
     Job,
+    JobKind,
     JobList,
     JobSpec,
     JobStatus,
@@ -112,6 +113,7 @@ class AsyncClient:
         cols: int = 80,
         rows: int = 24,
         stdin: bool = False,
+        record_input: bool = False,
         timeout: float | None = None,  # noqa: ASYNC109 - the job's time limit, not this call's
         name: str | None = None,
         labels: Mapping[str, str] | None = None,
@@ -128,6 +130,8 @@ class AsyncClient:
                 the server read them.
             pty: Run it in a pseudo-terminal of `cols` x `rows` (stdout and stderr merge).
             stdin: Keep its stdin open for `send`.
+            record_input: Keep what is typed into it (and interrupts) for its recording's `i`
+                events, which only tokens that may drive it get.
             timeout: Seconds after which it is ended, `timed_out`.
             name: A name usable instead of its id while it is active.
             labels: Key-value tags to filter `jobs()` by.
@@ -146,6 +150,7 @@ class AsyncClient:
             cols=cols,
             rows=rows,
             stdin=stdin,
+            record_input=record_input,
             timeout=timeout,
             name=name,
             labels=dict(labels or {}),
@@ -161,6 +166,7 @@ class AsyncClient:
         cols: int = 80,
         rows: int = 24,
         stdin: bool = False,
+        record_input: bool = False,
         timeout: float | None = None,  # noqa: ASYNC109 - the job's time limit, not this call's
         name: str | None = None,
         labels: Mapping[str, str] | None = None,
@@ -180,6 +186,7 @@ class AsyncClient:
             cols=cols,
             rows=rows,
             stdin=stdin,
+            record_input=record_input,
             timeout=timeout,
             name=name,
             labels=dict(labels or {}),
@@ -224,11 +231,13 @@ class AsyncClient:
         status: JobStatus | str | None = None,
         labels: Mapping[str, str] | None = None,
         name: str | None = None,
+        kind: JobKind | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> JobList:
-        """One page of jobs, newest first; pass `next_cursor` as `cursor` for the next page."""
-        return await self._call(API.jobs(status, labels, name, limit, cursor))
+        """One page of jobs, newest first; pass `next_cursor` as `cursor` for the next page.
+        `kind`: only `"job"`s (processes run) or only `"source"`s (files tailed, `--watch`)."""
+        return await self._call(API.jobs(status, labels, name, limit, cursor, kind))
 
     async def job(self, ref: str) -> Job:
         """The job with this id or name.

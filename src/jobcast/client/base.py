@@ -26,6 +26,7 @@ from ..models import (
     Event,
     EventType,
     Job,
+    JobKind,
     JobList,
     JobSpec,
     JobStatus,
@@ -314,11 +315,13 @@ class API:
         name: str | None,
         limit: int | None,
         cursor: str | None,
+        kind: JobKind | None = None,
     ) -> Call[JobList]:
         params = [("label", f"{k}={v}") for k, v in (labels or {}).items()]
         for key, value in (
             ("status", status),
             ("name", name),
+            ("kind", kind),
             ("limit", limit),
             ("cursor", cursor),
         ):

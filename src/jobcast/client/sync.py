@@ -14,6 +14,7 @@ from ..models import (
     Event,
     EventType,
     Job,
+    JobKind,
     JobList,
     JobSpec,
     JobStatus,
@@ -118,6 +119,7 @@ class Client:
         cols: int = 80,
         rows: int = 24,
         stdin: bool = False,
+        record_input: bool = False,
         timeout: float | None = None,
         name: str | None = None,
         labels: Mapping[str, str] | None = None,
@@ -134,6 +136,8 @@ class Client:
                 the server read them.
             pty: Run it in a pseudo-terminal of `cols` x `rows` (stdout and stderr merge).
             stdin: Keep its stdin open for `send`.
+            record_input: Keep what is typed into it (and interrupts) for its recording's `i`
+                events, which only tokens that may drive it get.
             timeout: Seconds after which it is ended, `timed_out`.
             name: A name usable instead of its id while it is active.
             labels: Key-value tags to filter `jobs()` by.
@@ -152,6 +156,7 @@ class Client:
             cols=cols,
             rows=rows,
             stdin=stdin,
+            record_input=record_input,
             timeout=timeout,
             name=name,
             labels=dict(labels or {}),
@@ -167,6 +172,7 @@ class Client:
         cols: int = 80,
         rows: int = 24,
         stdin: bool = False,
+        record_input: bool = False,
         timeout: float | None = None,
         name: str | None = None,
         labels: Mapping[str, str] | None = None,
@@ -186,6 +192,7 @@ class Client:
             cols=cols,
             rows=rows,
             stdin=stdin,
+            record_input=record_input,
             timeout=timeout,
             name=name,
             labels=dict(labels or {}),
@@ -230,11 +237,13 @@ class Client:
         status: JobStatus | str | None = None,
         labels: Mapping[str, str] | None = None,
         name: str | None = None,
+        kind: JobKind | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> JobList:
-        """One page of jobs, newest first; pass `next_cursor` as `cursor` for the next page."""
-        return self._call(API.jobs(status, labels, name, limit, cursor))
+        """One page of jobs, newest first; pass `next_cursor` as `cursor` for the next page.
+        `kind`: only `"job"`s (processes run) or only `"source"`s (files tailed, `--watch`)."""
+        return self._call(API.jobs(status, labels, name, limit, cursor, kind))
 
     def job(self, ref: str) -> Job:
         """The job with this id or name.

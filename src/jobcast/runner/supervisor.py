@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -22,7 +23,7 @@ from ..errors import (
     ServerShuttingDown,
     SourceReadOnly,
 )
-from ..models import EventType, Job, JobSpec, JobStatus
+from ..models import RECORDED_INPUT, EventType, Job, JobSpec, JobStatus
 from ..pastes import CONTEXT_ENV, Pastes
 from ..store.base import ProcessInfo, Store
 from .backend import Backend, Process, SpawnError, SpawnRequest
@@ -308,7 +309,8 @@ class Supervisor:
         """Write `data` to the job's stdin or terminal without blocking; `eof` ends the input.
 
         Returns:
-            The number of bytes accepted. An `input` event records the length, not the content.
+            The number of bytes accepted. An `input` event records the length, and the content
+            only for a job started with `record_input` (protocol.event_dict never sends it).
 
         Raises:
             NoStdin: the job has neither stdin nor a terminal. JobFinished: it has ended.
@@ -333,7 +335,9 @@ class Supervisor:
                 n = await proc.write(data, eof)
             except Conflict as e:
                 raise type(e)(f"cannot write to job {run.job.id}: {e.message}") from None
-            info = {"length": n, "eof": True} if eof else {"length": n}
+            info: dict[str, Any] = {"length": n, "eof": True} if eof else {"length": n}
+            if run.spec.record_input:
+                info[RECORDED_INPUT] = base64.b64encode(data[:n]).decode("ascii")
             await self._store.append(run.job.id, EventType.INPUT, info)
         return n
 
@@ -364,9 +368,10 @@ class Supervisor:
             except Conflict as e:
                 raise type(e)(f"cannot interrupt job {run.job.id}: {e.message}") from None
             if how == "VINTR":
-                await self._store.append(
-                    run.job.id, EventType.INPUT, {"length": 1, "interrupt": True}
-                )
+                info: dict[str, Any] = {"length": 1, "interrupt": True}
+                if run.spec.record_input:
+                    info[RECORDED_INPUT] = base64.b64encode(b"\x03").decode("ascii")
+                await self._store.append(run.job.id, EventType.INPUT, info)
         logger.info("job %s: interrupted (%s)", run.job.id, how)
         return how
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple, Protocol, TypedDict
 
 from ..hub import Listener
-from ..models import Event, EventType, Job, JobList, JobSpec, JobStatus, SourceInfo
+from ..models import Event, EventType, Job, JobKind, JobList, JobSpec, JobStatus, SourceInfo
 
 __all__ = ["BATCH_BYTES", "DiskUsage", "FinishedJob", "ProcessInfo", "Store", "StreamName"]
 
@@ -108,10 +108,12 @@ class Store(Protocol):
         status: JobStatus | None = None,
         label: dict[str, str] | None = None,
         name: str | None = None,
+        kind: JobKind | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> JobList:
-        """Newest first; `cursor` (from a previous page's `next_cursor`) continues with older jobs."""
+        """Newest first; `cursor` (from a previous page's `next_cursor`) continues with older jobs.
+        `kind`: only jobs (processes run) or only sources (files tailed)."""
 
     async def unfinished_jobs(self) -> list[tuple[Job, ProcessInfo | None]]:
         """Jobs queued or running, oldest first, with their process identity if one was spawned."""

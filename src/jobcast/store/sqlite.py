@@ -34,6 +34,7 @@ from ..models import (
     Event,
     EventType,
     Job,
+    JobKind,
     JobList,
     JobSpec,
     JobStatus,
@@ -399,6 +400,7 @@ class SQLiteStore:
             pty=spec["pty"],
             shared=spec.get("shared", "control"),
             stdin=spec["stdin"],
+            record_input=spec.get("record_input", False),
             timeout=spec["timeout"],
             labels=spec["labels"],
             **rec,
@@ -410,10 +412,14 @@ class SQLiteStore:
         status: JobStatus | None = None,
         label: dict[str, str] | None = None,
         name: str | None = None,
+        kind: JobKind | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> JobList:
-        where, args = ["1"], []
+        where, args = ["1"], list[str]()
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind)
         if status is not None:
             where.append("status = ?")
             args.append(status.value)
