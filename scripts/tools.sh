@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real programs the tests drive (tmux, asciinema, promtool, ...) when missing.
+# Installs the real programs the tests drive (tmux, asciinema, promtool, chromium, ...) when missing.
 # Idempotent and quick when all are there: one `command -v` per tool, apt only for what lacks.
 set -euo pipefail
 
@@ -10,12 +10,20 @@ declare -A PACKAGES=(
     [script]=bsdutils
     [asciinema]=asciinema
     [promtool]=prometheus
+    # the browser the web UI's tests drive (Playwright never downloads one here)
+    [chromium]=chromium
+    # builds the web UI (scripts/web.sh)
+    [npm]=npm
 )
 
 missing=()
 for cmd in "${!PACKAGES[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${PACKAGES[$cmd]}")
 done
+# the tests launch this very path (tests/conftest.py `browser`)
+if [ ! -x /usr/bin/chromium ] && [[ ! " ${missing[*]} " == *" chromium "* ]]; then
+    missing+=(chromium)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

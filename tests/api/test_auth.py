@@ -17,6 +17,7 @@ import websockets
 
 from jobcast.api.app import create_app
 from jobcast.api.auth import RULES, WS_AUTH_TIMEOUT, RedactTokens, Tokens, rule_for
+from jobcast.api.ui import STATIC
 from jobcast.config import Scope, Settings, TokenConfig
 from tests.conftest import ServerProcess, wait_job
 from tests.helpers import async_wait_for, collect_sse
@@ -87,8 +88,14 @@ _BODIES = {
 }
 
 
+def _an_asset() -> str:
+    """A file the built UI has (`make test` builds it)."""
+    return next(p.name for p in STATIC.iterdir() if p.name.endswith(".js"))
+
+
 def _status(api: httpx.Client, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
     url = path.replace("{ref}", "nope").replace("{hash}", "0" * 64)
+    url = url.replace("{name}", _an_asset()) if "{name}" in url else url
     body = _BODIES.get((method, path))
     with api.stream(method, url, json=body, headers=headers) as r:
         if path != "/stream" or r.status_code != 200:  # the firehose never ends

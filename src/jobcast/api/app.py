@@ -41,7 +41,9 @@ from . import (
     status,
     templates,
     trace,
+    ui,
     websocket,
+    whoami,
 )
 from . import metrics as metrics_api
 from .accesslog import access_middleware
@@ -110,6 +112,8 @@ def create_app(settings: Settings) -> web.Application:
         trace,
         templates,
         openapi,
+        whoami,
+        ui,
     )
     for module in modules:
         app.router.add_routes(module.routes)

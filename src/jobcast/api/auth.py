@@ -177,6 +177,10 @@ RULES: dict[tuple[str, str], Rule] = {
     # They describe the API, nothing of this server's jobs: /docs must load without a token.
     ("GET", "/openapi.json"): Rule(None),
     ("GET", "/docs"): Rule(None),
+    # The web UI's files: the page asks for a token itself, and they hold no data.
+    ("GET", "/"): Rule(None),
+    ("GET", "/assets/{name}"): Rule(None),
+    ("GET", "/whoami"): Rule(Scope.READ),
 }
 _UNKNOWN = Rule(Scope.ADMIN)  # fail closed
 

@@ -232,6 +232,24 @@ _TEMPLATES: Schema = {
     "required": ["mode", "templates"],
 }
 
+_WHOAMI: Schema = {
+    "type": "object",
+    "description": "Who the token is; `local` with every scope when auth is off.",
+    "properties": {
+        "name": {"type": "string"},
+        "scopes": {"type": "array", "items": {"type": "string"}},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "auth": {"type": "boolean", "description": "Whether the server asks for tokens."},
+        "mode": {"type": "string", "enum": ["safe", "expert"]},
+        "raw_commands": {
+            "type": "boolean",
+            "description": "The policy allows raw commands and the token has `exec`.",
+        },
+        "control": {"type": "boolean", "description": "The token may drive and cancel jobs."},
+    },
+    "required": ["name", "scopes", "labels", "auth", "mode", "raw_commands", "control"],
+}
+
 #: what each error status means here; every operation lists those its handler can answer
 _ERRORS = {
     400: "Bad input; the message names the parameter or field",
@@ -748,6 +766,24 @@ def _paths() -> dict[str, Schema]:
         "/docs": _with_head(
             _op("docs", "A page that renders it", {200: _ok(_text("text/html"))}, ())
         ),
+        "/": _with_head(_op("index", "The web UI", {200: _ok(_text("text/html"))}, (503,))),
+        "/assets/{name}": _with_head(
+            _op(
+                "asset",
+                "A file of the web UI (content-hashed names, cached for ever)",
+                {200: _ok({**_text("text/javascript"), **_text("text/css")})},
+                (404,),
+                [_param("name", "path", "The file's name, as the page gives it")],
+            )
+        ),
+        "/whoami": _with_head(
+            _op(
+                "whoami",
+                "The token's name and scopes, and whether the policy lets it start raw commands",
+                {200: _ok(_json(_ref("WhoAmI")))},
+                (),
+            )
+        ),
     }
 
 
@@ -804,6 +840,7 @@ def spec() -> Schema:
         "Status": _STATUS,
         "Stats": _STATS,
         "Templates": _TEMPLATES,
+        "WhoAmI": _WHOAMI,
     }
     return {
         "openapi": "3.1.0",

@@ -1,0 +1,111 @@
+// The page: who the token is, the one /ws connection, and a view per hash route
+// (#/ the list, #/new the form, #/jobs/ID a job).
+import "@xterm/xterm/css/xterm.css";
+import "./style.css";
+import { api, ApiError } from "./api";
+import { adoptTokenFromUrl, forgetToken, setToken, token } from "./auth";
+import { clear, h } from "./dom";
+import { JobView } from "./jobview";
+import { ListView } from "./listview";
+import { Mux, type ConnectionState } from "./mux";
+import { NewJobView } from "./newjob";
+import { signInPanel } from "./signin";
+import { JobStore } from "./store";
+import { isFinal, type WhoAmI } from "./types";
+
+interface View {
+  el: HTMLElement;
+  destroy(): void;
+}
+
+const root = document.getElementById("app") as HTMLElement;
+
+async function boot(): Promise<void> {
+  adoptTokenFromUrl();
+  let me: WhoAmI;
+  try {
+    me = await api<WhoAmI>("GET", "/whoami");
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) {
+      const had = token() !== null;
+      forgetToken();
+      showSignIn(had ? "That token is not valid here." : "This server asks for a token.");
+      return;
+    }
+    root.replaceChildren(h("p", { class: "error", role: "alert" }, e instanceof Error ? e.message : String(e)));
+    return;
+  }
+  start(me);
+}
+
+function showSignIn(reason: string): void {
+  root.replaceChildren(
+    signInPanel(reason, (t) => {
+      setToken(t);
+      void boot();
+    }),
+  );
+}
+
+function start(me: WhoAmI): void {
+  const store = new JobStore();
+  const indicator = h("span", { class: "conn", role: "status", "aria-live": "polite" });
+  const setState = (state: ConnectionState, why?: string) => {
+    indicator.dataset["state"] = state;
+    indicator.textContent = state === "closed" ? `disconnected${why ? ` (${why})` : ""}` : state;
+  };
+  let firstList = true;
+  const mux = new Mux({
+    jobs: (jobs) => {
+      store.putAll(jobs);
+      if (firstList) {
+        firstList = false;
+        // Every job now and to come; the unfinished ones listed go on from what the list has
+        // of them (a finished one in `after` would be subscribed to as well, for nothing),
+        // except one a view follows already: given no `after`, its cursor goes on.
+        const after: Record<string, number> = {};
+        for (const job of jobs) {
+          if (!isFinal(job.status) && !store.watched(job.id)) after[job.id] = job.last_seq;
+        }
+        mux.subscribe(["*"], after);
+      }
+    },
+    event: (ev) => store.apply(ev),
+    state: setState,
+  });
+  const canStart = me.scopes.includes("run") || me.scopes.includes("exec");
+  const main = h("main", { id: "main" });
+  root.replaceChildren(
+    h(
+      "header",
+      {},
+      h("a", { class: "brand", href: "#/" }, "jobcast"),
+      h(
+        "nav",
+        { "aria-label": "Views" },
+        h("a", { href: "#/" }, "Jobs"),
+        canStart ? h("a", { href: "#/new", id: "nav-new" }, "New job") : null,
+      ),
+      h("span", { class: "spacer" }),
+      indicator,
+      h("span", { class: "who", title: me.scopes.join(", ") }, me.name),
+    ),
+    main,
+  );
+  let view: View | null = null;
+  const route = () => {
+    view?.destroy();
+    clear(main);
+    const hash = location.hash.replace(/^#/, "") || "/";
+    const job = /^\/jobs\/([^/]+)$/.exec(hash);
+    if (job?.[1]) view = new JobView(decodeURIComponent(job[1]), store, mux, me);
+    else if (hash === "/new" && canStart) view = new NewJobView(me);
+    else view = new ListView(store);
+    main.append(view.el);
+  };
+  window.addEventListener("hashchange", route);
+  mux.connect();
+  route();
+}
+
+void boot();

@@ -1,0 +1,91 @@
+// The server's shapes, as /openapi.json describes them (only what the UI reads).
+export type Status =
+  | "queued"
+  | "running"
+  | "succeeded"
+  | "failed"
+  | "cancelled"
+  | "timed_out"
+  | "lost";
+
+export const STATUSES: readonly Status[] = [
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "timed_out",
+  "lost",
+];
+
+export function isFinal(status: Status): boolean {
+  return status !== "queued" && status !== "running";
+}
+
+export interface Progress {
+  percent?: number | null;
+  current?: number;
+  total?: number;
+  message?: string | null;
+}
+
+export interface Job {
+  id: string;
+  name: string | null;
+  kind: "job" | "source";
+  status: Status;
+  command: string | null;
+  argv: string[];
+  cwd: string | null;
+  pty: boolean;
+  stdin: boolean;
+  labels: Record<string, string>;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  exit_code: number | null;
+  signal: string | null;
+  reason: string | null;
+  last_seq: number;
+  progress: Progress | null;
+}
+
+/** One event of a job as /ws pushes it: `event` is its own type. */
+export interface MuxEvent {
+  type: "event";
+  job: string;
+  seq: number;
+  event: string;
+  ts: number;
+  data: Record<string, unknown>;
+}
+
+export interface WhoAmI {
+  name: string;
+  scopes: string[];
+  labels: Record<string, string>;
+  auth: boolean;
+  mode: "safe" | "expert";
+  raw_commands: boolean;
+  control: boolean;
+}
+
+export interface ParamSchema {
+  type: "string" | "integer" | "boolean";
+  enum?: string[];
+  pattern?: string;
+  maxLength?: number;
+  minimum?: number;
+  maximum?: number;
+  description?: string;
+  default?: string | number | boolean;
+}
+
+export interface Template {
+  name: string;
+  description: string | null;
+  command: string[];
+  pty: boolean;
+  timeout: number | null;
+  schema: { properties: Record<string, ParamSchema>; required: string[] };
+}
