@@ -85,6 +85,8 @@ function start(me: WhoAmI): void {
         { "aria-label": "Views" },
         h("a", { href: "#/" }, "Jobs"),
         canStart ? h("a", { href: "#/new", id: "nav-new" }, "New job") : null,
+        // the same tab: its sessionStorage, and so its token, goes with it
+        h("a", { href: "/docs", id: "nav-docs" }, "API"),
       ),
       h("span", { class: "spacer" }),
       indicator,
