@@ -9,6 +9,7 @@ import { JobView } from "./jobview";
 import { ListView } from "./listview";
 import { Mux, type ConnectionState } from "./mux";
 import { NewJobView } from "./newjob";
+import { installShortcuts } from "./shortcuts";
 import { signInPanel } from "./signin";
 import { JobStore } from "./store";
 import { isFinal, type WhoAmI } from "./types";
@@ -91,6 +92,7 @@ function start(me: WhoAmI): void {
       h("span", { class: "spacer" }),
       indicator,
       h("span", { class: "who", title: me.scopes.join(", ") }, me.name),
+      h("button", { type: "button", id: "help", "aria-label": "Keyboard shortcuts", title: "Keyboard shortcuts (?)" }, "?"),
     ),
     main,
   );
@@ -106,6 +108,8 @@ function start(me: WhoAmI): void {
     main.append(view.el);
   };
   window.addEventListener("hashchange", route);
+  const help = installShortcuts(canStart);
+  document.getElementById("help")?.addEventListener("click", help);
   mux.connect();
   route();
 }
