@@ -78,6 +78,9 @@ def test_extractions_progress_and_events_show_live(
     for kind in ("output", "extraction", "state", "other"):
         dd = page.locator(f"#panel-events dd[data-kind='{kind}']")
         expect(dd).to_have_text(str(kinds[kind]))
+    lines = sum(e["data"]["text"].count("\n") for e in events if e["type"] in ("stdout", "stderr"))
+    assert lines == 5
+    expect(page.locator("#panel-events dd[data-kind='lines']")).to_have_text("5")
     rows = page.locator("#raw-events li")
     expect(rows).to_have_count(len(events))
     seqs = [int(s) for s in rows.evaluate_all("ls => ls.map(l => l.dataset.seq)")]

@@ -1,5 +1,5 @@
-// The job's events as they come, raw (seed 003's dashboard): live counts of all events, output,
-// extractions and state changes, and the newest events as JSON, filtered by kind.
+// The job's events as they come, raw (seed 003's dashboard): live counts of all events, output
+// (events and lines), extractions and state changes, and the newest events as JSON, by kind.
 import { h } from "../dom";
 import type { MuxEvent } from "../types";
 import { brief, clock, type Panel } from "./panel";
@@ -11,7 +11,7 @@ type Kind = "output" | "extraction" | "state" | "other";
 const KINDS: readonly Kind[] = ["output", "extraction", "state", "other"];
 const LABELS: Record<Kind | "all", string> = {
   all: "All events",
-  output: "Log lines (output)",
+  output: "Output events",
   extraction: "Extractions",
   state: "State changes",
   other: "Other",
@@ -29,6 +29,8 @@ export class EventsPanel implements Panel {
   readonly title = "Events";
   readonly el: HTMLElement;
   private counts = new Map<Kind | "all", HTMLElement>();
+  private lines: HTMLElement;
+  private lineCount = 0;
   private list = h("ol", { class: "raw-events", id: "raw-events", "aria-label": "Raw events" });
   private filter = h(
     "select",
@@ -43,6 +45,8 @@ export class EventsPanel implements Panel {
       this.counts.set(k, dd);
       stats.append(h("dt", {}, LABELS[k]), dd);
     }
+    this.lines = h("dd", { "data-kind": "lines" }, "0");
+    stats.append(h("dt", {}, "Output lines"), this.lines);
     this.filter.addEventListener("change", () => this.applyFilter());
     this.el = h("div", {}, stats, h("p", {}, this.filter), this.list);
   }
@@ -52,6 +56,12 @@ export class EventsPanel implements Panel {
     for (const k of ["all", kind] as const) {
       const dd = this.counts.get(k);
       if (dd) dd.textContent = String(Number(dd.textContent) + 1);
+    }
+    const text = ev.data["text"];
+    if (kind === "output" && typeof text === "string") {
+      // the line ends in this event (a line written in parts counts once, at its end)
+      this.lineCount += text.split("\n").length - 1;
+      this.lines.textContent = String(this.lineCount);
     }
     const li = h(
       "li",
