@@ -4,6 +4,7 @@ stats, each live while the job runs."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -124,3 +125,31 @@ def test_a_token_without_admin_has_no_trace_panel(
     sign_in(page, viewer_server, READ, route=f"#/jobs/{job['id']}")
     expect(page.locator("#tab-stats")).to_be_visible()
     expect(page.locator("#tab-trace")).to_have_count(0)
+
+
+def test_the_progress_bar_shows_the_terminal_progress_states(
+    page: Page, server: ServerProcess, api: httpx.Client, tmp_path: Path
+) -> None:
+    """OSC 9;4 (Windows Terminal's): 2 is an error, 3 indeterminate (no value), 0 clears."""
+    flags = [tmp_path / f"go{i}" for i in range(3)]
+    wait = "while [ ! -e {} ]; do sleep 0.05; done; "
+    script = (
+        "printf '\\033]9;4;2;60\\007'; echo failing; "
+        + wait.format(flags[0])
+        + "printf '\\033]9;4;3;0\\007'; echo thinking; "
+        + wait.format(flags[1])
+        + "printf '\\033]9;4;0;0\\007'; echo cleared; "
+        + wait.format(flags[2])
+    )
+    job = api.post("/jobs", json={"command": script}).json()
+    sign_in(page, server, route=f"#/jobs/{job['id']}")
+    panel, bar = page.locator(".progress-panel"), page.locator("#progress-bar")
+    expect(panel).to_have_attribute("data-state", "error")
+    expect(bar).to_have_js_property("value", 60)
+    flags[0].touch()
+    expect(panel).to_have_attribute("data-state", "indeterminate")
+    expect(bar).not_to_have_attribute("value", re.compile(".*"))  # indeterminate
+    flags[1].touch()
+    expect(panel).to_be_hidden()
+    flags[2].touch()
+    expect(page.locator("h1 .badge")).to_have_text("succeeded")

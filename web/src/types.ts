@@ -28,8 +28,8 @@ export interface Progress {
   total?: number;
   message?: string | null;
   unit?: string;
-  /** OSC 9;4's: 0 clear, 1 normal, 2 error, 3 indeterminate, 4 paused */
-  state?: number;
+  /** OSC 9;4's state, named */
+  state?: "clear" | "normal" | "error" | "indeterminate" | "paused";
 }
 
 export interface Job {

@@ -1,9 +1,8 @@
 // The job's progress as a bar: from its latest `progress` event (or the job's `progress`
-// when it is opened), indeterminate without a percent, marked on OSC 9;4's error and paused.
+// when it is opened), indeterminate without a percent; OSC 9;4's state marks it (error,
+// paused) or takes it away (clear).
 import { h } from "../dom";
 import type { Progress } from "../types";
-
-const STATES: Record<number, string> = { 2: "error", 4: "paused" };
 
 export class ProgressBar {
   readonly el = h("div", { class: "progress-panel", hidden: true });
@@ -16,15 +15,14 @@ export class ProgressBar {
   }
 
   set(p: Progress): void {
-    // state 0 clears the bar (OSC 9;4 "remove")
-    if (p.state === 0) {
+    if (p.state === "clear") {
       this.el.hidden = true;
       return;
     }
     this.el.hidden = false;
-    if (typeof p.percent === "number") this.bar.value = p.percent;
-    else this.bar.removeAttribute("value"); // indeterminate
-    this.el.dataset["state"] = (p.state !== undefined && STATES[p.state]) || "normal";
+    if (typeof p.percent === "number" && p.state !== "indeterminate") this.bar.value = p.percent;
+    else this.bar.removeAttribute("value"); // an indeterminate bar
+    this.el.dataset["state"] = p.state ?? "normal";
     const parts: string[] = [];
     if (typeof p.percent === "number") parts.push(`${Math.round(p.percent * 10) / 10}%`);
     if (p.current !== undefined && p.total !== undefined) {
