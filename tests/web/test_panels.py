@@ -95,6 +95,7 @@ def test_the_trace_and_stats_panels(page: Page, server: ServerProcess, api: http
     job = api.post("/jobs", json={"command": "echo hi", "name": "traced"}).json()
     wait_job(api, job["id"])
     sign_in(page, server, route=f"#/jobs/{job['id']}")
+    expect(page.locator("#progress-bar")).to_be_hidden()  # it had none
     page.click("#tab-trace")
     ops = page.locator("#trace-entries td.op")
     expect(ops).to_have_text(["job.finish", "job.start", "job.create"])
