@@ -5,6 +5,7 @@ import { badge } from "./badge";
 import { clear, h } from "./dom";
 import { commandLine, duration, elapsed, ending } from "./format";
 import type { Mux } from "./mux";
+import { JobPanels } from "./panels";
 import type { JobStore } from "./store";
 import { JobTerminal } from "./terminal";
 import { isFinal, type Job, type WhoAmI } from "./types";
@@ -36,6 +37,7 @@ export class JobView {
   private message = h("p", { class: "error", role: "alert" });
   private termHost = h("div", { class: "terminal", "aria-label": "Output" });
   private terminal: JobTerminal | null = null;
+  private panels: JobPanels | null = null;
   private offs: (() => void)[] = [];
   private timer = 0;
   private cancelling = false;
@@ -85,6 +87,9 @@ export class JobView {
     const terminal = this.terminal;
     this.offs.push(this.store.onEvent(id, (ev) => terminal.feed(ev)));
     this.offs.push(this.store.onChange(() => this.render()));
+    this.panels = new JobPanels(job, this.store, this.me);
+    this.termHost.before(this.panels.progress.el);
+    this.termHost.after(this.panels.el);
     // From the start: the terminal takes each event once, in order, whatever came before.
     this.mux.subscribe([id], { [id]: 0 });
     this.timer = window.setInterval(() => this.render(), 1000);
@@ -126,6 +131,7 @@ export class JobView {
     for (const off of this.offs) off();
     window.clearInterval(this.timer);
     this.terminal?.destroy();
+    this.panels?.destroy();
   }
 
   private render(): void {

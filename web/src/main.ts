@@ -9,6 +9,7 @@ import { JobView } from "./jobview";
 import { ListView } from "./listview";
 import { Mux, type ConnectionState } from "./mux";
 import { NewJobView } from "./newjob";
+import { installShortcuts } from "./shortcuts";
 import { signInPanel } from "./signin";
 import { JobStore } from "./store";
 import { isFinal, type WhoAmI } from "./types";
@@ -85,10 +86,13 @@ function start(me: WhoAmI): void {
         { "aria-label": "Views" },
         h("a", { href: "#/" }, "Jobs"),
         canStart ? h("a", { href: "#/new", id: "nav-new" }, "New job") : null,
+        // the same tab: its sessionStorage, and so its token, goes with it
+        h("a", { href: "/docs", id: "nav-docs" }, "API"),
       ),
       h("span", { class: "spacer" }),
       indicator,
       h("span", { class: "who", title: me.scopes.join(", ") }, me.name),
+      h("button", { type: "button", id: "help", "aria-label": "Keyboard shortcuts", title: "Keyboard shortcuts (?)" }, "?"),
     ),
     main,
   );
@@ -104,6 +108,8 @@ function start(me: WhoAmI): void {
     main.append(view.el);
   };
   window.addEventListener("hashchange", route);
+  const help = installShortcuts(canStart);
+  document.getElementById("help")?.addEventListener("click", help);
   mux.connect();
   route();
 }

@@ -1,4 +1,4 @@
-"""/openapi.json, generated from the pydantic models, and /docs, a page that renders it.
+"""/openapi.json, generated from the pydantic models (ui.py serves /docs, the page that renders it).
 
 Every route of the router is described here with the parameters and headers its handler reads and
 the statuses it can answer; tests/api/test_openapi.py holds the two side by side, and runs
@@ -853,35 +853,3 @@ def spec() -> Schema:
 @routes.get("/openapi.json")
 async def openapi_json(request: web.Request) -> web.Response:
     return json_response(spec())
-
-
-DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>jobcast API</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-code,pre{font-family:ui-monospace,monospace}pre{background:#f5f5f5;padding:.5rem;overflow:auto}
-.m{display:inline-block;min-width:4.5rem;font-weight:600}</style></head><body>
-<h1>jobcast API</h1><p>Errors are <code>{"error": {"code", "message"}}</code>.
-The machine-readable description is <a href="/openapi.json">/openapi.json</a>.</p><div id="api"></div>
-<script>
-fetch("openapi.json").then(r => r.json()).then(s => {
-  const root = document.getElementById("api");
-  const esc = t => String(t).replace(/[&<>]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;"}[c]));
-  for (const [path, ops] of Object.entries(s.paths)) for (const [m, op] of Object.entries(ops)) {
-    if (m === "head") continue;
-    const d = document.createElement("details");
-    const params = (op.parameters || []).map(p => `<li><code>${esc(p.name)}</code> (${p.in}): ${esc(p.description)}</li>`).join("");
-    const json = op.requestBody && op.requestBody.content["application/json"];
-    const body = json ? json.schema.$ref.split("/").pop() : "";
-    const codes = Object.keys(op.responses).join(", ");
-    d.innerHTML = `<summary><span class="m">${m.toUpperCase()}</span><code>${esc(path)}</code> ${esc(op.summary)}</summary>`
-      + (params ? `<ul>${params}</ul>` : "")
-      + (body ? `<p>Body: <code>${body}</code></p><pre>${esc(JSON.stringify(s.components.schemas[body], null, 2))}</pre>` : "")
-      + `<p>Answers ${codes}</p>`;
-    root.appendChild(d);
-  }
-});
-</script></body></html>"""
-
-
-@routes.get("/docs")
-async def docs(request: web.Request) -> web.Response:
-    return web.Response(text=DOCS, content_type="text/html")
