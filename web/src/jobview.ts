@@ -85,8 +85,9 @@ export class JobView {
     const terminal = this.terminal;
     this.offs.push(this.store.onEvent(id, (ev) => terminal.feed(ev)));
     this.offs.push(this.store.onChange(() => this.render()));
-    // From the start: the terminal takes each event once, in order, whatever came before.
-    this.mux.subscribe([id], { [id]: 0 });
+    // From the start, and after a reconnect from the last event shown: the terminal takes
+    // each event once, in order, whatever came before.
+    this.offs.push(this.mux.follow(id, () => terminal.seq));
     this.timer = window.setInterval(() => this.render(), 1000);
     this.render();
   }

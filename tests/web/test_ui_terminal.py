@@ -1,0 +1,115 @@
+"""The job page's terminal and its connection in a real headless Chromium: the /ws cut mid-job
+(the server's sockets closing, the browser going offline) resumes with every line once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import ServerProcess, wait_job
+from tests.helpers import Proxy, wait_for
+from tests.web.test_ui_browser import terminal_text, wait_terminal
+
+expect.set_options(timeout=20_000)
+
+#: records each state the connection indicator shows, however briefly
+RECORD_STATES = """() => { window.__states = []; const c = document.querySelector('.conn');
+  const note = () => { const s = c.dataset.state; if (window.__states.at(-1) !== s) window.__states.push(s); };
+  note(); new MutationObserver(note).observe(c, {attributes: true}); }"""
+
+
+@pytest.fixture
+def relay(server: ServerProcess) -> Iterator[Proxy]:
+    """The page reaches the server through this relay, which the test cuts."""
+    p = Proxy(server.port)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def tall(page: Page) -> Page:
+    """Tall enough that the terminal shows 40 lines at once (xterm renders only its rows)."""
+    page.set_viewport_size({"width": 1000, "height": 1400})
+    return page
+
+
+def open_through(page: Page, relay: Proxy, server: ServerProcess, route: str = "") -> None:
+    page.goto(f"{relay.url}/?token={server.token}{route}")
+    expect(page.locator(".conn")).to_have_text("connected")
+    page.evaluate(RECORD_STATES)
+
+
+def cut(page: Page, relay: Proxy, how: str) -> None:
+    """The connection gone, until `mend`: the page knows it (it says so)."""
+    if how == "server closes":
+        before = relay.turned_away
+        relay.drop()
+        wait_for(lambda: relay.turned_away > before, timeout=30)  # it tried to come back
+        expect(page.locator(".conn")).to_have_text("reconnecting")
+    else:
+        page.context.set_offline(True)
+        expect(page.locator(".conn")).to_have_text("offline")
+        expect(page.get_by_role("status", name=re.compile(r"Connection: offline"))).to_be_attached()
+
+
+def mend(page: Page, relay: Proxy, how: str) -> None:
+    if how == "server closes":
+        relay.restore()
+    else:
+        page.context.set_offline(False)
+    expect(page.locator(".conn")).to_have_text("connected")
+
+
+@pytest.mark.parametrize("how", ["server closes", "offline"])
+def test_a_cut_connection_resumes_the_terminal_with_each_line_once(
+    tall: Page, server: ServerProcess, api: httpx.Client, relay: Proxy, tmp_path: Path, how: str
+) -> None:
+    page, flag = tall, tmp_path / "go"
+    script = (
+        "for i in $(seq 1 20); do echo line $i; done; "
+        f"while [ ! -e {flag} ]; do sleep 0.05; done; "
+        "for i in $(seq 21 40); do echo line $i; done"
+    )
+    job = api.post("/jobs", json={"command": script}).json()
+    open_through(page, relay, server, f"#/jobs/{job['id']}")
+    wait_terminal(page, "line 20")
+    cut(page, relay, how)
+    flag.touch()  # the rest of the output, and the job's end, while the page cannot see them
+    assert wait_job(api, job["id"])["status"] == "succeeded"
+    assert "line 21" not in terminal_text(page)
+    mend(page, relay, how)
+    wait_terminal(page, "line 40")
+    expect(page.locator("h1 .badge")).to_have_text("succeeded")
+    lines = [line.rstrip() for line in terminal_text(page).splitlines() if line.strip()]
+    assert lines == [f"line {i}" for i in range(1, 41)]  # no gap, no repeat
+    states = page.evaluate("window.__states")
+    assert states[0] == "connected" and states[-1] == "connected"
+    assert ("reconnecting" if how == "server closes" else "offline") in states
+
+
+def test_the_list_resumes_after_the_server_closed_its_socket(
+    page: Page, server: ServerProcess, api: httpx.Client, relay: Proxy, tmp_path: Path
+) -> None:
+    flag = tmp_path / "go"
+    a = api.post("/jobs", json={"command": f"while [ ! -e {flag} ]; do sleep 0.05; done"}).json()
+    open_through(page, relay, server)
+    row = page.locator(f"tr[data-job='{a['id']}']")
+    expect(row.locator(".badge")).to_have_text("running")
+    cut(page, relay, "server closes")
+    flag.touch()
+    wait_job(api, a["id"])
+    b = api.post("/jobs", json={"command": "exit 4", "name": "while-away"}).json()
+    wait_job(api, b["id"])
+    mend(page, relay, "server closes")
+    expect(row.locator(".badge")).to_have_text("succeeded")
+    other = page.locator(f"tr[data-job='{b['id']}']")
+    expect(other.locator(".badge")).to_have_text("failed")
+    expect(other.locator("td.exit")).to_have_text("exit 4")
+    # and it is live again: a job started now shows up by itself
+    c = api.post("/jobs", json={"command": "true", "name": "after"}).json()
+    expect(page.locator(f"tr[data-job='{c['id']}'] .badge")).to_have_text("succeeded")
