@@ -113,3 +113,23 @@ def test_the_list_resumes_after_the_server_closed_its_socket(
     # and it is live again: a job started now shows up by itself
     c = api.post("/jobs", json={"command": "true", "name": "after"}).json()
     expect(page.locator(f"tr[data-job='{c['id']}'] .badge")).to_have_text("succeeded")
+
+
+def test_an_interactive_job_takes_keys_and_follows_the_window_size(
+    page: Page, server: ServerProcess, api: httpx.Client
+) -> None:
+    script = 'while read l; do echo "answer: $l cols=$(tput cols)"; done'
+    job = api.post("/jobs", json={"command": script, "pty": True, "cols": 50}).json()
+    page.set_viewport_size({"width": 1200, "height": 800})
+    page.goto(f"{server.url}/?token={server.token}#/jobs/{job['id']}")
+    # The page gave the job its own size at once.
+    wide = wait_for(lambda: (c := api.get(f"/jobs/{job['id']}").json()["cols"]) != 50 and c)
+    page.click(".terminal")
+    page.keyboard.type("hello\n")
+    wait_terminal(page, f"answer: hello cols={wide}")
+    page.set_viewport_size({"width": 700, "height": 800})
+    narrow = wait_for(lambda: (c := api.get(f"/jobs/{job['id']}").json()["cols"]) != wide and c)
+    assert narrow < wide
+    page.keyboard.type("again\n")
+    wait_terminal(page, f"answer: again cols={narrow}")
+    api.post(f"/jobs/{job['id']}/cancel")

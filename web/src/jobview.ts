@@ -81,6 +81,17 @@ export class JobView {
         if (!now || isFinal(now.status)) return;
         this.mux.send({ type: "send", job: id, text: pipe ? text.replace(/\r/g, "\n") : text });
       });
+      if (job.pty) {
+        // The job's window is this terminal's: its size now, and again whenever the fit
+        // changes it (the program gets SIGWINCH).
+        const term = this.terminal.term;
+        const resize = (cols: number, rows: number) => {
+          const now = this.store.jobs.get(id);
+          if (now && !isFinal(now.status)) this.mux.send({ type: "resize", job: id, cols, rows });
+        };
+        term.onResize(({ cols, rows }) => resize(cols, rows));
+        resize(term.cols, term.rows);
+      }
     }
     const terminal = this.terminal;
     this.offs.push(this.store.onEvent(id, (ev) => terminal.feed(ev)));
