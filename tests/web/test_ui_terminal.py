@@ -133,3 +133,69 @@ def test_an_interactive_job_takes_keys_and_follows_the_window_size(
     page.keyboard.type("again\n")
     wait_terminal(page, f"answer: again cols={narrow}")
     api.post(f"/jobs/{job['id']}/cancel")
+
+
+def visible_lines(page: Page) -> list[str]:
+    return [line.rstrip() for line in terminal_text(page).splitlines() if line.strip()]
+
+
+def test_streams_shown_copy_and_the_raw_log(
+    tall: Page, server: ServerProcess, api: httpx.Client
+) -> None:
+    page = tall
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    # A pause between writes: two pipes keep the order of writes a millisecond apart.
+    script = "echo out1; sleep 0.1; echo err1 >&2; sleep 0.1; echo out2; sleep 0.1; echo err2 >&2"
+    job = api.post("/jobs", json={"command": script, "name": "mixed"}).json()
+    page.goto(f"{server.url}/?token={server.token}#/jobs/{job['id']}")
+    wait_terminal(page, "err2")
+    assert visible_lines(page) == ["out1", "err1", "out2", "err2"]
+    page.select_option("#term-streams", "stderr")
+    expect(page.locator(".xterm-rows")).not_to_contain_text("out1")
+    wait_terminal(page, "err2")
+    assert visible_lines(page) == ["err1", "err2"]
+    page.select_option("#term-streams", "stdout")
+    expect(page.locator(".xterm-rows")).not_to_contain_text("err1")
+    wait_terminal(page, "out2")
+    assert visible_lines(page) == ["out1", "out2"]
+    page.select_option("#term-streams", "both")
+    wait_terminal(page, "err2")
+    assert visible_lines(page) == ["out1", "err1", "out2", "err2"]
+    # Copy: all the terminal holds, with no selection
+    page.click("#term-copy")
+    expect(page.locator(".term-note")).to_have_text("Copied 4 lines.")
+    assert page.evaluate("navigator.clipboard.readText()") == "out1\nerr1\nout2\nerr2"
+    # Download: the raw log, fetched with the token as a header (none in any URL)
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    with page.expect_download() as done:
+        page.click("#term-download")
+    download = done.value
+    assert download.suggested_filename == "mixed.log"
+    assert Path(download.path()).read_bytes() == api.get(f"/jobs/{job['id']}/log").content
+    assert urls and not [u for u in urls if str(server.token) in u]
+
+
+def test_autoscroll_pauses_while_reading_earlier_lines(
+    page: Page, server: ServerProcess, api: httpx.Client, tmp_path: Path
+) -> None:
+    flag = tmp_path / "go"
+    script = (
+        "for i in $(seq 1 100); do echo early $i; done; "
+        f"while [ ! -e {flag} ]; do sleep 0.05; done; for i in $(seq 1 30); do echo late $i; done"
+    )
+    job = api.post("/jobs", json={"command": script}).json()
+    page.goto(f"{server.url}/?token={server.token}#/jobs/{job['id']}")
+    wait_terminal(page, "early 100")
+    jump = page.locator("#term-jump")
+    expect(jump).to_be_hidden()
+    page.hover(".terminal")
+    page.mouse.wheel(0, -500)  # up, away from the newest lines
+    wait_for(lambda: "early 100" not in terminal_text(page), timeout=20)
+    seen = terminal_text(page)
+    flag.touch()
+    expect(jump).to_have_text("30 new lines ↓")
+    assert terminal_text(page) == seen  # the view stayed where the user put it
+    jump.click()
+    wait_terminal(page, "late 30")
+    expect(jump).to_be_hidden()

@@ -6,6 +6,7 @@ import { clear, h } from "./dom";
 import { commandLine, duration, elapsed, ending } from "./format";
 import type { Mux } from "./mux";
 import type { JobStore } from "./store";
+import { TermBar } from "./termbar";
 import { JobTerminal } from "./terminal";
 import { isFinal, type Job, type WhoAmI } from "./types";
 
@@ -36,6 +37,7 @@ export class JobView {
   private message = h("p", { class: "error", role: "alert" });
   private termHost = h("div", { class: "terminal", "aria-label": "Output" });
   private terminal: JobTerminal | null = null;
+  private termBar = new TermBar();
   private offs: (() => void)[] = [];
   private timer = 0;
   private cancelling = false;
@@ -54,7 +56,9 @@ export class JobView {
       this.actions,
       this.message,
       this.searchBar(),
-      this.termHost,
+      this.termBar.bar,
+      this.termBar.earlier,
+      h("div", { class: "term-wrap" }, this.termHost, this.termBar.jump),
     );
     void this.start();
   }
@@ -94,6 +98,7 @@ export class JobView {
       }
     }
     const terminal = this.terminal;
+    this.termBar.attach(terminal, job);
     this.offs.push(this.store.onEvent(id, (ev) => terminal.feed(ev)));
     this.offs.push(this.store.onChange(() => this.render()));
     // From the start, and after a reconnect from the last event shown: the terminal takes
