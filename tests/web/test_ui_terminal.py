@@ -13,9 +13,12 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import ServerProcess, wait_job
 from tests.helpers import Proxy, wait_for
-from tests.web.test_ui_browser import terminal_text, wait_terminal
+from tests.web.test_ui_browser import TERMINAL_TEXT, terminal_text, wait_terminal
 
 expect.set_options(timeout=20_000)
+
+#: terminal.ts's SCROLLBACK: the most lines the terminal keeps above its screen
+SCROLLBACK = 10_000
 
 #: records each state the connection indicator shows, however briefly
 RECORD_STATES = """() => { window.__states = []; const c = document.querySelector('.conn');
@@ -199,3 +202,39 @@ def test_autoscroll_pauses_while_reading_earlier_lines(
     jump.click()
     wait_terminal(page, "late 30")
     expect(jump).to_be_hidden()
+
+
+def rows_of(text: str) -> list[int]:
+    return [int(line.split()[1]) for line in text.splitlines() if line.startswith("row ")]
+
+
+def test_a_long_output_stays_responsive_and_loads_earlier_output(
+    page: Page, server: ServerProcess, api: httpx.Client
+) -> None:
+    n = 200_000
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    job = api.post("/jobs", json={"command": f"seq 1 {n} | sed 's/^/row /'"}).json()
+    page.goto(f"{server.url}/?token={server.token}#/jobs/{job['id']}")
+    wait_terminal(page, "row ")
+    # While the lines pour in, the page answers a click.
+    page.click("#term-copy")
+    expect(page.locator(".term-note")).to_contain_text("Copied")
+    page.wait_for_function(f"n => ({TERMINAL_TEXT}).includes(n)", arg=f"row {n}\n", timeout=120_000)
+    # The terminal holds at most its scrollback (and its screen): the newest lines, in order.
+    page.click("#term-copy")
+    expect(page.locator(".term-note")).to_have_text(re.compile(r"Copied 1\d{4} lines"))
+    raw = page.evaluate("navigator.clipboard.readText()")
+    held = rows_of(raw)
+    assert held[-1] == n and held == list(range(held[0], n + 1))
+    assert len(held) <= SCROLLBACK + 100
+    # Earlier output, a page at a time, from the log's byte ranges: it joins the terminal's.
+    page.click("#term-earlier")
+    earlier = page.locator(".earlier-text")
+    expect(earlier).to_contain_text("row ")
+    first = rows_of(earlier.text_content() or "")
+    assert first == list(range(first[0], first[-1] + 1)) and first[0] > 1
+    assert held[0] <= first[-1] + 1 <= n
+    page.click("#term-earlier")
+    expect(earlier).to_contain_text(f"row {first[0] - 1}\n")
+    both = rows_of(earlier.text_content() or "")
+    assert both == list(range(both[0], first[-1] + 1)) and both[0] < first[0]

@@ -125,7 +125,6 @@ export class JobTerminal {
       lines: countLines(text),
     };
     this.ends[stream] = offset + length;
-    this.keep(piece);
     if (this.shown === "both" || this.shown === stream) {
       if (this.paused() && piece.lines) {
         this.newLines += piece.lines;
@@ -133,6 +132,7 @@ export class JobTerminal {
       }
       this.write(piece);
     }
+    this.keep(piece); // after the write: keeping may cut its first lines
     return true;
   }
 
