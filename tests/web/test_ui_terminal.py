@@ -52,7 +52,8 @@ def cut(page: Page, relay: Proxy, how: str) -> None:
     if how == "server closes":
         before = relay.turned_away
         relay.drop()
-        wait_for(lambda: relay.turned_away > before, timeout=30)  # it tried to come back
+        # It tries to come back, again and again (the backoff's first steps are short).
+        wait_for(lambda: relay.turned_away >= before + 3, timeout=30)
         expect(page.locator(".conn")).to_have_text("reconnecting")
     else:
         page.context.set_offline(True)
@@ -168,6 +169,13 @@ def test_streams_shown_copy_and_the_raw_log(
     page.click("#term-copy")
     expect(page.locator(".term-note")).to_have_text("Copied 4 lines.")
     assert page.evaluate("navigator.clipboard.readText()") == "out1\nerr1\nout2\nerr2"
+    # or the selection: a double click selects a word
+    row = page.locator(".xterm-rows > div", has_text="out2").bounding_box()
+    assert row is not None
+    page.mouse.dblclick(row["x"] + 10, row["y"] + row["height"] / 2)
+    page.click("#term-copy")
+    expect(page.locator(".term-note")).to_have_text("Copied 1 line.")
+    assert page.evaluate("navigator.clipboard.readText()") == "out2"
     # Download: the raw log, fetched with the token as a header (none in any URL)
     urls: list[str] = []
     page.on("request", lambda r: urls.append(r.url))
