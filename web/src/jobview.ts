@@ -58,8 +58,9 @@ export class JobView {
       this.searchBar(),
       this.termBar.bar,
       this.termBar.earlier,
-      h("div", { class: "term-wrap" }, this.termHost, this.termBar.jump),
+      this.termHost,
     );
+    this.termHost.append(this.termBar.jump); // over the terminal's corner
     void this.start();
   }
 
