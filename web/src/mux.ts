@@ -26,6 +26,9 @@ interface Follow {
 const BACKOFF_MS = 300;
 const BACKOFF_CAP_MS = 10_000;
 const QUEUE_BYTES = 64 * 1024;
+/** A connection that lasted this long was a good one: the next drop starts the backoff afresh
+ * (one dropped at once, by a server in trouble, keeps backing off). */
+const STABLE_MS = 10_000;
 /** Close codes the server gives a refused token: trying again would only be refused again. */
 const REFUSED = new Set([4401, 4403]);
 
@@ -37,6 +40,7 @@ export class Mux {
   private open = false;
   private greeted = false;
   private attempts = 0;
+  private openedAt = 0;
   private timer = 0;
   private stopped = false;
   private follows = new Set<Follow>();
@@ -66,6 +70,7 @@ export class Mux {
       const t = token();
       if (t) ws.send(JSON.stringify({ type: "auth", token: t }));
       this.open = true;
+      this.openedAt = Date.now();
       this.handlers.state("connected");
       // Every followed job from what its view rendered; then what waited for the connection.
       for (const f of this.follows) this.subscribeOne(f);
@@ -75,6 +80,7 @@ export class Mux {
     ws.onmessage = (e: MessageEvent<string>) => this.receive(e.data);
     ws.onclose = (e) => {
       if (this.ws !== ws) return;
+      if (this.open && Date.now() - this.openedAt >= STABLE_MS) this.attempts = 0;
       this.dropped(REFUSED.has(e.code) ? e.reason || `code ${e.code}` : null);
     };
   }
@@ -135,7 +141,6 @@ export class Mux {
       case "jobs": {
         const greeting = !this.greeted;
         this.greeted = true;
-        this.attempts = 0; // a connection that got this far was a good one
         this.handlers.jobs(msg["jobs"] as Job[], greeting);
         break;
       }
