@@ -246,3 +246,32 @@ def test_a_long_output_stays_responsive_and_loads_earlier_output(
     expect(earlier).to_contain_text(f"row {first[0] - 1}\n")
     both = rows_of(earlier.text_content() or "")
     assert both == list(range(both[0], first[-1] + 1)) and both[0] < first[0]
+
+
+def test_earlier_output_still_joins_the_terminal_as_more_comes(
+    page: Page, server: ServerProcess, api: httpx.Client, tmp_path: Path
+) -> None:
+    flag = tmp_path / "go"
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    script = (
+        "seq 1 20000 | sed 's/^/row /'; "
+        f"while [ ! -e {flag} ]; do sleep 0.05; done; seq 20001 40000 | sed 's/^/row /'"
+    )
+    job = api.post("/jobs", json={"command": script}).json()
+    page.goto(f"{server.url}/?token={server.token}#/jobs/{job['id']}")
+    wait_terminal(page, "row 20000\n")
+    page.click("#term-earlier")
+    earlier = page.locator(".earlier-text")
+    expect(earlier).to_contain_text("row ")
+    before = rows_of(earlier.text_content() or "")
+    # The terminal lets go of more lines than it held past where earlier output ended.
+    flag.touch()
+    page.wait_for_function(f"n => ({TERMINAL_TEXT}).includes(n)", arg="row 40000\n")
+    page.click("#term-copy")
+    expect(page.locator(".term-note")).to_have_text(re.compile(r"Copied 1\d{4} lines"))
+    held = rows_of(page.evaluate("navigator.clipboard.readText()"))
+    assert held[0] > before[-1] + 1  # without more, there would be a gap
+    expect(earlier).to_contain_text(f"row {held[0] - 1}\n")
+    after = rows_of(earlier.text_content() or "")
+    assert after[0] == before[0] and after == list(range(after[0], after[-1] + 1))
+    assert held[0] <= after[-1] + 1

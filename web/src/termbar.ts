@@ -32,6 +32,12 @@ export class TermBar {
   private job: Job | null = null;
   /** Where the earlier output loaded so far starts (null: none loaded), in `stream`'s bytes. */
   private loadedFrom: number | null = null;
+  /** Where it ends: where the terminal's kept output started then. As the terminal lets go of
+   * its oldest lines, earlier output grows at its end too, so the two always join. */
+  private loadedTo = 0;
+  private filling = false;
+  /** Counts the resets (streams changed): an answer to an older request is dropped. */
+  private generation = 0;
 
   constructor() {
     const copy = h("button", { type: "button", id: "term-copy", title: "The selection, or all the terminal holds" }, "Copy");
@@ -71,6 +77,36 @@ export class TermBar {
     this.jump.textContent = `${n} new line${n === 1 ? "" : "s"} ↓`;
     this.jump.setAttribute("aria-label", `${n} new lines: jump to the newest output`);
     this.more.hidden = (this.loadedFrom ?? t.keptFrom().offset) === 0;
+    if (this.loadedFrom !== null && !this.filling && t.keptFrom().offset > this.loadedTo) {
+      void this.fill();
+    }
+  }
+
+  private async range(stream: string, start: number, end: number): Promise<Uint8Array> {
+    const resp = await fetchBytes(this.logPath(stream), { Range: `bytes=${start}-${end - 1}` });
+    return new Uint8Array(await resp.arrayBuffer());
+  }
+
+  /** Earlier output's end brought up to where the terminal's kept output starts now. */
+  private async fill(): Promise<void> {
+    const t = this.terminal;
+    if (!t) return;
+    const generation = this.generation;
+    const { stream, offset } = t.keptFrom();
+    const end = Math.min(offset, this.loadedTo + PAGE_BYTES);
+    this.filling = true;
+    try {
+      const bytes = await this.range(stream, this.loadedTo, end);
+      if (generation !== this.generation) return;
+      this.earlierText.append(document.createTextNode(asText(bytes)));
+      this.loadedTo = end;
+    } catch (e) {
+      this.say(e instanceof ApiError ? e.message : String(e));
+      return; // not again at once: the next change of the terminal tries
+    } finally {
+      this.filling = false;
+    }
+    this.update();
   }
 
   private say(text: string): void {
@@ -116,6 +152,7 @@ export class TermBar {
   }
 
   private forgetEarlier(): void {
+    this.generation += 1;
     this.loadedFrom = null;
     this.earlierText.textContent = "";
     this.earlier.hidden = true;
@@ -126,14 +163,15 @@ export class TermBar {
   private async loadEarlier(): Promise<void> {
     const t = this.terminal;
     if (!t) return;
+    const generation = this.generation;
     const { stream, offset } = t.keptFrom();
     const end = this.loadedFrom ?? offset;
     if (end <= 0) return;
     const start = Math.max(0, end - PAGE_BYTES);
     this.more.disabled = true;
     try {
-      const resp = await fetchBytes(this.logPath(stream), { Range: `bytes=${start}-${end - 1}` });
-      let bytes = new Uint8Array(await resp.arrayBuffer());
+      let bytes = await this.range(stream, start, end);
+      if (generation !== this.generation) return;
       let from = start;
       if (start > 0) {
         // From a line's start: the page before gets the rest of it.
@@ -143,8 +181,9 @@ export class TermBar {
           from = start + nl + 1;
         }
       }
-      const text = new TextDecoder().decode(bytes).replace(ESCAPES, "");
+      const text = asText(bytes);
       const first = this.loadedFrom === null;
+      if (first) this.loadedTo = end;
       this.earlier.hidden = false;
       const height = this.earlier.scrollHeight;
       this.earlierText.prepend(document.createTextNode(text));
@@ -160,4 +199,8 @@ export class TermBar {
       this.update();
     }
   }
+}
+
+function asText(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes).replace(ESCAPES, "");
 }
