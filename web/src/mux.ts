@@ -31,6 +31,7 @@ const QUEUE_BYTES = 64 * 1024;
 const STABLE_MS = 10_000;
 /** Close codes the server gives a refused token: trying again would only be refused again. */
 const REFUSED = new Set([4401, 4403]);
+const OFFLINE = "the browser is offline";
 
 export class Mux {
   private ws: WebSocket | null = null;
@@ -57,15 +58,12 @@ export class Mux {
   connect(): void {
     window.clearTimeout(this.timer);
     this.timer = 0;
-    if (!navigator.onLine) {
-      this.handlers.state("offline", "the browser is offline");
-      return;
-    }
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${scheme}//${location.host}/ws`);
     this.ws = ws;
     this.greeted = false;
-    this.handlers.state(this.attempts ? "reconnecting" : "connecting");
+    if (!navigator.onLine) this.handlers.state("offline", OFFLINE);
+    else this.handlers.state(this.attempts ? "reconnecting" : "connecting");
     ws.onopen = () => {
       const t = token();
       if (t) ws.send(JSON.stringify({ type: "auth", token: t }));
@@ -85,7 +83,7 @@ export class Mux {
     };
   }
 
-  /** The socket is gone: try again later, unless the token was refused (or we are offline). */
+  /** The socket is gone: try again later, unless the token was refused. */
   private dropped(refused: string | null): void {
     this.ws = null;
     this.open = false;
@@ -94,35 +92,39 @@ export class Mux {
       this.handlers.state("offline", refused);
       return;
     }
-    if (!navigator.onLine) {
-      this.handlers.state("offline", "the browser is offline");
-      return;
-    }
+    // Tried even when the browser says it is offline: it says so without any network but
+    // loopback, and a server on this machine is still there.
+    this.handlers.state(navigator.onLine ? "reconnecting" : "offline", navigator.onLine ? undefined : OFFLINE);
     // Full jitter over an exponential, capped: many tabs of a restarted server do not all
     // come back in the same instant.
     const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_MS * 2 ** this.attempts);
     this.attempts += 1;
-    this.handlers.state("reconnecting");
     this.timer = window.setTimeout(() => this.connect(), ceiling / 2 + (Math.random() * ceiling) / 2);
   }
 
   private wentOffline(): void {
     // The browser keeps an open socket through offline mode, but nothing is known to cross
-    // it: let it go and start afresh (from each view's seq) when the network is back.
+    // it any more: let it go and start afresh (from each view's seq), now and until one holds.
     const ws = this.ws;
-    window.clearTimeout(this.timer);
-    this.timer = 0;
-    if (ws) {
-      this.ws = null;
-      this.open = false;
-      ws.onclose = ws.onmessage = ws.onopen = null;
-      ws.close();
+    if (this.stopped) return;
+    if (!ws) {
+      this.handlers.state("offline", OFFLINE); // between two tries
+      return;
     }
-    this.handlers.state("offline", "the browser is offline");
+    ws.onclose = ws.onmessage = ws.onopen = null;
+    ws.close();
+    window.clearTimeout(this.timer);
+    this.dropped(null);
   }
 
   private cameOnline(): void {
-    if (this.stopped || this.ws) return;
+    if (this.stopped || this.open) return;
+    if (this.ws) {
+      // One still trying (in offline mode it may hang or fail): a fresh one, now.
+      this.ws.onclose = this.ws.onmessage = this.ws.onopen = null;
+      this.ws.close();
+      this.ws = null;
+    }
     this.attempts = Math.max(this.attempts, 1); // "reconnecting", not a first connect
     this.connect();
   }
