@@ -275,3 +275,21 @@ def test_earlier_output_still_joins_the_terminal_as_more_comes(
     after = rows_of(earlier.text_content() or "")
     assert after[0] == before[0] and after == list(range(after[0], after[-1] + 1))
     assert held[0] <= after[-1] + 1
+
+
+def test_keys_typed_while_reconnecting_reach_the_job_once_it_is_back(
+    page: Page, server: ServerProcess, api: httpx.Client, relay: Proxy
+) -> None:
+    job = api.post("/jobs", json={"argv": ["cat"], "stdin": True}).json()
+    open_through(page, relay, server, f"#/jobs/{job['id']}")
+    page.click(".terminal")
+    page.keyboard.type("before\n")
+    wait_terminal(page, "before")
+    cut(page, relay, "server closes")
+    page.keyboard.type("while away\n")
+    assert api.get(f"/jobs/{job['id']}/log").text == "before\n"
+    mend(page, relay, "server closes")
+    wait_terminal(page, "while away")
+    assert api.get(f"/jobs/{job['id']}/log").text == "before\nwhile away\n"
+    assert visible_lines(page) == ["before", "while away"]
+    api.post(f"/jobs/{job['id']}/cancel")
