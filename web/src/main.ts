@@ -53,20 +53,21 @@ function start(me: WhoAmI): void {
   const indicator = h("span", { class: "conn", role: "status", "aria-live": "polite" });
   const setState = (state: ConnectionState, why?: string) => {
     indicator.dataset["state"] = state;
-    indicator.textContent = state === "closed" ? `disconnected${why ? ` (${why})` : ""}` : state;
+    indicator.textContent = state;
+    // The words say the state, the colour only repeats it; the name says why, when known.
+    indicator.setAttribute("aria-label", `Connection: ${state}${why ? ` (${why})` : ""}`);
+    indicator.title = why ?? "";
   };
-  let firstList = true;
   const mux = new Mux({
-    jobs: (jobs) => {
+    jobs: (jobs, greeting) => {
       store.putAll(jobs);
-      if (firstList) {
-        firstList = false;
-        // Every job now and to come; the unfinished ones listed go on from what the list has
-        // of them (a finished one in `after` would be subscribed to as well, for nothing),
-        // except one a view follows already: given no `after`, its cursor goes on.
+      if (greeting) {
+        // Every job now and to come, on each new connection. The unfinished ones go on from
+        // what the list has of them (a finished one in `after` would be followed as well, for
+        // nothing), except one a view follows: given no `after`, the view's cursor goes on.
         const after: Record<string, number> = {};
-        for (const job of jobs) {
-          if (!isFinal(job.status) && !store.watched(job.id)) after[job.id] = job.last_seq;
+        for (const job of store.jobs.values()) {
+          if (!isFinal(job.status) && !mux.followed(job.id)) after[job.id] = job.last_seq;
         }
         mux.subscribe(["*"], after);
       }
