@@ -174,16 +174,19 @@ async def follow_job(
     write: TransportWriter,
     heartbeat: bytes | None = None,
     envelope: Envelope | None = None,
+    interval: float | None = None,
 ) -> bool:
     """Write the job's events past `after` until its `complete` event; True if that was reached.
 
     `frame` turns an event into the bytes to send (b"" to skip it) and `envelope`, if given, wraps
     each joined batch (an HTTP chunk); `tag` names that encoding, so joins of the same events in
     the same encoding are built once for every client. Returns False when the server is closing
-    or the client has gone. Raises whatever `write` raises when the client goes away.
+    or the client has gone. Raises whatever `write` raises when the client goes away. `interval`
+    is the heartbeat's period (default: the `heartbeat_seconds` setting).
     """
     store = state.store
-    interval = state.settings.heartbeat_seconds
+    if interval is None:
+        interval = state.settings.heartbeat_seconds
     last_write = time.monotonic()
     woken_empty = False
     while True:

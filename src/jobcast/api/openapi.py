@@ -784,7 +784,41 @@ def _paths() -> dict[str, Schema]:
                 (),
             )
         ),
+        "/compat": _with_head(
+            _op(
+                "list_profiles",
+                "The drop-in profiles (the replaced systems' own endpoints, shared/seeds/): "
+                "each one's mount point, routes and whether it is on; their wire formats are "
+                "their documents', not described here",
+                {200: _ok(_json(_ref("Compat")))},
+                (),
+            )
+        ),
     }
+
+
+_COMPAT: Schema = {
+    "type": "object",
+    "required": ["prefix", "profiles"],
+    "properties": {
+        "prefix": {"type": "string", "description": "The compat_prefix setting"},
+        "profiles": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "system", "seed", "enabled", "mount", "routes"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "system": {"type": "string"},
+                    "seed": {"type": "string", "description": "Its document in shared/seeds/"},
+                    "enabled": {"type": "boolean"},
+                    "mount": {"type": "string", "description": "Where its paths begin"},
+                    "routes": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
 
 
 #: how a token is sent; the scopes an operation needs are listed with the scheme
@@ -841,6 +875,7 @@ def spec() -> Schema:
         "Stats": _STATS,
         "Templates": _TEMPLATES,
         "WhoAmI": _WHOAMI,
+        "Compat": _COMPAT,
     }
     return {
         "openapi": "3.1.0",

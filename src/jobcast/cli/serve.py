@@ -114,6 +114,10 @@ def serve(**flags: Any) -> None:
         except OSError as e:
             _fail(f"cannot write the admin token into {str(settings.data_dir)!r}: {e}")
     from ..api.app import CannotListen, run_server
+    from ..api.compat import collisions
+
+    if (problem := collisions(settings)) is not None:
+        _fail(problem)
 
     try:
         run_server(settings)
