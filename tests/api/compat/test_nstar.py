@@ -136,7 +136,9 @@ def test_the_client_verbs(compat: ServerProcess, tmp_path: Path) -> None:
         [sys.executable, "-m", "jobcast", "stream"], stdout=subprocess.PIPE, env=env
     )
     try:
-        # The firehose is open once a job created from now on shows in it.
+        # It follows from now on: the job is started once its firehose is connected.
+        stats = f"{compat.url}/stats"
+        wait_for(lambda: httpx.get(stats).json()["clients"]["stream"] == 1, timeout=30)
         chat = jobcast("chat", "Add documentation --mode=safe")
         assert chat.returncode == 0, chat.stderr
         assert chat.stdout == b"chat: Add documentation --mode=safe\n"
