@@ -169,6 +169,9 @@ def test_resume_with_last_event_id_gives_each_message_once(
     url = f"{compat.url}/compat/agents/api/agents/codex-1/stream"
     everything = [m for m in read_sse(url) if m.id]
     assert [m.id for m in everything] == [str(i) for i in range(1, len(everything) + 1)]
-    for cut in range(len(everything)):
+    for cut in range(len(everything) - 1):
         rest = [m for m in read_sse(url, {"Last-Event-ID": everything[cut].id}) if m.id]
         assert [(m.id, m.data) for m in rest] == [(m.id, m.data) for m in everything[cut + 1 :]]
+    # Past the last: 204, after which EventSource stops reconnecting.
+    last = httpx.get(url, headers={"Last-Event-ID": everything[-1].id})
+    assert last.status_code == 204

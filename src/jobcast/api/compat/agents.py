@@ -25,7 +25,7 @@ from ...config import Scope
 from ...errors import JobNotFound, ValidationFailed
 from ...extract import Extractor
 from ...models import Event, EventType, JobSpec, JobStatus
-from ..auth import Rule, visible_job
+from ..auth import IDENTITY, Rule, visible_job
 from ..follow import TransportWriter
 from ..http import describe, header_int, json_response, parse_body
 from ..jobs import start_job
@@ -127,11 +127,23 @@ async def _follow(
         await store.wait(job_id, after)
 
 
+async def _count(state: State, job_id: str) -> int:
+    """How many messages a finished agent's stream has after `connected`."""
+    view = LineView(job_id, LineQuery(), events=True, also=_ALSO)
+    after, count = view.start, 0
+    while events := await state.store.read(job_id, after):
+        after = events[-1].seq
+        count += len(view.feed(events))
+    return count
+
+
 async def agent_stream(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     job = await visible_job(request)
     name = job.name or job.id
     last = header_int(request, "Last-Event-ID") or 0
+    if last and job.status.is_final and last >= await _count(state, job.id):
+        return web.Response(status=204)  # all seen: EventSource stops reconnecting
     resp = await open_stream(request)
     hello = {"client_id": uuid.uuid4().hex, "message": "Connected to agent stream"}
     await resp.write(_envelope("connected", time.time(), name, hello))
@@ -148,12 +160,14 @@ async def sse_stats(request: web.Request) -> web.Response:
         if f.kind == KIND and f.job is not None:
             clients[f.job] = clients.get(f.job, 0) + 1
     agents: dict[str, int] = {}
+    identity = request[IDENTITY]
     for job_id, n in clients.items():
         try:
             job = await state.store.get_job(job_id)
         except JobNotFound:
             continue
-        agents[job.name or job.id] = n
+        if identity.sees(job.labels):  # a token limited to labels learns of its agents only
+            agents[job.name or job.id] = n
     return json_response(
         {"total_agents": len(agents), "total_clients": sum(agents.values()), "agents": agents}
     )
