@@ -151,11 +151,12 @@ _STATS: Schema = {
             "type": "object",
             "description": "Streaming clients connected now, in total and by transport; "
             "`mux_firehose`: the `/ws` clients among them that follow every job at the live "
-            "end, served by one cursor for all.",
+            "end, served by one cursor for all; `compat`: the drop-in profiles' streams.",
             "properties": {
-                k: _COUNT for k in ("total", "sse", "ws", "log", "stream", "mux", "mux_firehose")
+                k: _COUNT
+                for k in ("total", "sse", "ws", "log", "stream", "mux", "mux_firehose", "compat")
             },
-            "required": ["total", "sse", "ws", "log", "stream", "mux", "mux_firehose"],
+            "required": ["total", "sse", "ws", "log", "stream", "mux", "mux_firehose", "compat"],
         },
         "per_job": {"type": "object", "additionalProperties": _COUNT},
         "events_sent": _COUNT,

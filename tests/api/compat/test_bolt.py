@@ -84,6 +84,7 @@ def test_heartbeats_and_stats_while_streaming(compat: ServerProcess, compat_api:
         stats = "/compat/bolt/api/streaming/stats"
         wait_for(lambda: compat_api.get(stats).json() == {"activeExecutions": 1})
         wait_for(lambda: b": heartbeat\n" in lines, timeout=20)
+        assert compat_api.get("/stats").json()["clients"]["compat"] == 1
     finally:
         compat_api.post(f"/jobs/{ex}/cancel")
         proc.kill()
