@@ -6,6 +6,13 @@ relative to the profile's mount point. `install` mounts the enabled ones under
 `<compat_prefix>/<name>` (`compat_prefix = ""`: at the root, as the old server had them, where no
 path collides with jobcast's own); `compat_off` switches profiles off. `GET /compat` lists them.
 
+A new profile is a module with a `PROFILE` and its name in `MODULES`; nothing else changes
+(tests/api/compat/test_frame.py checks its routes are mounted with their rules). A WebSocket
+route is a `Route` like any other, its `Rule(..., in_query=True, socket=True)` (the token may
+then come as the socket's first message, `auth.authenticate_socket`); the error shape is for
+the HTTP answers (before an upgrade, or a route's plain errors). `api/compat/sse.py` has what
+the SSE profiles share (ISO times, messages, frames cached on the event).
+
 A profile is a transport, no more: its handlers read the same store through the same cursors
 (`api.follow`, `api.lines`) as jobcast's own streams, and encode each event once into its frame.
 """
