@@ -213,3 +213,26 @@ class Proxy:
     def close(self) -> None:
         self.listener.close()
         self.cut()
+
+
+def read_sse(
+    url: str,
+    headers: dict[str, str] | None = None,
+    stop: Callable[[list], bool] | None = None,
+    timeout: float = 30.0,
+) -> list:
+    """Read an SSE stream (sync httpx) until it ends or `stop(messages)` says so; its messages
+    (jobcast.protocol.SSEMessage: event, data, id), comments left out."""
+    import httpx
+
+    from jobcast.protocol import SSEParser
+
+    parser = SSEParser()
+    out: list = []
+    with httpx.stream("GET", url, headers=headers or {}, timeout=timeout) as resp:
+        assert resp.status_code == 200, resp.read()
+        for chunk in resp.iter_raw():
+            out += parser.feed(chunk)
+            if stop is not None and stop(out):
+                return out
+    return out

@@ -42,6 +42,7 @@ from .tokenfile import ADMIN_NAME
 from .webhooks import WebhookConfig
 
 __all__ = [
+    "COMPAT_PROFILES",
     "ConfigError",
     "Scope",
     "Settings",
@@ -50,6 +51,10 @@ __all__ = [
     "is_loopback",
     "load_settings",
 ]
+
+
+#: the systems jobcast has a drop-in profile for (shared/seeds/, api/compat/)
+COMPAT_PROFILES = ("nstar", "bolt", "cbos", "agents", "nebula")
 
 
 class ConfigError(ValueError):
@@ -239,6 +244,17 @@ class Settings(BaseSettings):
     )
     webhook_timeout_seconds: float = Field(
         10.0, gt=0, description="How long one webhook attempt may take (connect and answer)"
+    )
+
+    #: the drop-in profiles (api/compat): where they are mounted, and which are switched off
+    compat_prefix: str = Field(
+        "/compat",
+        pattern=r"^(/[A-Za-z0-9._-]+)*$",
+        description='Drop-in profiles are served under PREFIX/SYSTEM/ ("": at the root, where '
+        "their paths do not collide with jobcast's own)",
+    )
+    compat_off: list[Literal[COMPAT_PROFILES]] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="Drop-in profiles switched off (nstar, bolt, agents, ...)"
     )
 
     @field_validator("log_level", "log_format", mode="before")

@@ -151,11 +151,12 @@ _STATS: Schema = {
             "type": "object",
             "description": "Streaming clients connected now, in total and by transport; "
             "`mux_firehose`: the `/ws` clients among them that follow every job at the live "
-            "end, served by one cursor for all.",
+            "end, served by one cursor for all; `compat`: the drop-in profiles' streams.",
             "properties": {
-                k: _COUNT for k in ("total", "sse", "ws", "log", "stream", "mux", "mux_firehose")
+                k: _COUNT
+                for k in ("total", "sse", "ws", "log", "stream", "mux", "mux_firehose", "compat")
             },
-            "required": ["total", "sse", "ws", "log", "stream", "mux", "mux_firehose"],
+            "required": ["total", "sse", "ws", "log", "stream", "mux", "mux_firehose", "compat"],
         },
         "per_job": {"type": "object", "additionalProperties": _COUNT},
         "events_sent": _COUNT,
@@ -784,7 +785,41 @@ def _paths() -> dict[str, Schema]:
                 (),
             )
         ),
+        "/compat": _with_head(
+            _op(
+                "list_profiles",
+                "The drop-in profiles (the replaced systems' own endpoints, shared/seeds/): "
+                "each one's mount point, routes and whether it is on; their wire formats are "
+                "their documents', not described here",
+                {200: _ok(_json(_ref("Compat")))},
+                (),
+            )
+        ),
     }
+
+
+_COMPAT: Schema = {
+    "type": "object",
+    "required": ["prefix", "profiles"],
+    "properties": {
+        "prefix": {"type": "string", "description": "The compat_prefix setting"},
+        "profiles": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "system", "seed", "enabled", "mount", "routes"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "system": {"type": "string"},
+                    "seed": {"type": "string", "description": "Its document in shared/seeds/"},
+                    "enabled": {"type": "boolean"},
+                    "mount": {"type": "string", "description": "Where its paths begin"},
+                    "routes": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
 
 
 #: how a token is sent; the scopes an operation needs are listed with the scheme
@@ -841,6 +876,7 @@ def spec() -> Schema:
         "Stats": _STATS,
         "Templates": _TEMPLATES,
         "WhoAmI": _WHOAMI,
+        "Compat": _COMPAT,
     }
     return {
         "openapi": "3.1.0",
