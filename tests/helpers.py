@@ -158,6 +158,7 @@ class Proxy:
         #: while set, connections are closed as soon as they come, and counted in `turned_away`
         self.down = threading.Event()
         self.turned_away = 0
+        self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -170,7 +171,7 @@ class Proxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            if self.down.is_set():
+            if self.down.is_set() or self.closed:
                 self.turned_away += 1
                 client.close()
                 continue
@@ -180,11 +181,16 @@ class Proxy:
                 client.close()
                 continue
             with self.lock:
+                if self.closed:  # closed meanwhile: nothing may outlive `close`
+                    client.close()
+                    upstream.close()
+                    return
                 self.open |= {client, upstream}
+            ended = [False]  # shared by the pair's two directions
             for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(a, b, ended), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, ended: list[bool]) -> None:
         try:
             while data := src.recv(65536):
                 dst.sendall(data)
@@ -193,6 +199,13 @@ class Proxy:
         for s in (src, dst):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
+        with self.lock:  # the second direction to end closes the pair
+            last, ended[0] = ended[0], True
+            if last:
+                self.open -= {src, dst}
+        if last:
+            src.close()
+            dst.close()
 
     def cut(self) -> None:
         with self.lock:
@@ -211,6 +224,11 @@ class Proxy:
         self.down.clear()
 
     def close(self) -> None:
+        with self.lock:
+            self.closed = True
+        # shutdown wakes the thread blocked in accept(); close alone would not.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         self.cut()
 
