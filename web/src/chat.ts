@@ -30,7 +30,8 @@ function load(): Entry[] {
 
 export class ChatPanel {
   readonly el: HTMLElement;
-  private log = h("div", { class: "answers", id: "answers", "aria-label": "Answers", "aria-live": "polite" });
+  // Not a live region: a screen reader would read out every piece of output as it comes.
+  private log = h("div", { class: "answers", id: "answers", "aria-label": "Answers" });
   private answers: Answer[] = [];
   private entries = load();
 
@@ -48,7 +49,7 @@ export class ChatPanel {
       { class: "chat", id: "chat-panel", "aria-labelledby": "chat-title" },
       h("h2", { id: "chat-title" }, chat ? "Chat" : "Direct command"),
       chat ? this.chatForm(chat) : null,
-      direct.length ? this.directForm(direct) : null,
+      direct.length ? this.directForm(direct, chat !== undefined) : null,
       this.log,
     );
     for (const e of [...this.entries].reverse()) this.show(e);
@@ -95,7 +96,8 @@ export class ChatPanel {
     return form;
   }
 
-  private directForm(templates: Template[]): HTMLElement {
+  /** `titled`: under the chat's heading, so it needs a visible one of its own. */
+  private directForm(templates: Template[], titled: boolean): HTMLElement {
     const line = h("input", {
       id: "direct-command",
       autocomplete: "off",
@@ -110,7 +112,7 @@ export class ChatPanel {
     const form = h(
       "form",
       { class: "direct-form", id: "direct-form" },
-      h("label", { for: line.id }, "Direct command"),
+      titled ? h("label", { for: line.id }, "Direct command") : null,
       h("div", { class: "direct-row" }, line, run),
       h("small", { id: "direct-help", class: "muted" }, `A template by name, then its arguments: ${names}.`),
       error,
