@@ -176,3 +176,18 @@ def test_only_what_the_token_and_the_server_allow_is_offered(
     expect(page.locator("#command")).to_be_visible()
     expect(page.locator("#chat-panel")).to_have_count(0)
     expect(page.locator("#direct-command")).to_have_count(0)
+
+
+def test_the_page_opened_while_offline_offers_chat_once_back(
+    page: Page, chat_server: ServerProcess
+) -> None:
+    sign_in(page, chat_server)
+    page.context.set_offline(True)
+    expect(page.locator(".conn")).to_have_text("offline")
+    page.click("#nav-new")  # GET /templates cannot answer
+    expect(page.locator(".newjob .error")).to_contain_text("trying again")
+    expect(page.locator("#chat-message")).to_have_count(0)
+    page.context.set_offline(False)
+    expect(page.locator("#chat-message")).to_be_visible()
+    expect(page.locator("#job-kind option")).to_have_count(3)  # a command, chat, greet
+    expect(page.locator(".newjob .error")).to_be_hidden()

@@ -11,6 +11,9 @@ import type { JobStore } from "./store";
 import type { Job, ParamSchema, Template, WhoAmI } from "./types";
 import { problem } from "./validate";
 
+/** How soon GET /templates is asked again when it failed while the socket stayed up. */
+const RETRY_MS = 2000;
+
 interface Field {
   name: string;
   schema: ParamSchema;
@@ -35,6 +38,9 @@ export class NewJobView {
   private pastes: PastePanel | null = null;
   private chat: ChatPanel | null = null;
   private layout = h("div", { class: "newjob-page" });
+  private offs: (() => void)[] = [];
+  private retry = 0;
+  private destroyed = false;
 
   constructor(
     private readonly me: WhoAmI,
@@ -49,7 +55,22 @@ export class NewJobView {
   }
 
   destroy(): void {
+    this.destroyed = true;
+    for (const off of this.offs) off();
+    window.clearTimeout(this.retry);
     this.chat?.destroy();
+  }
+
+  /** Load again once the page's connection is back (or in a moment, if it never went). */
+  private retryLater(): void {
+    const again = () => {
+      off();
+      window.clearTimeout(this.retry);
+      if (!this.destroyed) void this.load();
+    };
+    const off = this.mux.onConnect(again);
+    this.offs.push(off);
+    if (this.mux.connected) this.retry = window.setTimeout(again, RETRY_MS);
   }
 
   /** Pastes, chat and direct commands: each needs `run` (POST /pastes, /chat, /direct do),
@@ -70,7 +91,16 @@ export class NewJobView {
       this.templates = (await api<{ templates: Template[] }>("GET", "/templates")).templates;
     } catch (e) {
       this.message.textContent = e instanceof ApiError ? e.message : String(e);
+      if (e instanceof ApiError && e.status === 0) {
+        // Out of reach (offline, the server restarting): what to offer is not known yet.
+        this.message.textContent += "; trying again once the server answers";
+        this.form.append(this.message);
+        this.retryLater();
+        return;
+      }
     }
+    if (this.destroyed) return;
+    this.message.textContent = "";
     if (this.me.raw_commands) this.kind.append(h("option", { value: "" }, "A command"));
     for (const t of this.templates) {
       this.kind.append(h("option", { value: t.name }, `Template: ${t.name}`));
