@@ -161,6 +161,7 @@ class Proxy:
         #: while set, connections are closed as soon as they come, and counted in `turned_away`
         self.down = threading.Event()
         self.turned_away = 0
+        self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -183,7 +184,16 @@ class Proxy:
                 client.close()
                 continue
             with self.lock:
-                self.open |= {client, upstream}
+                # A drop or close since the accept: its cut did not see this pair, so it must
+                # not live on (open through a drop, or unclosed for good after close).
+                gone = self.closed or self.down.is_set()
+                if not gone:
+                    self.open |= {client, upstream}
+            if gone:
+                self.turned_away += 1
+                client.close()
+                upstream.close()
+                continue
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
@@ -214,6 +224,8 @@ class Proxy:
         self.down.clear()
 
     def close(self) -> None:
+        with self.lock:
+            self.closed = True
         self.listener.close()
         self.cut()
 
