@@ -1,13 +1,16 @@
 """Test helpers: waits with a deadline (never a fixed sleep), SSE readers, a webhook receiver,
-and a TCP relay whose connections a test cuts (the server's sockets closing, the network down)."""
+a TCP relay whose connections a test cuts (the server's sockets closing, the network down), and
+the pixels of a browser's screenshot."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -181,11 +184,16 @@ class Proxy:
                 client.close()
                 continue
             with self.lock:
-                if self.closed:  # closed meanwhile: nothing may outlive `close`
-                    client.close()
-                    upstream.close()
-                    return
-                self.open |= {client, upstream}
+                # A drop or close since the accept: its cut did not see this pair, so it must
+                # not live on (open through a drop, or unclosed for good after close).
+                gone = self.closed or self.down.is_set()
+                if not gone:
+                    self.open |= {client, upstream}
+            if gone:
+                self.turned_away += 1
+                client.close()
+                upstream.close()
+                continue
             ended = [False]  # shared by the pair's two directions
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b, ended), daemon=True).start()
@@ -254,3 +262,54 @@ def read_sse(
             if stop is not None and stop(out):
                 return out
     return out
+
+
+def png_pixels(data: bytes) -> list[list[tuple[int, int, int]]]:
+    """The RGB rows of an 8-bit, non-interlaced RGB or RGBA PNG: what Chromium's screenshots
+    are (alpha dropped), so a test can tell which colour the page drew, not which it asked for."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat = 8, b""
+    width = height = depth = colour = interlace = 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        chunk = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunk)
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    assert depth == 8 and interlace == 0 and colour in (2, 6), (depth, colour, interlace)
+    bpp = 3 if colour == 2 else 4
+    raw, stride = zlib.decompress(idat), width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride):  # undo the row's filter (PNG spec, 9.2)
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + b) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 0xFF
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                line[i] = (line[i] + pred) & 0xFF
+        rows.append([(line[x], line[x + 1], line[x + 2]) for x in range(0, stride, bpp)])
+        prev = line
+    return rows
+
+
+def contrast(one: tuple[int, int, int], two: tuple[int, int, int]) -> float:
+    """WCAG's contrast ratio of two sRGB colours (1 to 21; 3 is its least for a control's parts)."""
+
+    def luminance(rgb: tuple[int, int, int]) -> float:
+        lin = [c / 255 / 12.92 if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((luminance(one), luminance(two)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ServerProcess, wait_job
-from tests.helpers import wait_for
+from tests.helpers import contrast, png_pixels, wait_for
 
 READ = "tok-viewer-0123456789"
 TERMINAL_TEXT = (
@@ -127,6 +127,24 @@ def test_a_failing_job_turns_red_with_its_exit_code(page: Page, server: ServerPr
     expect(page.locator("h1 .badge")).to_have_text("failed")
     assert dominant(badge_rgb(page, "h1 .badge")) == RED
     expect(page.locator("dd.exit")).to_have_text("exit 3")
+
+
+def test_a_finished_jobs_progress_bar_reads_in_dark_mode(
+    page: Page, server: ServerProcess, api: httpx.Client
+) -> None:
+    """The browser's own bar is a pale blue on dark, whatever the job did: the list draws it in
+    the colour of the job's badge, with its figure beside it."""
+    job = api.post("/jobs", json={"command": "echo '::progress 4/4 done::'"}).json()
+    assert wait_job(api, job["id"])["progress"]["percent"] == 100
+    page.emulate_media(color_scheme="dark")
+    sign_in(page, server)
+    cell = page.locator(f"tr[data-job='{job['id']}'] td.progress")
+    expect(cell.locator(".pct")).to_have_text("100%")
+    rows = png_pixels(cell.locator("progress").screenshot())
+    bar = rows[len(rows) // 2][len(rows[0]) // 2]
+    background = badge_rgb(page, "body")
+    assert dominant(bar) == GREEN, bar  # succeeded's colour, as its badge
+    assert contrast(bar, background) >= 3, (bar, background)
 
 
 def test_the_list_filters_by_status_label_and_search(

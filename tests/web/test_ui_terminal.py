@@ -96,6 +96,24 @@ def test_a_cut_connection_resumes_the_terminal_with_each_line_once(
     assert ("reconnecting" if how == "server closes" else "offline") in states
 
 
+@pytest.mark.parametrize("how", ["server closes", "offline"])
+def test_a_job_page_that_could_not_load_while_cut_off_loads_once_back(
+    page: Page, server: ServerProcess, api: httpx.Client, relay: Proxy, how: str
+) -> None:
+    open_through(page, relay, server)
+    cut(page, relay, how)
+    # Made while the page is cut off: it has not heard of it, so its page must ask the server.
+    job = api.post("/jobs", json={"command": "echo made while away"}).json()
+    wait_job(api, job["id"])
+    page.evaluate("h => { location.hash = h; }", f"#/jobs/{job['id']}")
+    message = page.locator(".job > .error")
+    expect(message).to_contain_text("trying again")
+    mend(page, relay, how)
+    wait_terminal(page, "made while away")
+    expect(page.locator("h1 .badge")).to_have_text("succeeded")
+    expect(message).to_be_hidden()
+
+
 def test_the_list_resumes_after_the_server_closed_its_socket(
     page: Page, server: ServerProcess, api: httpx.Client, relay: Proxy, tmp_path: Path
 ) -> None:

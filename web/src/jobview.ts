@@ -29,6 +29,9 @@ function progressText(job: Job): string {
   return parts.join(" ");
 }
 
+/** How soon a job that could not be fetched is asked for again while the socket stays up. */
+const RETRY_MS = 2000;
+
 const SIGNALS = ["INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "KILL"];
 
 export class JobView {
@@ -43,6 +46,8 @@ export class JobView {
   private offs: (() => void)[] = [];
   private timer = 0;
   private cancelling = false;
+  private retry = 0;
+  private destroyed = false;
 
   constructor(
     private readonly id: string,
@@ -73,9 +78,12 @@ export class JobView {
         job = await api<Job>("GET", `/jobs/${encodeURIComponent(this.id)}`);
       } catch (e) {
         this.message.textContent = e instanceof ApiError ? e.message : String(e);
+        if (e instanceof ApiError && e.status === 0) this.retryLater();
         return;
       }
+      if (this.destroyed) return;
       this.store.put(job);
+      this.message.textContent = "";
     }
     const id = job.id;
     const drives = this.me.control && (job.pty || job.stdin);
@@ -114,6 +122,20 @@ export class JobView {
     this.render();
   }
 
+  /** The server was out of reach: try again once the page's connection is back (or, if it
+   * never went, in a moment), as the rest of the page does. A 404 or a 403 stays said. */
+  private retryLater(): void {
+    this.message.textContent += "; trying again once the server answers";
+    const again = () => {
+      off();
+      window.clearTimeout(this.retry);
+      if (!this.destroyed) void this.start();
+    };
+    const off = this.mux.onConnect(again);
+    this.offs.push(off);
+    if (this.mux.connected) this.retry = window.setTimeout(again, RETRY_MS);
+  }
+
   /** Find in the output: Enter (or ↓) the next match, Shift+Enter (or ↑) the previous. */
   private searchBar(): HTMLElement {
     const input = h("input", {
@@ -146,8 +168,10 @@ export class JobView {
   }
 
   destroy(): void {
+    this.destroyed = true;
     for (const off of this.offs) off();
     window.clearInterval(this.timer);
+    window.clearTimeout(this.retry);
     this.terminal?.destroy();
     this.panels?.destroy();
   }

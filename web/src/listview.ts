@@ -153,9 +153,13 @@ function row(job: Job): HTMLElement {
     h(
       "td",
       { class: "progress" },
-      typeof pct === "number"
-        ? h("progress", { max: 100, value: pct, "aria-label": `${pct}%` }, `${pct}%`)
-        : null,
+      // the figure beside the bar: a bar alone does not say 97% from 100%
+      ...(typeof pct === "number"
+        ? [
+            h("progress", { max: 100, value: pct, "aria-label": `${pct}%` }, `${pct}%`),
+            h("span", { class: "pct", "aria-hidden": "true" }, `${pct}%`),
+          ]
+        : []),
     ),
   );
 }

@@ -104,7 +104,7 @@ function start(me: WhoAmI): void {
     const hash = location.hash.replace(/^#/, "") || "/";
     const job = /^\/jobs\/([^/]+)$/.exec(hash);
     if (job?.[1]) view = new JobView(decodeURIComponent(job[1]), store, mux, me);
-    else if (hash === "/new" && canStart) view = new NewJobView(me);
+    else if (hash === "/new" && canStart) view = new NewJobView(me, store, mux);
     else view = new ListView(store);
     main.append(view.el);
   };

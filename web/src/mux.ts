@@ -45,6 +45,7 @@ export class Mux {
   private timer = 0;
   private stopped = false;
   private follows = new Set<Follow>();
+  private connectListeners = new Set<() => void>();
 
   constructor(private readonly handlers: MuxHandlers) {
     window.addEventListener("offline", () => this.wentOffline());
@@ -74,6 +75,7 @@ export class Mux {
       for (const f of this.follows) this.subscribeOne(f);
       for (const msg of this.queue.splice(0)) ws.send(msg);
       this.queued = 0;
+      for (const fn of [...this.connectListeners]) fn();
     };
     ws.onmessage = (e: MessageEvent<string>) => this.receive(e.data);
     ws.onclose = (e) => {
@@ -172,6 +174,13 @@ export class Mux {
     this.follows.add(f);
     if (this.open) this.subscribeOne(f);
     return () => this.follows.delete(f);
+  }
+
+  /** Call `fn` each time a connection opens (a view that could not load while the server was
+   * out of reach tries again then). */
+  onConnect(fn: () => void): () => void {
+    this.connectListeners.add(fn);
+    return () => this.connectListeners.delete(fn);
   }
 
   /** Whether a view follows this job (its cursor on the server is the view's). */

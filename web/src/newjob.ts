@@ -1,9 +1,18 @@
-// The new-job form: a raw command (when the policy and the token allow it) or a template, its
-// parameters as fields checked as the server will; then the job's page.
+// The new-job page: the form for a raw command (when the policy and the token allow it) or a
+// template, its parameters as fields checked as the server will (then the job's page); beside
+// it the paste panel, and below the chat and direct commands, where the server has templates
+// for them and the token may run them.
 import { api, ApiError } from "./api";
+import { ChatPanel } from "./chat";
 import { clear, h } from "./dom";
+import type { Mux } from "./mux";
+import { PastePanel } from "./pastes";
+import type { JobStore } from "./store";
 import type { Job, ParamSchema, Template, WhoAmI } from "./types";
 import { problem } from "./validate";
+
+/** How soon GET /templates is asked again when it failed while the socket stayed up. */
+const RETRY_MS = 2000;
 
 interface Field {
   name: string;
@@ -26,22 +35,72 @@ export class NewJobView {
   private message = h("p", { class: "error", role: "alert" });
   private fields: Field[] = [];
   private templates: Template[] = [];
+  private pastes: PastePanel | null = null;
+  private chat: ChatPanel | null = null;
+  private layout = h("div", { class: "newjob-page" });
+  private offs: (() => void)[] = [];
+  private retry = 0;
+  private destroyed = false;
 
-  constructor(private readonly me: WhoAmI) {
+  constructor(
+    private readonly me: WhoAmI,
+    private readonly store: JobStore,
+    private readonly mux: Mux,
+  ) {
     this.kind = h("select", { id: "job-kind", "aria-label": "What to run" });
     this.form = h("form", { class: "newjob", novalidate: true });
-    this.el = h("section", { "aria-label": "New job" }, h("h1", {}, "New job"), this.form);
+    this.layout.append(this.form);
+    this.el = h("section", { "aria-label": "New job" }, h("h1", {}, "New job"), this.layout);
     void this.load();
   }
 
-  destroy(): void {}
+  destroy(): void {
+    this.destroyed = true;
+    for (const off of this.offs) off();
+    window.clearTimeout(this.retry);
+    this.chat?.destroy();
+  }
+
+  /** Load again once the page's connection is back (or in a moment, if it never went). */
+  private retryLater(): void {
+    const again = () => {
+      off();
+      window.clearTimeout(this.retry);
+      if (!this.destroyed) void this.load();
+    };
+    const off = this.mux.onConnect(again);
+    this.offs.push(off);
+    if (this.mux.connected) this.retry = window.setTimeout(again, RETRY_MS);
+  }
+
+  /** Pastes, chat and direct commands: each needs `run` (POST /pastes, /chat, /direct do),
+   * chat the server's `chat` template, direct commands any template. */
+  private panels(): void {
+    if (!this.me.scopes.includes("run")) return;
+    const pastes = new PastePanel();
+    this.pastes = pastes;
+    this.layout.append(pastes.el);
+    const chat = this.templates.find((t) => t.name === "chat");
+    if (!chat && !this.templates.length) return;
+    this.chat = new ChatPanel(chat, this.templates, () => pastes.selected(), this.store, this.mux);
+    this.el.append(this.chat.el);
+  }
 
   private async load(): Promise<void> {
     try {
       this.templates = (await api<{ templates: Template[] }>("GET", "/templates")).templates;
     } catch (e) {
       this.message.textContent = e instanceof ApiError ? e.message : String(e);
+      if (e instanceof ApiError && e.status === 0) {
+        // Out of reach (offline, the server restarting): what to offer is not known yet.
+        this.message.textContent += "; trying again once the server answers";
+        this.form.append(this.message);
+        this.retryLater();
+        return;
+      }
     }
+    if (this.destroyed) return;
+    this.message.textContent = "";
     if (this.me.raw_commands) this.kind.append(h("option", { value: "" }, "A command"));
     for (const t of this.templates) {
       this.kind.append(h("option", { value: t.name }, `Template: ${t.name}`));
@@ -53,6 +112,7 @@ export class NewJobView {
       );
       return;
     }
+    this.panels();
     this.kind.addEventListener("change", () => this.chosen());
     const submit = h("button", { type: "submit", class: "primary", id: "start" }, "Start");
     this.form.append(
@@ -166,6 +226,8 @@ export class NewJobView {
     if (this.name.value.trim()) body["name"] = this.name.value.trim();
     if (this.cwd.value.trim()) body["cwd"] = this.cwd.value.trim();
     if (this.timeout.value) body["timeout"] = Number(this.timeout.value);
+    const context = this.pastes?.selected() ?? [];
+    if (context.length) body["context"] = context;
     button.disabled = true;
     button.setAttribute("aria-busy", "true");
     try {
