@@ -37,7 +37,6 @@ from urllib.parse import urlsplit
 
 import orjson
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from ..errors import JobNotFound
@@ -119,7 +118,8 @@ _CHUNK = 256
 #: jobs forgotten per transaction by `delete_jobs`
 _FORGET_CHUNK = 200
 
-Ops = Callable[[Pipeline], None]
+#: commands added to a write's transaction (a redis-py pipeline)
+Ops = Callable[[Any], object]
 
 
 @dataclass
@@ -180,7 +180,10 @@ class RedisStore:
         return self._ix("label", orjson.dumps([key, value]).decode())
 
     @property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> Any:
+        # Any: redis-py types each reply as maybe str, maybe bytes (decode_responses decides)
+        # and each command as maybe sync: replies are typed where they are parsed (`_event`,
+        # `_job`), and this client never decodes.
         if self._redis is None:
             raise RuntimeError("the store is not open")
         return self._redis
@@ -214,11 +217,12 @@ class RedisStore:
 
     async def close(self) -> None:
         await self.hub.close()
-        if self._writer is not None:
-            self._due.set()
-            while self._pending:
-                await asyncio.sleep(0.001)
-            self._writer.cancel()
+        if self._pending:
+            # What was submitted before the close is written: its writers wait for it.
+            await asyncio.gather(
+                *(w.future for w in self._pending if w.future is not None),
+                return_exceptions=True,
+            )
         tasks = [self._writer, self._firehose, *(w.task for w in self._watches.values())]
         for task in tasks:
             if task is not None:
@@ -259,8 +263,35 @@ class RedisStore:
 
     async def _commit(self, batch: list[_Write]) -> None:
         """One transaction for the batch, in order; then its events shown, its writers answered."""
+        pipe, spans = self._transaction(batch)
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as e:
+            logger.error("a write to Redis failed: %s", e)
+            replies = [e] * len(pipe.command_stack)
+        shown = False
+        for w, (start, end) in zip(batch, spans, strict=True):
+            error = next((r for r in replies[start:end] if isinstance(r, Exception)), None)
+            if error is None:
+                for (ev, _), gid in zip(w.events, replies[start] if w.events else (), strict=True):
+                    ev.gid = int(gid)
+                    self._show(ev)
+                    shown = True
+            else:
+                # Numbered again from what Redis has at the next write: no hole in the seqs.
+                self._tails.pop(w.job_id, None)
+            if w.future is not None and not w.future.done():
+                if error is not None:
+                    w.future.set_exception(error)
+                else:
+                    w.future.set_result(None)
+        if shown:
+            self.hub.notify(_ALL)
+
+    def _transaction(self, batch: list[_Write]) -> tuple[Any, list[tuple[int, int]]]:
+        """The batch's commands in one MULTI, and where each write's replies are in its replies
+        (its script's first)."""
         pipe = self.redis.pipeline(transaction=True)
-        # where each write's replies are in the transaction's (its script's first)
         spans: list[tuple[int, int]] = []
         for w in batch:
             start = len(pipe.command_stack)
@@ -275,34 +306,9 @@ class RedisStore:
             if w.events:
                 self._event_ops(pipe, w)
             spans.append((start, len(pipe.command_stack)))
-        try:
-            replies = await pipe.execute(raise_on_error=False)
-        except (RedisError, OSError) as e:
-            logger.error("a write to Redis failed: %s", e)
-            for w in batch:
-                # Numbered again from what Redis has at the next write: no hole in the seqs.
-                self._tails.pop(w.job_id, None)
-                if w.future is not None and not w.future.done():
-                    w.future.set_exception(e)
-            return
-        shown = False
-        for w, (start, end) in zip(batch, spans, strict=True):
-            error = next((r for r in replies[start:end] if isinstance(r, Exception)), None)
-            if w.events and not isinstance(replies[start], Exception):
-                for (ev, _), gid in zip(w.events, replies[start], strict=True):
-                    ev.gid = int(gid)
-                    self._show(ev)
-                    shown = True
-            if w.future is not None and not w.future.done():
-                if error is not None:
-                    self._tails.pop(w.job_id, None)
-                    w.future.set_exception(error)
-                else:
-                    w.future.set_result(None)
-        if shown:
-            self.hub.notify(_ALL)
+        return pipe, spans
 
-    def _event_ops(self, pipe: Pipeline, w: _Write) -> None:
+    def _event_ops(self, pipe: Any, w: _Write) -> None:
         """What a write's events change beside the streams: counts and the offset index."""
         job = self._k("job", w.job_id)
         counts: dict[str, int] = {"last_seq": w.events[-1][0].seq}
@@ -314,7 +320,7 @@ class RedisStore:
                 pipe.zadd(self._k("off", w.job_id, "all"), {str(ev.seq): pos or 0})
                 counts[f"{stream}_bytes"] = offset + ev.data["length"]
                 added += ev.data["length"]
-        pipe.hset(job, mapping=counts)  # type: ignore[arg-type]
+        pipe.hset(job, mapping=counts)
         if added:
             pipe.incrby(self._k("output_bytes"), added)
 
@@ -420,7 +426,7 @@ class RedisStore:
         self._status[job_id] = JobStatus.QUEUED
         ev = self._stage(job_id, EventType.STATUS, {"status": JobStatus.QUEUED.value})
 
-        def insert(pipe: Pipeline) -> None:
+        def insert(pipe: Any) -> None:
             pipe.hset(self._k("job", job_id), mapping=rec)
             for key in indexes:
                 pipe.zadd(key, {job_id: 0})
@@ -587,7 +593,7 @@ class RedisStore:
             events.append(self._stage(job_id, EventType.COMPLETE, complete_data(ended)))
         old = current
 
-        def update(pipe: Pipeline) -> None:
+        def update(pipe: Any) -> None:
             self._set_fields(pipe, job_id, cols)
             pipe.zrem(self._ix("status", old.value), job_id)
             pipe.zadd(self._ix("status", status.value), {job_id: 0})
@@ -601,11 +607,11 @@ class RedisStore:
         await self._submit(_Write(job_id, events, update))
         return await self.get_job(job_id)
 
-    def _set_fields(self, pipe: Pipeline, job_id: str, cols: dict[str, Any]) -> None:
+    def _set_fields(self, pipe: Any, job_id: str, cols: dict[str, Any]) -> None:
         key = self._k("job", job_id)
         present = {k: _encode(v) for k, v in cols.items() if v is not None}
         if present:
-            pipe.hset(key, mapping=present)  # type: ignore[arg-type]
+            pipe.hset(key, mapping=present)
         absent = [k for k, v in cols.items() if v is None]
         if absent:
             pipe.hdel(key, *absent)
@@ -631,7 +637,7 @@ class RedisStore:
             await self._load_tail(job_id)
             events.append(self._stage(job_id, EventType.ERROR, notice))
 
-        def update(pipe: Pipeline) -> None:
+        def update(pipe: Any) -> None:
             pipe.hset(self._k("job", job_id), "source", blob)
 
         await self._submit(_Write(job_id, events, update))
@@ -942,7 +948,7 @@ class RedisStore:
         want, start = length, int(first[0])
         while want > 0:
             entries = await self.redis.xrange(self._k("ev", job_id), f"{start}-0", "+", _CHUNK)
-            for entry_id, f in entries:
+            for _, f in entries:
                 if b"r" not in f or (stream != "all" and f[b"t"].decode() != stream):
                     continue
                 at = int(f[b"p"] if stream == "all" else f[b"o"])
