@@ -193,6 +193,31 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await s.drop()
 
 
+@pytest.fixture(params=STORE_BACKENDS)
+def any_store_server(
+    request: pytest.FixtureRequest, server_factory: type[ServerProcess], data_dir: Path
+) -> ServerProcess:
+    """A server on each store backend in turn: the API tests that must hold on every backend."""
+    extra = ["--heartbeat-seconds", "1"]
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_server")
+        _drop_keys(url, "jobcast:")  # what an earlier server on this Redis left
+        extra += ["--store", url]
+    return server_factory(data_dir, extra=extra).start()
+
+
+def _drop_keys(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def api(server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as c:

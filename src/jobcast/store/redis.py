@@ -33,12 +33,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ..config import safe_store_url
 from ..errors import JobNotFound
 from ..hub import Hub, Listener
 from ..models import (
@@ -207,9 +208,7 @@ class RedisStore:
         except RedisError as e:
             await self._redis.aclose()
             self._redis = None
-            raise ConnectionError(
-                f"cannot reach Redis at {_safe_url(self.url)}: {e}; start it, or check --store"
-            ) from e
+            raise ConnectionError(_unreachable(self.url, e)) from e
         self._shown_gid = int(gid or 0)
         self._writer = asyncio.create_task(self._write_loop(), name="jobcast-redis-writer")
         self._firehose = asyncio.create_task(self._watch_firehose(), name="jobcast-redis-firehose")
@@ -964,6 +963,21 @@ class RedisStore:
         return b"".join(picked)
 
 
+def ping(url: str) -> None:
+    """Raise ConnectionError, saying where and what to do, unless Redis at `url` answers."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except RedisError as e:
+        raise ConnectionError(_unreachable(url, e)) from e
+    finally:
+        client.close()
+
+
+def _unreachable(url: str, error: Exception) -> str:
+    return f"cannot reach Redis at {safe_store_url(url)}: {error}; start it, or check --store"
+
+
 def _event_args(ev: Event, pos: int | None) -> list[Any]:
     if ev.raw is not None:
         d, o, n, p = "", ev.data["offset"], ev.data["length"], pos or 0
@@ -989,14 +1003,3 @@ def _encode(value: Any) -> str | int | bytes:
     if isinstance(value, int | str | bytes):
         return value
     return str(value)
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{host}{port}").geturl()
