@@ -239,4 +239,3 @@ def test_a_store_neither_sqlite_nor_a_redis_url_is_refused(store):
 
     with pytest.raises(ValidationError, match="redis://HOST:PORT/DB"):
         Settings(store=store)
-
