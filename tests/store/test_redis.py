@@ -55,21 +55,39 @@ async def _follow(store: RedisStore, job_id: str, after: int) -> list[Event]:
     return got
 
 
-async def test_a_job_written_by_one_node_is_followed_live_from_another(pair):
-    writer, other = pair
+async def test_a_job_written_by_one_node_is_followed_live_from_another(pair, redis_server):
+    writer, _ = pair
+    # No tick while the test runs: every follower stays parked, handed each event by the hub.
+    other = RedisStore(redis_server, prefix=writer.prefix, tick_seconds=60)
+    await other.open()
+    try:
+        await _followed_from(writer, other)
+    finally:
+        await other.close()
+
+
+async def _followed_from(writer: RedisStore, other: RedisStore) -> None:
     job = await writer.create_job(JobSpec(argv=["true"]))
     await writer.set_status(job.id, JobStatus.RUNNING)
     seen = (await other.get_job(job.id)).last_seq
     followers = [asyncio.create_task(_follow(other, job.id, seen)) for _ in range(5)]
 
-    async def watched() -> bool:
-        return job.id in other._watches
+    async def parked() -> bool:
+        return other.hub.listening(job.id) == len(followers)
 
-    await async_wait_for(watched)
+    await async_wait_for(parked)
+    assert list(other._watches) == [job.id]
     assert other.is_live(job.id)
-    watch = other._watches[job.id].task
+    watch = other._watches[job.id]
     await writer.append(job.id, EventType.STDOUT, raw=b"hello ")
     await writer.append(job.id, EventType.STDERR, raw=b"world")
+
+    async def read_here() -> bool:
+        return watch.seen == seen + 2
+
+    await async_wait_for(read_here)
+    # What the XREAD brought is read again from memory: the very events handed to the followers.
+    kept = await other.read(job.id, seen)
     await writer.set_status(job.id, JobStatus.SUCCEEDED, exit_code=0)
     for got in await asyncio.wait_for(asyncio.gather(*followers), 10):
         assert [(e.seq, e.type) for e in got] == [
@@ -79,7 +97,11 @@ async def test_a_job_written_by_one_node_is_followed_live_from_another(pair):
             (seen + 4, EventType.COMPLETE),
         ]
         assert got[0].raw == b"hello " and got[-1].data["exit_code"] == 0
-    await asyncio.wait_for(watch, 10)  # it ends with the job's `complete` event
+        assert got[:2] == kept  # the same objects (events compare by identity)
+    # kept in memory, where their encodings are cached once for all the followers
+    assert kept[0].remember("sse", b"frame") == b"frame" and kept[0].cache == {"sse": b"frame"}
+    assert watch.task is not None
+    await asyncio.wait_for(watch.task, 10)  # it ends with the job's `complete` event
     assert not other.is_live(job.id)
 
 

@@ -136,10 +136,15 @@ class _Write:
 
 @dataclass
 class _Watch:
-    """A job written by another process, followed here: one XREAD for all its followers."""
+    """A job written by another process, followed here: one XREAD for all its followers, and
+    the events it read in a tail, where they are read again and their encodings shared."""
 
-    seen: int
+    tail: Tail
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def seen(self) -> int:
+        return self.tail.shown_seq
 
 
 class RedisStore:
@@ -521,13 +526,18 @@ class RedisStore:
                 and all(job.labels.get(k) == v for k, v in labels)
             )
 
+        filters = sum(x is not None for x in (status, name, kind)) + len(labels)
+        # One filter is the index itself: every id it gives is kept, so a page takes one read.
+        count = limit + 1 if filters <= 1 else max(limit + 1, _CHUNK)
         found: list[Job] = []
         top = "+" if cursor is None else "(" + cursor
         while len(found) <= limit:
-            ids = await self.redis.zrevrangebylex(index, top, "-", 0, max(limit + 1, _CHUNK))
+            ids = await self.redis.zrevrangebylex(index, top, "-", 0, count)
             if not ids:
                 break
             found += [j for j in await self._jobs([i.decode() for i in ids]) if keep(j)]
+            if len(ids) < count:
+                break  # the index's end
             top = "(" + ids[-1].decode()
         jobs = found[:limit]
         return JobList(jobs=jobs, next_cursor=jobs[-1].id if len(found) > limit else None)
@@ -753,6 +763,9 @@ class RedisStore:
 
     async def read(self, job_id: str, after: int, max_bytes: int = BATCH_BYTES) -> list[Event]:
         tail = self._tails.get(job_id) or self._finished_tails.get(job_id)
+        watch = self._watches.get(job_id) if tail is None else None
+        if watch is not None and watch.tail.first_seq <= after + 1 <= watch.tail.shown_seq:
+            tail = watch.tail  # read by this process's XREAD already: from memory
         if tail is not None and after + 1 >= tail.first_seq:
             first = tail.first_seq
             start, end = after + 1 - first, tail.shown_seq + 1 - first
@@ -814,7 +827,9 @@ class RedisStore:
             return None
         watch = self._watches.get(job_id)
         if watch is None:
-            watch = self._watches[job_id] = _Watch(after)
+            # Sizes unused: this tail numbers nothing, it only keeps what was read.
+            tail = Tail(after, {"stdout": 0, "stderr": 0}, self._tail_bytes)
+            watch = self._watches[job_id] = _Watch(tail)
             watch.task = asyncio.get_running_loop().create_task(
                 self._watching(job_id, watch), name=f"jobcast-redis-watch-{job_id}"
             )
@@ -841,7 +856,8 @@ class RedisStore:
                     continue
                 for entry_id, fields in reply[0][1]:
                     ev = _event(job_id, entry_id, fields)
-                    watch.seen = ev.seq
+                    watch.tail.add(ev)
+                    watch.tail.shown_seq = ev.seq
                     self.hub.notify(job_id, ev)
                     if ev.type is EventType.COMPLETE:
                         return
