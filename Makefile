@@ -12,7 +12,7 @@ DATA_DIR ?= ./.jobcast
 # The built UI; remade when a source of it changed (scripts/web.sh runs `npm ci` only when
 # package-lock.json did).
 WEB_STAMP := src/jobcast/web/static/index.html
-WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/build.mjs \
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/docs.html web/build.mjs \
 	web/package.json web/package-lock.json web/tsconfig.json scripts/web.sh
 
 $(STAMP): pyproject.toml

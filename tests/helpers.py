@@ -1,9 +1,12 @@
-"""Test helpers: wait for a condition with a deadline, never a fixed sleep."""
+"""Test helpers: waits with a deadline (never a fixed sleep), SSE readers, a webhook receiver,
+and a TCP relay whose connections a test cuts (the server's sockets closing, the network down)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -139,3 +142,97 @@ class Receiver:
             self.release()
             await self._runner.cleanup()
             self._runner = None
+
+
+class Proxy:
+    """A TCP relay in front of the server, whose connections can be cut (the network failing),
+    which can turn new ones away meanwhile (the network still down), and whose target can change
+    (another server at the same address)."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        #: while set, connections are closed as soon as they come, and counted in `turned_away`
+        self.down = threading.Event()
+        self.turned_away = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.down.is_set():
+                self.turned_away += 1
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.open |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        with self.lock:
+            cut, self.open = self.open, set()
+        for s in cut:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def drop(self) -> None:
+        """Cut every connection and turn new ones away until `restore`: the network down."""
+        self.down.set()
+        self.cut()
+
+    def restore(self) -> None:
+        self.down.clear()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
+
+
+def read_sse(
+    url: str,
+    headers: dict[str, str] | None = None,
+    stop: Callable[[list], bool] | None = None,
+    timeout: float = 30.0,
+) -> list:
+    """Read an SSE stream (sync httpx) until it ends or `stop(messages)` says so; its messages
+    (jobcast.protocol.SSEMessage: event, data, id), comments left out."""
+    import httpx
+
+    from jobcast.protocol import SSEParser
+
+    parser = SSEParser()
+    out: list = []
+    with httpx.stream("GET", url, headers=headers or {}, timeout=timeout) as resp:
+        assert resp.status_code == 200, resp.read()
+        for chunk in resp.iter_raw():
+            out += parser.feed(chunk)
+            if stop is not None and stop(out):
+                return out
+    return out

@@ -1,18 +1,24 @@
-// Bundles src/main.ts and its CSS (xterm's included) into ../src/jobcast/web/static/ with
-// content-hashed names, and writes index.html naming them: the server may then cache the
-// assets for ever, and only index.html is revalidated.
+// Bundles the two pages, src/main.ts (the UI, with xterm's CSS) and src/docs/main.ts (/docs,
+// Swagger UI), into ../src/jobcast/web/static/ with content-hashed names, and writes index.html
+// and docs.html naming them: the server may then cache the assets for ever, and only the pages
+// are revalidated.
 import { build } from "esbuild";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, "..", "src", "jobcast", "web", "static");
+// entry name -> [its source, the page that names its .js and .css]
+const PAGES = {
+  app: ["src/main.ts", "index.html"],
+  docs: ["src/docs/main.ts", "docs.html"],
+};
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 const result = await build({
-  entryPoints: { app: join(here, "src", "main.ts") },
+  entryPoints: Object.fromEntries(Object.entries(PAGES).map(([name, [src]]) => [name, join(here, src)])),
   bundle: true,
   minify: true,
   sourcemap: false,
@@ -24,12 +30,15 @@ const result = await build({
   legalComments: "none",
   logLevel: "warning",
 });
-const names = Object.keys(result.metafile.outputs).map((p) => basename(p));
-const js = names.find((n) => n.endsWith(".js"));
-const css = names.find((n) => n.endsWith(".css"));
-if (!js || !css) throw new Error(`esbuild made ${names.join(", ")}: expected a .js and a .css`);
-const page = readFileSync(join(here, "index.html"), "utf8")
-  .replace("{{app.js}}", `/assets/${js}`)
-  .replace("{{app.css}}", `/assets/${css}`);
-writeFileSync(join(out, "index.html"), page);
-console.log(`web: built ${js}, ${css}`);
+const outputs = Object.entries(result.metafile.outputs);
+for (const [name, [src, page]] of Object.entries(PAGES)) {
+  const entry = outputs.find(([, o]) => o.entryPoint && relative(here, o.entryPoint) === src);
+  const js = entry && basename(entry[0]);
+  const css = entry?.[1].cssBundle && basename(entry[1].cssBundle);
+  if (!js || !css) throw new Error(`esbuild made no .js and .css for ${src}`);
+  const html = readFileSync(join(here, page), "utf8")
+    .replace(`{{${name}.js}}`, `/assets/${js}`)
+    .replace(`{{${name}.css}}`, `/assets/${css}`);
+  writeFileSync(join(out, page), html);
+  console.log(`web: ${page} with ${js}, ${css}`);
+}

@@ -43,6 +43,7 @@ from .tokenfile import ADMIN_NAME
 from .webhooks import WebhookConfig
 
 __all__ = [
+    "COMPAT_PROFILES",
     "ConfigError",
     "Scope",
     "Settings",
@@ -61,6 +62,10 @@ def safe_store_url(store: str) -> str:
     port = f":{parts.port}" if parts.port else ""
     netloc = f"{parts.username or ''}:***@{parts.hostname or ''}{port}"
     return parts._replace(netloc=netloc).geturl()
+
+
+#: the systems jobcast has a drop-in profile for (shared/seeds/, api/compat/)
+COMPAT_PROFILES = ("nstar", "bolt", "cbos", "agents", "nebula")
 
 
 class ConfigError(ValueError):
@@ -264,6 +269,17 @@ class Settings(BaseSettings):
                 "redis://:PASSWORD@HOST:PORT/DB with a password)"
             )
         return value
+
+    #: the drop-in profiles (api/compat): where they are mounted, and which are switched off
+    compat_prefix: str = Field(
+        "/compat",
+        pattern=r"^(/[A-Za-z0-9._-]+)*$",
+        description='Drop-in profiles are served under PREFIX/SYSTEM/ ("": at the root, where '
+        "their paths do not collide with jobcast's own)",
+    )
+    compat_off: list[Literal[COMPAT_PROFILES]] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="Drop-in profiles switched off (nstar, bolt, agents, ...)"
+    )
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

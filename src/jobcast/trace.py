@@ -152,6 +152,15 @@ class Trace:
         self, items: list[tuple[str, str, str | None, str, dict[str, Any] | None]]
     ) -> list[Entry]:
         """Append entries `(op, who, job, outcome, detail)` in order, in one write."""
+        entries, written = self.submit(items)
+        await written
+        return entries
+
+    def submit(
+        self, items: list[tuple[str, str, str | None, str, dict[str, Any] | None]]
+    ) -> tuple[list[Entry], asyncio.Future[None]]:
+        """`record_many` in two steps: the entries are in the ledger's order from now (before
+        anything recorded later), written once the future is done."""
         if self._loop is None:
             raise RuntimeError("the trace is not open")
         entries = []
@@ -172,8 +181,7 @@ class Trace:
             entries.append(Entry(self._seq, data, orjson.dumps(data) + b"\n"))
         fut = self._loop.create_future()
         self._queue.put((entries, fut))
-        await fut
-        return entries
+        return entries, fut
 
     def _run(self) -> None:
         dirty_since: float | None = None

@@ -17,6 +17,7 @@ import websockets
 
 from jobcast.api.app import create_app
 from jobcast.api.auth import RULES, WS_AUTH_TIMEOUT, RedactTokens, Tokens, rule_for
+from jobcast.api.http import ERROR_SHAPE
 from jobcast.api.ui import STATIC
 from jobcast.config import Scope, Settings, TokenConfig
 from tests.conftest import ServerProcess, wait_job
@@ -53,7 +54,9 @@ def bearer(token: str) -> dict[str, str]:
 def _routes(tmp_path: Path) -> list[tuple[str, str]]:
     app = create_app(Settings(data_dir=tmp_path))
     return sorted(
-        (r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None
+        (r.method, r.resource.canonical)
+        for r in app.router.routes()
+        if r.resource is not None and not hasattr(r.handler, ERROR_SHAPE)
     )
 
 

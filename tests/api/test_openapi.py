@@ -18,6 +18,7 @@ import httpx
 
 from jobcast.api.app import create_app
 from jobcast.api.guard import _RAW_TYPES
+from jobcast.api.http import ERROR_SHAPE
 from jobcast.api.openapi import spec
 from jobcast.config import Settings
 from tests.conftest import ServerProcess, wait_job
@@ -28,7 +29,7 @@ def _routes(tmp_path: Path) -> dict[tuple[str, str], Callable[..., Any]]:
     return {
         (r.method.lower(), r.resource.canonical): r.handler
         for r in app.router.routes()
-        if r.resource is not None
+        if r.resource is not None and not hasattr(r.handler, ERROR_SHAPE)
     }
 
 

@@ -30,8 +30,11 @@ def _assets(html: str) -> list[str]:
     return re.findall(r'(?:src|href)="(/assets/[^"]+)"', html)
 
 
-def test_the_page_loads_without_a_token_with_a_strict_policy(server: ServerProcess) -> None:
-    r = httpx.get(server.url + "/")
+@pytest.mark.parametrize("page", ["/", "/docs"])
+def test_the_page_loads_without_a_token_with_a_strict_policy(
+    server: ServerProcess, page: str
+) -> None:
+    r = httpx.get(server.url + page)
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/html")
     csp = dict(
@@ -49,9 +52,8 @@ def test_the_page_loads_without_a_token_with_a_strict_policy(server: ServerProce
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["Cache-Control"] == "no-cache"
     # Everything the page needs comes from here: no CDN, no inline script.
-    assert "<script>" not in r.text and "//" not in "".join(
-        re.findall(r'(?:src|href)="([^"]+)"', r.text)
-    )
+    links = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+    assert "<script>" not in r.text and not [link for link in links if "//" in link]
 
 
 def test_the_assets_the_page_names_are_served_and_cached_for_ever(server: ServerProcess) -> None:
@@ -68,6 +70,13 @@ def test_the_assets_the_page_names_are_served_and_cached_for_ever(server: Server
     assert kinds["js"][0].startswith("text/javascript")
     assert kinds["css"][0].startswith("text/css")
     assert ".xterm" in kinds["css"][1]  # xterm.js's own stylesheet is bundled in
+
+
+def test_docs_names_its_own_bundle(server: ServerProcess) -> None:
+    docs = _assets(httpx.get(server.url + "/docs").text)
+    assert len(docs) == 2 and not set(docs) & set(_assets(httpx.get(server.url + "/").text))
+    css = next(a for a in docs if a.endswith(".css"))
+    assert ".swagger-ui" in httpx.get(server.url + css).text  # Swagger UI's stylesheet
 
 
 @pytest.mark.parametrize(

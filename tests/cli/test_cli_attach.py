@@ -3,15 +3,12 @@ show, Ctrl-] detaches with the job running and the terminal restored; `rec` writ
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 
@@ -22,7 +19,7 @@ import pytest
 from jobcast.cli.attach import key_name, parse_key
 from tests.cli.test_cli_jobs import jobcast
 from tests.conftest import wait_job
-from tests.helpers import wait_for
+from tests.helpers import Proxy, wait_for
 
 #: a line-reading program: its answers say what arrived, and how
 PROG = r"""
@@ -217,77 +214,6 @@ def test_rec_writes_the_recording(server, api, tmp_path):
     missing = jobcast(server.url, "rec", "nope")
     assert missing.returncode == 2 and b"nope" in missing.stderr
     assert os.path.getsize(out) == len(cast)
-
-
-class Proxy:
-    """A TCP relay in front of the server, whose connections can be cut (the network failing),
-    which can turn new ones away meanwhile (the network still down), and whose target can change
-    (another server at the same address)."""
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.open: set[socket.socket] = set()
-        self.lock = threading.Lock()
-        #: while set, connections are closed as soon as they come, and counted in `turned_away`
-        self.down = threading.Event()
-        self.turned_away = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.down.is_set():
-                self.turned_away += 1
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.open |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        with self.lock:
-            cut, self.open = self.open, set()
-        for s in cut:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def drop(self) -> None:
-        """Cut every connection and turn new ones away until `restore`: the network down."""
-        self.down.set()
-        self.cut()
-
-    def restore(self) -> None:
-        self.down.clear()
-
-    def close(self) -> None:
-        self.listener.close()
-        self.cut()
 
 
 @pytest.fixture

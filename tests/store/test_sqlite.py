@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import os
 import sqlite3
 from collections.abc import Iterable
 
+import pytest
+
 from jobcast.datadir import DB_NAME
 from jobcast.models import EventType, JobSpec, JobStatus
+from jobcast.store import logfiles
+from jobcast.store.logfiles import OFF_LOOP_BYTES
 from jobcast.store.sqlite import _SYNC_BYTES, SQLiteStore
 from tests.helpers import async_wait_for
 
@@ -190,3 +197,51 @@ async def test_a_database_without_the_extracted_and_progress_columns_gets_them(t
         assert (await store.get_job(other.id)).progress == {"percent": 5.0}
     finally:
         await store.close()
+
+
+async def test_large_and_small_writes_mixed_land_in_order_at_their_offsets(tmp_path):
+    s = SQLiteStore(tmp_path / "s")
+    await s.open()
+    try:
+        job = await s.create_job(JobSpec(argv=["true"]))
+        await s.set_status(job.id, JobStatus.RUNNING)
+        big = OFF_LOOP_BYTES
+        parts = [b"a" * big, b"b", b"c" * (3 * big), b"d" * 10, b"e" * big]
+        # All asked for at once: the large ones in the files' thread, the small ones behind them.
+        evs = await asyncio.gather(*(s.append(job.id, EventType.STDOUT, raw=p) for p in parts))
+        offsets = [sum(map(len, parts[:i])) for i in range(len(parts))]
+        assert [e.data["offset"] for e in evs] == offsets
+        assert [e.data["length"] for e in evs] == [len(p) for p in parts]
+        assert s.files.path(job.id, "stdout").read_bytes() == b"".join(parts)
+        assert await s.read_output(job.id, "stdout") == b"".join(parts)
+    finally:
+        await s.close()
+
+
+async def test_a_failed_large_write_leaves_the_file_as_long_as_what_was_recorded(
+    tmp_path, monkeypatch
+):
+    s = SQLiteStore(tmp_path / "s")
+    await s.open()
+    try:
+        job = await s.create_job(JobSpec(argv=["true"]))
+        await s.set_status(job.id, JobStatus.RUNNING)
+        await s.append(job.id, EventType.STDOUT, raw=b"kept\n")
+        real = os.write
+
+        def half_then_full(fd: int, data: bytes) -> int:
+            # The disk fills up half way through the write: what went in must come out again.
+            if len(data) >= OFF_LOOP_BYTES:
+                return real(fd, bytes(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(logfiles.os, "write", half_then_full)
+        with pytest.raises(OSError, match="No space left"):
+            await s.append(job.id, EventType.STDOUT, raw=b"x" * (2 * OFF_LOOP_BYTES))
+        monkeypatch.setattr(logfiles.os, "write", real)
+        assert s.files.path(job.id, "stdout").read_bytes() == b"kept\n"
+        ev = await s.append(job.id, EventType.STDOUT, raw=b"y" * OFF_LOOP_BYTES)
+        assert ev.data["offset"] == 5
+        assert await s.read_output(job.id, "stdout") == b"kept\n" + b"y" * OFF_LOOP_BYTES
+    finally:
+        await s.close()

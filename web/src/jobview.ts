@@ -5,7 +5,9 @@ import { badge } from "./badge";
 import { clear, h } from "./dom";
 import { commandLine, duration, elapsed, ending } from "./format";
 import type { Mux } from "./mux";
+import { JobPanels } from "./panels";
 import type { JobStore } from "./store";
+import { TermBar } from "./termbar";
 import { JobTerminal } from "./terminal";
 import { isFinal, type Job, type WhoAmI } from "./types";
 
@@ -36,6 +38,8 @@ export class JobView {
   private message = h("p", { class: "error", role: "alert" });
   private termHost = h("div", { class: "terminal", "aria-label": "Output" });
   private terminal: JobTerminal | null = null;
+  private panels: JobPanels | null = null;
+  private termBar = new TermBar();
   private offs: (() => void)[] = [];
   private timer = 0;
   private cancelling = false;
@@ -54,8 +58,11 @@ export class JobView {
       this.actions,
       this.message,
       this.searchBar(),
+      this.termBar.bar,
+      this.termBar.earlier,
       this.termHost,
     );
+    this.termHost.append(this.termBar.jump); // over the terminal's corner
     void this.start();
   }
 
@@ -81,12 +88,28 @@ export class JobView {
         if (!now || isFinal(now.status)) return;
         this.mux.send({ type: "send", job: id, text: pipe ? text.replace(/\r/g, "\n") : text });
       });
+      if (job.pty) {
+        // The job's window is this terminal's: its size now, and again whenever the fit
+        // changes it (the program gets SIGWINCH).
+        const term = this.terminal.term;
+        const resize = (cols: number, rows: number) => {
+          const now = this.store.jobs.get(id);
+          if (now && !isFinal(now.status)) this.mux.send({ type: "resize", job: id, cols, rows });
+        };
+        term.onResize(({ cols, rows }) => resize(cols, rows));
+        resize(term.cols, term.rows);
+      }
     }
     const terminal = this.terminal;
+    this.termBar.attach(terminal, job);
     this.offs.push(this.store.onEvent(id, (ev) => terminal.feed(ev)));
     this.offs.push(this.store.onChange(() => this.render()));
-    // From the start: the terminal takes each event once, in order, whatever came before.
-    this.mux.subscribe([id], { [id]: 0 });
+    this.panels = new JobPanels(job, this.store, this.me);
+    this.termHost.before(this.panels.progress.el);
+    this.termHost.after(this.panels.el);
+    // From the start, and after a reconnect from the last event shown: the terminal takes
+    // each event once, in order, whatever came before (the panels skip what they have seen).
+    this.offs.push(this.mux.follow(id, () => terminal.seq));
     this.timer = window.setInterval(() => this.render(), 1000);
     this.render();
   }
@@ -126,6 +149,7 @@ export class JobView {
     for (const off of this.offs) off();
     window.clearInterval(this.timer);
     this.terminal?.destroy();
+    this.panels?.destroy();
   }
 
   private render(): void {

@@ -9,6 +9,7 @@ import { JobView } from "./jobview";
 import { ListView } from "./listview";
 import { Mux, type ConnectionState } from "./mux";
 import { NewJobView } from "./newjob";
+import { installShortcuts } from "./shortcuts";
 import { signInPanel } from "./signin";
 import { JobStore } from "./store";
 import { isFinal, type WhoAmI } from "./types";
@@ -52,20 +53,21 @@ function start(me: WhoAmI): void {
   const indicator = h("span", { class: "conn", role: "status", "aria-live": "polite" });
   const setState = (state: ConnectionState, why?: string) => {
     indicator.dataset["state"] = state;
-    indicator.textContent = state === "closed" ? `disconnected${why ? ` (${why})` : ""}` : state;
+    indicator.textContent = state;
+    // The words say the state, the colour only repeats it; the name says why, when known.
+    indicator.setAttribute("aria-label", `Connection: ${state}${why ? ` (${why})` : ""}`);
+    indicator.title = why ?? "";
   };
-  let firstList = true;
   const mux = new Mux({
-    jobs: (jobs) => {
+    jobs: (jobs, greeting) => {
       store.putAll(jobs);
-      if (firstList) {
-        firstList = false;
-        // Every job now and to come; the unfinished ones listed go on from what the list has
-        // of them (a finished one in `after` would be subscribed to as well, for nothing),
-        // except one a view follows already: given no `after`, its cursor goes on.
+      if (greeting) {
+        // Every job now and to come, on each new connection. The unfinished ones go on from
+        // what the list has of them (a finished one in `after` would be followed as well, for
+        // nothing), except one a view follows: given no `after`, the view's cursor goes on.
         const after: Record<string, number> = {};
-        for (const job of jobs) {
-          if (!isFinal(job.status) && !store.watched(job.id)) after[job.id] = job.last_seq;
+        for (const job of store.jobs.values()) {
+          if (!isFinal(job.status) && !mux.followed(job.id)) after[job.id] = job.last_seq;
         }
         mux.subscribe(["*"], after);
       }
@@ -85,10 +87,13 @@ function start(me: WhoAmI): void {
         { "aria-label": "Views" },
         h("a", { href: "#/" }, "Jobs"),
         canStart ? h("a", { href: "#/new", id: "nav-new" }, "New job") : null,
+        // the same tab: its sessionStorage, and so its token, goes with it
+        h("a", { href: "/docs", id: "nav-docs" }, "API"),
       ),
       h("span", { class: "spacer" }),
       indicator,
       h("span", { class: "who", title: me.scopes.join(", ") }, me.name),
+      h("button", { type: "button", id: "help", "aria-label": "Keyboard shortcuts", title: "Keyboard shortcuts (?)" }, "?"),
     ),
     main,
   );
@@ -104,6 +109,8 @@ function start(me: WhoAmI): void {
     main.append(view.el);
   };
   window.addEventListener("hashchange", route);
+  const help = installShortcuts(canStart);
+  document.getElementById("help")?.addEventListener("click", help);
   mux.connect();
   route();
 }

@@ -32,11 +32,6 @@ export class JobStore {
     return () => set.delete(fn);
   }
 
-  /** Whether a view follows this job's events (it keeps its own cursor on the server). */
-  watched(job: string): boolean {
-    return (this.eventListeners.get(job)?.size ?? 0) > 0;
-  }
-
   put(job: Job): void {
     const known = this.jobs.get(job.id);
     if (!known || known.last_seq <= job.last_seq) {

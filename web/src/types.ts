@@ -27,6 +27,9 @@ export interface Progress {
   current?: number;
   total?: number;
   message?: string | null;
+  unit?: string;
+  /** OSC 9;4's state, named */
+  state?: "clear" | "normal" | "error" | "indeterminate" | "paused";
 }
 
 export interface Job {
@@ -48,6 +51,8 @@ export interface Job {
   reason: string | null;
   last_seq: number;
   progress: Progress | null;
+  /** The latest value of each extractor, by name */
+  extracted?: Record<string, string>;
 }
 
 /** One event of a job as /ws pushes it: `event` is its own type. */
@@ -88,4 +93,24 @@ export interface Template {
   pty: boolean;
   timeout: number | null;
   schema: { properties: Record<string, ParamSchema>; required: string[] };
+}
+
+/** One entry of the trace ledger (GET /trace), newest first there. */
+export interface TraceEntry {
+  seq: number;
+  ts: number;
+  who: string | null;
+  op: string;
+  job: string | null;
+  outcome: string;
+  detail: Record<string, unknown>;
+}
+
+/** GET /stats, what the stats panel reads of it. */
+export interface Stats {
+  clients: Record<string, number> & { total: number };
+  events_sent: number;
+  bytes_sent: number;
+  rates: { window_seconds: number; events_per_second: number; bytes_per_second: number };
+  jobs: Record<string, { clients: number; events_per_second: number; bytes_per_second: number }>;
 }

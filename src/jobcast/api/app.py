@@ -30,6 +30,7 @@ from ..trace import Trace
 from . import (
     asciicast,
     chat,
+    compat,
     housekeeping,
     jobs,
     lines,
@@ -91,7 +92,7 @@ def create_app(settings: Settings) -> web.Application:
             error_middleware,
             guard_middleware(settings),
             cors_middleware(settings),
-            auth_middleware(tokens),
+            auth_middleware(tokens, compat.rules(settings)),
         ],
         client_max_size=4 * 1024 * 1024,
     )
@@ -114,9 +115,11 @@ def create_app(settings: Settings) -> web.Application:
         openapi,
         whoami,
         ui,
+        compat,
     )
     for module in modules:
         app.router.add_routes(module.routes)
+    compat.install(app, settings)
     app[SETTINGS] = settings
     app[TOKENS] = tokens
     app.cleanup_ctx.append(_lifespan)

@@ -181,12 +181,15 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/"): Rule(None),
     ("GET", "/assets/{name}"): Rule(None),
     ("GET", "/whoami"): Rule(Scope.READ),
+    # Which drop-in profiles there are and where: nothing of this server's jobs.
+    ("GET", "/compat"): Rule(None),
 }
 _UNKNOWN = Rule(Scope.ADMIN)  # fail closed
 
 
-def rule_for(method: str, path: str) -> Rule:
-    return RULES.get(("GET" if method == "HEAD" else method, path), _UNKNOWN)
+def rule_for(method: str, path: str, rules: Mapping[tuple[str, str], Rule] = RULES) -> Rule:
+    """The rule of a route; `rules` may add the routes of the drop-in profiles to RULES."""
+    return rules.get(("GET" if method == "HEAD" else method, path), _UNKNOWN)
 
 
 _NEEDS_TOKEN = (
@@ -196,7 +199,7 @@ _NEEDS_TOKEN = (
 _INVALID = "the token is not valid"
 
 
-def auth_middleware(tokens: Tokens) -> Middleware:
+def auth_middleware(tokens: Tokens, rules: Mapping[tuple[str, str], Rule] = RULES) -> Middleware:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not tokens.enabled:
@@ -209,7 +212,7 @@ def auth_middleware(tokens: Tokens) -> Middleware:
             request[IDENTITY] = ANONYMOUS
             return await handler(request)
         path = resource.canonical
-        rule = rule_for(request.method, path)
+        rule = rule_for(request.method, path, rules)
         if rule.scope is None:
             request[IDENTITY] = ANONYMOUS  # whatever it sent: an open route reads no token
             return await handler(request)

@@ -21,7 +21,7 @@ from .jobs import start_job
 from .sse import stream_job
 from .state import STATE
 
-__all__ = ["CHAT_HINT", "routes"]
+__all__ = ["CHAT_HINT", "read_chat", "read_direct", "routes"]
 
 routes = web.RouteTableDef()
 
@@ -55,43 +55,54 @@ async def _answer(request: web.Request, read: Read) -> web.StreamResponse:
     return await stream_job(request, job.id, headers={"Location": f"/jobs/{job.id}"})
 
 
+async def read_chat(request: web.Request) -> tuple[JobSpec, bool]:
+    """The job `POST /chat`'s body asks for (the `chat` template with its message), and whether
+    its stream was asked for."""
+    body = await parse_body(request, ChatRequest)
+    if CHAT not in request.app[STATE].policy.templates:
+        raise NotFound(f"this server has no `{CHAT}` template for POST /chat; {CHAT_HINT}")
+    args: dict[str, Any] = {CHAT_PARAM: body.message}
+    return JobSpec(template=CHAT, args=args, context=body.context), body.stream
+
+
+async def read_direct(
+    request: web.Request, rewrite: Callable[[str], str] | None = None
+) -> tuple[JobSpec, bool]:
+    """The job `POST /direct`'s body asks for (a template from a command line, as `rewrite`
+    makes it of the body's if given), and whether its stream was asked for."""
+    body = await parse_body(request, DirectRequest)
+    line = body.command if rewrite is None else rewrite(body.command)
+    templates = request.app[STATE].policy.templates
+    try:
+        words = shlex.split(line)
+    except ValueError as e:  # an unclosed quote
+        raise ValidationFailed(f"command: cannot split {line[:80]!r}: {e}") from None
+    if not words:
+        raise ValidationFailed("command: give a template's name, then its arguments")
+    if not templates:
+        raise NotFound(
+            "this server has no templates for POST /direct to run; "
+            + CHAT_HINT.replace("[templates.chat]", "[templates.NAME]")
+        )
+    if len(words) > 1 and words[0].upper() == "EXECUTE" and words[0] not in templates:
+        words = words[1:]  # nstar's verb (seed 000): `EXECUTE test --fast` runs `test --fast`
+    name, *rest = words
+    template = templates.get(name)
+    if template is None:
+        known = ", ".join(sorted(templates))
+        raise ValidationFailed(
+            f"command: no template {name[:64]!r} on this server (templates: {known}; "
+            "GET /templates describes them)"
+        )
+    args = words_to_args(name, template, rest)
+    return JobSpec(template=name, args=dict(args), context=body.context), body.stream
+
+
 @routes.post("/chat")
 async def chat(request: web.Request) -> web.StreamResponse:
-    async def read() -> tuple[JobSpec, bool]:
-        body = await parse_body(request, ChatRequest)
-        if CHAT not in request.app[STATE].policy.templates:
-            raise NotFound(f"this server has no `{CHAT}` template for POST /chat; {CHAT_HINT}")
-        args: dict[str, Any] = {CHAT_PARAM: body.message}
-        return JobSpec(template=CHAT, args=args, context=body.context), body.stream
-
-    return await _answer(request, read)
+    return await _answer(request, lambda: read_chat(request))
 
 
 @routes.post("/direct")
 async def direct(request: web.Request) -> web.StreamResponse:
-    async def read() -> tuple[JobSpec, bool]:
-        body = await parse_body(request, DirectRequest)
-        templates = request.app[STATE].policy.templates
-        try:
-            words = shlex.split(body.command)
-        except ValueError as e:  # an unclosed quote
-            raise ValidationFailed(f"command: cannot split {body.command[:80]!r}: {e}") from None
-        if not words:
-            raise ValidationFailed("command: give a template's name, then its arguments")
-        if not templates:
-            raise NotFound(
-                "this server has no templates for POST /direct to run; "
-                + CHAT_HINT.replace("[templates.chat]", "[templates.NAME]")
-            )
-        name, *rest = words
-        template = templates.get(name)
-        if template is None:
-            known = ", ".join(sorted(templates))
-            raise ValidationFailed(
-                f"command: no template {name[:64]!r} on this server (templates: {known}; "
-                "GET /templates describes them)"
-            )
-        args = words_to_args(name, template, rest)
-        return JobSpec(template=name, args=dict(args), context=body.context), body.stream
-
-    return await _answer(request, read)
+    return await _answer(request, lambda: read_direct(request))

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ..models import Event, EventType
 from ..store.base import BATCH_BYTES
+from ..trace import Entry
 from .state import Follower, State
 
 __all__ = [
@@ -174,16 +175,19 @@ async def follow_job(
     write: TransportWriter,
     heartbeat: bytes | None = None,
     envelope: Envelope | None = None,
+    interval: float | None = None,
 ) -> bool:
     """Write the job's events past `after` until its `complete` event; True if that was reached.
 
     `frame` turns an event into the bytes to send (b"" to skip it) and `envelope`, if given, wraps
     each joined batch (an HTTP chunk); `tag` names that encoding, so joins of the same events in
     the same encoding are built once for every client. Returns False when the server is closing
-    or the client has gone. Raises whatever `write` raises when the client goes away.
+    or the client has gone. Raises whatever `write` raises when the client goes away. `interval`
+    is the heartbeat's period (default: the `heartbeat_seconds` setting).
     """
     store = state.store
-    interval = state.settings.heartbeat_seconds
+    if interval is None:
+        interval = state.settings.heartbeat_seconds
     last_write = time.monotonic()
     woken_empty = False
     while True:
@@ -252,11 +256,13 @@ async def follow_firehose(
     envelope: Envelope | None = None,
     admit: Callable[[list[Event]], Awaitable[list[Event]]] | None = None,
     with_trace: bool = True,
+    trace_frame: Callable[[Entry], bytes] = Entry.sse,
 ) -> None:
     """Write events of every job past global position `after` until the server closes; only
     those `admit` keeps, if given (a token limited to some jobs). With `with_trace`, the trace
     ledger's entries too, as they are written (`event: trace`, live only: they carry no `id:`,
-    so a client's resume point stays the last job event's; `GET /trace` has the history)."""
+    so a client's resume point stays the last job event's; `GET /trace` has the history), each
+    framed by `trace_frame`."""
     store, trace = state.store, state.trace
     interval = state.settings.heartbeat_seconds
     last_write = time.monotonic()
@@ -265,7 +271,7 @@ async def follow_firehose(
         entries = trace.after(traced) if with_trace else []
         if entries:
             traced = entries[-1].seq
-            data = b"".join(e.sse() for e in entries)
+            data = b"".join(trace_frame(e) for e in entries)
             if envelope is not None:
                 data = envelope(data)
             await state.guarded(follower, write(data))
@@ -280,9 +286,11 @@ async def follow_firehose(
                 continue
         if events:
             data = b"".join(frame(e) for e in events)
+            after = events[-1].gid
+            if not data:
+                continue  # a frame that skips these events (a profile's): no empty chunk, which ends the response
             if envelope is not None:
                 data = envelope(data)
-            after = events[-1].gid
             await state.guarded(follower, write(data))
             last_write = time.monotonic()
             follower.events_sent += len(events)

@@ -14,7 +14,9 @@ from pydantic import BaseModel, ValidationError
 from ..errors import BadRequest, InvalidJSON, JobcastError, ValidationFailed
 
 __all__ = [
+    "ERROR_SHAPE",
     "MAX_INT",
+    "ErrorShape",
     "describe",
     "error_middleware",
     "header_int",
@@ -98,6 +100,15 @@ def header_int(request: web.Request, name: str) -> int | None:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: (status, code, message) -> the body of an error in a drop-in profile's own shape
+ErrorShape = Callable[[int, str, str], Any]
+#: the attribute of a route's handler naming its error shape (api/compat sets it)
+ERROR_SHAPE = "jobcast_error_shape"
+
+
+def _shape(request: web.Request) -> ErrorShape | None:
+    """The error shape of the route matched, if it has its own (a drop-in profile's)."""
+    return getattr(request.match_info.handler, ERROR_SHAPE, None)
 
 
 def _http_error(request: web.Request, e: web.HTTPException) -> web.StreamResponse:
@@ -115,7 +126,11 @@ def _http_error(request: web.Request, e: web.HTTPException) -> web.StreamRespons
     else:
         code = (e.reason or "error").lower().replace(" ", "_").replace("-", "_")
         msg = e.text or e.reason
-    resp = json_response({"error": {"code": code, "message": msg}}, e.status)
+    shape = _shape(request)
+    body = (
+        {"error": {"code": code, "message": msg}} if shape is None else shape(e.status, code, msg)
+    )
+    resp = json_response(body, e.status)
     for key in ("Allow", "Retry-After", "WWW-Authenticate"):
         if key in e.headers:
             resp.headers[key] = e.headers[key]
@@ -127,7 +142,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except JobcastError as e:
-        resp = json_response(e.to_payload(), e.status)
+        shape = _shape(request)
+        body = e.to_payload() if shape is None else shape(e.status, e.code, e.message)
+        resp = json_response(body, e.status)
         # Some errors come with headers of their own (a 416's `Content-Range: bytes */SIZE`).
         resp.headers.update(getattr(e, "headers", None) or {})
         return resp

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -90,8 +91,9 @@ async def start_job(request: web.Request, read: Callable[[], Awaitable[JobSpec]]
                 ) from None
             op.job = job.id
             op.detail["argv"] = [arg[:200] for arg in job.argv[:20]]
-        # Only now: its start (by the runner, traced as it happens) comes after this in the ledger.
-        await state.supervisor.submit(job, spec)
+            # Run once its `job.create` is queued (its start, traced as it happens, comes after
+            # it in the ledger), not once written: the job starts while the entry is written.
+            op.then = functools.partial(state.supervisor.submit, job, spec)
     finally:
         if admitted:
             state.admitting -= 1

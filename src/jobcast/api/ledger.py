@@ -4,7 +4,7 @@ outcome, and the jobs' starts and ends, as the store records them."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +42,9 @@ class Op:
     detail: dict[str, Any] = field(default_factory=dict)
     #: recorded as this operation instead (a `job.create` the policy refused is a `policy.deny`)
     recorded_as: str | None = None
+    #: what follows the operation (starting the job it created): run once its entry is queued,
+    #: so it comes after it in the ledger, while the entry is written
+    then: Callable[[], Awaitable[None]] | None = None
 
 
 async def record(request: web.Request, op: str, job: str | None = None, **detail: Any) -> None:
@@ -56,8 +59,9 @@ async def traced(
     request: web.Request, op: str, job: str | None = None, **detail: Any
 ) -> AsyncIterator[Op]:
     """Record `op` once the body has run: outcome `ok`, or the code of the `JobcastError` it
-    raised (which then goes on to the client). The answer is sent only after the entry is
-    written, so every acknowledged operation is in the ledger."""
+    raised (which then goes on to the client); then the body's `then`, if it set one, while the
+    entry is written. The answer is sent only after the entry is written, so every acknowledged
+    operation is in the ledger."""
     state = request.app[STATE]
     who = request_identity(request)
     note = Op(job, detail)
@@ -70,7 +74,12 @@ async def traced(
         raise
     if note.job is not None and op == "job.create":
         state.owners[note.job] = who
-    await state.trace.record(op, who=who, job=note.job, detail=note.detail)
+    _, written = state.trace.submit([(op, who, note.job, "ok", note.detail)])
+    try:
+        if note.then is not None:
+            await note.then()
+    finally:
+        await written
 
 
 class Lifecycle:

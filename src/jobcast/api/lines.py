@@ -30,7 +30,7 @@ from .follow import TransportWriter
 from .http import json_response, query_int
 from .state import STATE, Follower, State
 
-__all__ = ["LineQuery", "follow_lines", "line_query", "routes", "wants_lines"]
+__all__ = ["LineQuery", "LineView", "follow_lines", "line_query", "routes", "wants_lines"]
 
 routes = web.RouteTableDef()
 
@@ -132,10 +132,19 @@ class LineView:
     nearest mark before `after_line` of the job, else the log's start. Marks are left on the way.
     """
 
-    def __init__(self, job_id: str, query: LineQuery, *, events: bool) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        query: LineQuery,
+        *,
+        events: bool,
+        also: frozenset[EventType] = frozenset(),
+    ) -> None:
         self._job_id = job_id
         self._query = query
         self._events = events
+        #: more event types passed on as they are, in their place (a drop-in profile's `state`)
+        self._also = also
         mark = MARKS.nearest(job_id, query.after_line) if query.after_line else None
         self._splitter = Splitter.resume(mark.state) if mark is not None else Splitter()
         self.start = mark.seq if mark is not None else 0
@@ -167,6 +176,8 @@ class LineView:
                 self.done = True
                 if self._events:
                     out.append(ev)
+            elif ev.type in self._also:
+                out.append(ev)
         return out
 
     def _mark(self, seq: int) -> None:

@@ -1,4 +1,4 @@
-"""/openapi.json, generated from the pydantic models, and /docs, a page that renders it.
+"""/openapi.json, generated from the pydantic models (ui.py serves /docs, the page that renders it).
 
 Every route of the router is described here with the parameters and headers its handler reads and
 the statuses it can answer; tests/api/test_openapi.py holds the two side by side, and runs
@@ -151,11 +151,12 @@ _STATS: Schema = {
             "type": "object",
             "description": "Streaming clients connected now, in total and by transport; "
             "`mux_firehose`: the `/ws` clients among them that follow every job at the live "
-            "end, served by one cursor for all.",
+            "end, served by one cursor for all; `compat`: the drop-in profiles' streams.",
             "properties": {
-                k: _COUNT for k in ("total", "sse", "ws", "log", "stream", "mux", "mux_firehose")
+                k: _COUNT
+                for k in ("total", "sse", "ws", "log", "stream", "mux", "mux_firehose", "compat")
             },
-            "required": ["total", "sse", "ws", "log", "stream", "mux", "mux_firehose"],
+            "required": ["total", "sse", "ws", "log", "stream", "mux", "mux_firehose", "compat"],
         },
         "per_job": {"type": "object", "additionalProperties": _COUNT},
         "events_sent": _COUNT,
@@ -784,7 +785,41 @@ def _paths() -> dict[str, Schema]:
                 (),
             )
         ),
+        "/compat": _with_head(
+            _op(
+                "list_profiles",
+                "The drop-in profiles (the replaced systems' own endpoints, shared/seeds/): "
+                "each one's mount point, routes and whether it is on; their wire formats are "
+                "their documents', not described here",
+                {200: _ok(_json(_ref("Compat")))},
+                (),
+            )
+        ),
     }
+
+
+_COMPAT: Schema = {
+    "type": "object",
+    "required": ["prefix", "profiles"],
+    "properties": {
+        "prefix": {"type": "string", "description": "The compat_prefix setting"},
+        "profiles": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "system", "seed", "enabled", "mount", "routes"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "system": {"type": "string"},
+                    "seed": {"type": "string", "description": "Its document in shared/seeds/"},
+                    "enabled": {"type": "boolean"},
+                    "mount": {"type": "string", "description": "Where its paths begin"},
+                    "routes": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
 
 
 #: how a token is sent; the scopes an operation needs are listed with the scheme
@@ -841,6 +876,7 @@ def spec() -> Schema:
         "Stats": _STATS,
         "Templates": _TEMPLATES,
         "WhoAmI": _WHOAMI,
+        "Compat": _COMPAT,
     }
     return {
         "openapi": "3.1.0",
@@ -853,35 +889,3 @@ def spec() -> Schema:
 @routes.get("/openapi.json")
 async def openapi_json(request: web.Request) -> web.Response:
     return json_response(spec())
-
-
-DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>jobcast API</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-code,pre{font-family:ui-monospace,monospace}pre{background:#f5f5f5;padding:.5rem;overflow:auto}
-.m{display:inline-block;min-width:4.5rem;font-weight:600}</style></head><body>
-<h1>jobcast API</h1><p>Errors are <code>{"error": {"code", "message"}}</code>.
-The machine-readable description is <a href="/openapi.json">/openapi.json</a>.</p><div id="api"></div>
-<script>
-fetch("openapi.json").then(r => r.json()).then(s => {
-  const root = document.getElementById("api");
-  const esc = t => String(t).replace(/[&<>]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;"}[c]));
-  for (const [path, ops] of Object.entries(s.paths)) for (const [m, op] of Object.entries(ops)) {
-    if (m === "head") continue;
-    const d = document.createElement("details");
-    const params = (op.parameters || []).map(p => `<li><code>${esc(p.name)}</code> (${p.in}): ${esc(p.description)}</li>`).join("");
-    const json = op.requestBody && op.requestBody.content["application/json"];
-    const body = json ? json.schema.$ref.split("/").pop() : "";
-    const codes = Object.keys(op.responses).join(", ");
-    d.innerHTML = `<summary><span class="m">${m.toUpperCase()}</span><code>${esc(path)}</code> ${esc(op.summary)}</summary>`
-      + (params ? `<ul>${params}</ul>` : "")
-      + (body ? `<p>Body: <code>${body}</code></p><pre>${esc(JSON.stringify(s.components.schemas[body], null, 2))}</pre>` : "")
-      + `<p>Answers ${codes}</p>`;
-    root.appendChild(d);
-  }
-});
-</script></body></html>"""
-
-
-@routes.get("/docs")
-async def docs(request: web.Request) -> web.Response:
-    return web.Response(text=DOCS, content_type="text/html")

@@ -15,7 +15,7 @@ from .http import describe, json_response
 from .ledger import traced
 from .state import STATE
 
-__all__ = ["routes"]
+__all__ = ["routes", "store_paste"]
 
 routes = web.RouteTableDef()
 
@@ -41,8 +41,9 @@ async def _read_capped(request: web.Request, cap: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@routes.post("/pastes")
-async def create_paste(request: web.Request) -> web.Response:
+async def store_paste(request: web.Request) -> tuple[str, int]:
+    """Store the request's paste (`{"text"}` or the content itself), traced `paste.create`;
+    its digest and size."""
     state = request.app[STATE]
     limit = state.settings.max_paste_bytes
     async with traced(request, "paste.create") as op:
@@ -62,7 +63,13 @@ async def create_paste(request: web.Request) -> web.Response:
             raise BadRequest('the paste is empty; send {"text": "..."} or the content itself')
         digest, new = await asyncio.to_thread(state.pastes.put, data)
         op.detail.update(ref=ref_of(digest), size=len(data), new=new)
-    return json_response({"ref": ref_of(digest), "size": len(data)}, 201)
+    return digest, len(data)
+
+
+@routes.post("/pastes")
+async def create_paste(request: web.Request) -> web.Response:
+    digest, size = await store_paste(request)
+    return json_response({"ref": ref_of(digest), "size": size}, 201)
 
 
 def _text_of(body: bytes) -> str:

@@ -17,20 +17,22 @@ from .http import header_int, query_b64, query_int
 from .lines import follow_lines, line_query, sse_item, wants_lines
 from .state import STATE, Follower
 
-__all__ = ["routes", "stream_job"]
+__all__ = ["HEARTBEAT", "open_stream", "resume_point", "routes", "run_stream", "stream_job"]
 
 routes = web.RouteTableDef()
 
 HEARTBEAT = sse_comment("ping")
 
 
-def _resume_point(request: web.Request) -> int | None:
+def resume_point(request: web.Request) -> int | None:
     """`Last-Event-ID` (sent by a reconnecting EventSource) wins over `after`; both read alike."""
     last = header_int(request, "Last-Event-ID")
     return last if last is not None else query_int(request, "after")
 
 
-async def _open(request: web.Request, headers: dict[str, str] | None = None) -> web.StreamResponse:
+async def open_stream(
+    request: web.Request, headers: dict[str, str] | None = None
+) -> web.StreamResponse:
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -55,16 +57,16 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     job_id = (await visible_job(request)).id
     if wants_lines(request):
         return await _stream_lines(request, job_id)
-    return await stream_job(request, job_id, _resume_point(request) or 0)
+    return await stream_job(request, job_id, resume_point(request) or 0)
 
 
 async def _stream_lines(request: web.Request, job_id: str) -> web.StreamResponse:
     query = line_query(request, header_int(request, "Last-Event-ID"))
-    resp = await _open(request)
+    resp = await open_stream(request)
     follower = Follower("sse", job_id, request.transport)
     write = TransportWriter(request, chunk=resp.chunked)
     state = request.app[STATE]
-    await _run(
+    await run_stream(
         request, follower, follow_lines(state, follower, job_id, query, sse_item, write, HEARTBEAT)
     )
     return resp
@@ -81,7 +83,7 @@ async def stream_job(
     def frame(ev: Event) -> bytes:
         return sse_frame(ev, b64=b64)
 
-    resp = await _open(request, headers)
+    resp = await open_stream(request, headers)
     follower = Follower("sse", job_id, request.transport)
     envelope = chunked if resp.chunked else None
     tag = ("sse64" if b64 else "sse") + ("c" if envelope else "")
@@ -89,14 +91,14 @@ async def stream_job(
     loop = follow_job(
         state, follower, job_id, after, frame, tag, TransportWriter(request), beat, envelope
     )
-    await _run(request, follower, loop)
+    await run_stream(request, follower, loop)
     return resp
 
 
 @routes.get("/stream", allow_head=False)
 async def firehose(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    after = _resume_point(request)
+    after = resume_point(request)
     if after is None:
         after = state.store.last_gid()
     output = request.query.get("output") in ("1", "true", "yes")
@@ -105,9 +107,9 @@ async def firehose(request: web.Request) -> web.StreamResponse:
     def frame(ev: Event) -> bytes:
         return sse_frame(ev, b64=b64, firehose=True)
 
-    resp = await _open(request)
+    resp = await open_stream(request)
     follower = Follower("stream", None, request.transport)
-    await _run(
+    await run_stream(
         request,
         follower,
         follow_firehose(
@@ -127,7 +129,8 @@ async def firehose(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def _run(request: web.Request, follower: Follower, loop: Any) -> None:
+async def run_stream(request: web.Request, follower: Follower, loop: Any) -> None:
+    """Run a streaming loop for `follower`, counted in the stats meanwhile."""
     stats = request.app[STATE].stats
     stats.add(follower)
     try:

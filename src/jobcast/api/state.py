@@ -156,8 +156,10 @@ class Stats:
         return {
             "clients": {
                 "total": len(self.followers),
-                **{k: kinds.get(k, 0) for k in ("sse", "ws", "log", "stream", "mux")},
+                **{k: kinds.get(k, 0) for k in _TRANSPORTS},
                 "mux_firehose": self.firehose,
+                # the drop-in profiles' streams (api/compat), whatever their kind
+                "compat": sum(n for k, n in kinds.items() if k not in _TRANSPORTS),
             },
             "per_job": dict(self.per_job),
             "events_sent": self.events_sent,
@@ -168,6 +170,9 @@ class Stats:
             "loop_lag_ms": self.loop_lag.snapshot(lag_seconds),
         }
 
+
+#: the kinds of jobcast's own streaming transports (a drop-in profile's followers have others)
+_TRANSPORTS = ("sse", "ws", "log", "stream", "mux")
 
 #: samples kept for the rates: the last ten seconds
 _RATE_SAMPLES = 11

@@ -1,7 +1,8 @@
-"""GET / and GET /assets/{name}: the web UI's built files, from the package's web/static.
+"""GET /, GET /docs and GET /assets/{name}: the web UI's built files, from the package's web/static.
 
 scripts/web.sh builds them with content-hashed names, so an asset may be cached for ever and
-only index.html, which names them, is revalidated. Every answer carries a Content-Security-
+only the pages that name them (index.html, and docs.html: Swagger UI over /openapi.json) are
+revalidated. Every answer carries a Content-Security-
 Policy that allows no inline script and no other origin, and no Referer leaves the page (the
 token must never travel in one).
 """
@@ -64,10 +65,9 @@ def _read(name: str) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
-@routes.get("/")
-async def index(request: web.Request) -> web.Response:
+async def _page(request: web.Request, name: str) -> web.Response:
     # Read at each request: after `make web` the page names the new assets at once.
-    body = await asyncio.to_thread(_read, "index.html")
+    body = await asyncio.to_thread(_read, name)
     if body is None:
         raise UINotBuilt(
             "the web UI is not built into this installation: run `make web` in the source "
@@ -76,6 +76,16 @@ async def index(request: web.Request) -> web.Response:
     resp = web.Response(body=body, content_type="text/html", charset="utf-8")
     security_headers(resp, request.host, "no-cache")
     return resp
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.Response:
+    return await _page(request, "index.html")
+
+
+@routes.get("/docs")
+async def docs(request: web.Request) -> web.Response:
+    return await _page(request, "docs.html")
 
 
 @routes.get("/assets/{name}")

@@ -571,4 +571,11 @@ def stats(target: Target, as_json: bool) -> None:
     render.print_mapping(answer, uptime=uptime)
 
 
-COMMANDS = [run, follow, logs, ls, show, cancel, send, signal_, watch, status, stats]
+@click.command(name="stream")
+@click.pass_context
+def stream_(ctx: click.Context) -> None:
+    """The firehose with the jobs' output: `watch --output` (nstar's client named it `stream`)."""
+    ctx.invoke(watch, output=True)
+
+
+COMMANDS = [run, follow, logs, ls, show, cancel, send, signal_, watch, stream_, status, stats]

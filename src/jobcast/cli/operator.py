@@ -44,6 +44,7 @@ def _line(entry: TraceEntry) -> str:
 
 
 @click.command()
+@click.argument("count", type=click.IntRange(1, 10_000), required=False)
 @click.option(
     "-n",
     "--lines",
@@ -65,11 +66,18 @@ def _line(entry: TraceEntry) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line, as in trace.jsonl.")
 @click.pass_obj
 def trace(
-    target: Target, limit: int, follow: bool, ops: tuple[str, ...], job: str | None, as_json: bool
+    target: Target,
+    count: int | None,
+    limit: int,
+    follow: bool,
+    ops: tuple[str, ...],
+    job: str | None,
+    as_json: bool,
 ) -> None:
-    """The trace ledger: who did what on the server, oldest of the newest N first.
+    """The trace ledger: who did what on the server, oldest of the newest N (COUNT, or -n) first.
 
     \b
+      jobcast trace 50
       jobcast trace -n 50
       jobcast trace -f --op job.finish
     """
@@ -80,6 +88,7 @@ def trace(
         click.echo(entry.model_dump_json() if as_json else _line(entry))
         sys.stdout.flush()
 
+    limit = count or limit
     with target.client() as client:
         newest = client.trace(limit=1)
         last = newest[0].seq if newest else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 import typing
@@ -88,6 +89,9 @@ def serve(**flags: Any) -> None:
     """
     from ..config import ConfigError, load_settings
 
+    if flags.get("port") is None and "JOBCAST_PORT" not in os.environ and "PORT" in os.environ:
+        # As nstar's server (seed 000) did, and as platforms that set PORT expect.
+        flags["port"] = os.environ["PORT"]
     try:
         settings = load_settings(flags.pop("config"), **flags)
     except ConfigError as e:
@@ -116,6 +120,10 @@ def serve(**flags: Any) -> None:
         except OSError as e:
             _fail(f"cannot write the admin token into {str(settings.data_dir)!r}: {e}")
     from ..api.app import CannotListen, run_server
+    from ..api.compat import collisions
+
+    if (problem := collisions(settings)) is not None:
+        _fail(problem)
 
     try:
         run_server(settings)

@@ -677,7 +677,10 @@ class SQLiteStore:
         *,
         ts: float | None = None,
     ) -> Event:
-        ev, row = self._stage(job_id, type, data, raw, ts)
+        offset = None
+        if raw and type in OUTPUT_EVENTS and self.files.is_large(job_id, type.value, len(raw)):
+            offset = await self.files.append_large(job_id, type.value, raw)
+        ev, row = self._stage(job_id, type, data, raw, ts, offset)
         if type is EventType.RESIZE:
             # The job shows its last window size; its spec keeps the one it started with (the
             # header of its recording).
@@ -700,14 +703,16 @@ class SQLiteStore:
         data: dict[str, Any] | None = None,
         raw: bytes | None = None,
         ts: float | None = None,
+        written: int | None = None,
     ) -> tuple[Event, Row]:
-        """The event in memory (numbered, in the tail, its bytes in the file) and its row to write."""
+        """The event in memory (numbered, in the tail, its bytes in the file) and its row to write.
+        `written`: the offset the output's bytes were written at already (`append_large`)."""
         tail = self._tail(job_id)
         seq = tail.last_seq + 1
         offset = length = pos = None
         if type in OUTPUT_EVENTS:
             raw = raw or b""
-            offset = self.files.append(job_id, type.value, raw)
+            offset = self.files.append(job_id, type.value, raw) if written is None else written
             if self.files.unsynced_bytes >= _SYNC_BYTES:
                 self._sync_due.set()
             length = len(raw)
