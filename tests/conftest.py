@@ -206,6 +206,14 @@ def any_store_server(
     return server_factory(data_dir, extra=extra).start()
 
 
+@pytest.fixture
+def any_store_api(any_store_server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=any_store_server.url, headers=any_store_server.headers, timeout=30
+    ) as c:
+        yield c
+
+
 def _drop_keys(url: str, prefix: str) -> None:
     import redis
 
