@@ -89,10 +89,9 @@ _INTS = frozenset(
     }
 )
 #: the record's fields a `Job` does not show
-_HIDDEN = ("spec", "pgid", "proc_start")
-#: per event, the script's arguments: seq, type, ts, data, raw, offset, length, pos
-_ARGS_PER_EVENT = 8
-#: numbers each event (`gid`) and adds it to the job's stream and to the firehose, at once
+_HIDDEN = ("pgid", "proc_start")
+#: numbers each event (`gid`) and adds it to the job's stream and to the firehose, at once;
+#: ARGV: the job id, then 8 per event (`_event_args`): seq, type, ts, data, raw, offset, length, pos
 _APPEND = """
 local gids = {}
 for b = 2, #ARGV, 8 do
@@ -469,7 +468,7 @@ class RedisStore:
             else:
                 rec[key] = value
         spec = orjson.loads(rec.pop("spec"))
-        for key in _HIDDEN[1:]:
+        for key in _HIDDEN:
             rec.pop(key, None)
         rec["source"] = parse_source(rec.get("source"))
         rec["extracted"] = extracted
