@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real programs the tests drive (tmux, asciinema, promtool, chromium, ...) when missing.
+# Installs the real programs the tests drive (tmux, asciinema, promtool, chromium, redis-server, ...) when missing.
 # Idempotent and quick when all are there: one `command -v` per tool, apt only for what lacks.
 set -euo pipefail
 
@@ -14,6 +14,8 @@ declare -A PACKAGES=(
     [chromium]=chromium
     # builds the web UI (scripts/web.sh)
     [npm]=npm
+    # the Redis store's tests start their own (tests/conftest.py `redis_server`)
+    [redis-server]=redis-server
 )
 
 missing=()

@@ -8,14 +8,17 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from jobcast.store import Store
+from jobcast.store.redis import RedisStore
 from jobcast.store.sqlite import SQLiteStore
 from jobcast.tokenfile import read_token
 
@@ -132,19 +135,95 @@ def server(server_factory: type[ServerProcess], data_dir: Path) -> ServerProcess
     return server_factory(data_dir, extra=["--heartbeat-seconds", "1"]).start()
 
 
-#: every backend the store contract (tests/store/test_contract.py) runs on; Redis joins later
-STORE_BACKENDS = ["sqlite"]
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `redis-server` of the tests' own on a free port (never the machine's 6379), without
+    persistence; its `redis://` URL. One for the session: each store in it has its own prefix."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    cmd += ["--appendonly", "no", "--dir", str(workdir)]
+    log = (workdir / "redis.log").open("wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while not _redis_answers(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"redis-server did not start: {(workdir / 'redis.log').read_text()}"
+                )
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def redis_store(url: str, **kwargs: Any) -> RedisStore:
+    """A Redis store with a prefix of its own: an empty store on the shared server."""
+    return RedisStore(url, prefix=f"test-{uuid.uuid4().hex[:12]}:", **kwargs)
+
+
+#: every backend the store contract (tests/store/test_contract.py) runs on
+STORE_BACKENDS = ["sqlite", "redis"]
 
 
 @pytest.fixture(params=STORE_BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """An open, empty store of each backend in turn: the contract suite runs once per backend."""
-    if request.param != "sqlite":  # pragma: no cover - the one backend so far
-        raise AssertionError(f"no fixture for store backend {request.param!r}")
-    s = SQLiteStore(tmp_path / "store", tick_seconds=0.2)
+    s: Store
+    if request.param == "redis":
+        s = redis_store(request.getfixturevalue("redis_server"), tick_seconds=0.2)
+    else:
+        s = SQLiteStore(tmp_path / "store", tick_seconds=0.2)
     await s.open()
     yield s
     await s.close()
+    if isinstance(s, RedisStore):
+        await s.drop()
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def any_store_server(
+    request: pytest.FixtureRequest, server_factory: type[ServerProcess], data_dir: Path
+) -> ServerProcess:
+    """A server on each store backend in turn: the API tests that must hold on every backend."""
+    extra = ["--heartbeat-seconds", "1"]
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_server")
+        _drop_keys(url, "jobcast:")  # what an earlier server on this Redis left
+        extra += ["--store", url]
+    return server_factory(data_dir, extra=extra).start()
+
+
+@pytest.fixture
+def any_store_api(any_store_server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=any_store_server.url, headers=any_store_server.headers, timeout=30
+    ) as c:
+        yield c
+
+
+def _drop_keys(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 @pytest.fixture

@@ -213,3 +213,29 @@ def test_watch_patterns_roots_and_sources_are_checked_at_load(tmp_path):
     cfg.write_text(f'watch = ["{tmp_path}/*.log"]\n[[sources]]\npath = "{tmp_path}/x.log"\n')
     with pytest.raises(ConfigError, match="exactly one of `tmux` or `screen`"):
         load_settings(cfg)
+
+
+@pytest.mark.parametrize(
+    ("store", "shown"),
+    [
+        ("sqlite", "sqlite"),
+        ("redis://127.0.0.1:6380/2", "redis://127.0.0.1:6380/2"),
+        ("rediss://:s3cret@cache.example:6380/0", "rediss://:***@cache.example:6380/0"),
+        ("redis://ops:s3cret@cache.example/1", "redis://ops:***@cache.example/1"),
+    ],
+)
+def test_a_redis_store_url_is_shown_without_its_password(store, shown):
+    from jobcast.config import Settings, safe_store_url
+
+    assert Settings(store=store).store == store
+    assert safe_store_url(store) == shown
+
+
+@pytest.mark.parametrize("store", ["redis", "postgres://db/x", "redis:///0", "sqlite3"])
+def test_a_store_neither_sqlite_nor_a_redis_url_is_refused(store):
+    from pydantic import ValidationError
+
+    from jobcast.config import Settings
+
+    with pytest.raises(ValidationError, match="redis://HOST:PORT/DB"):
+        Settings(store=store)

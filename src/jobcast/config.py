@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -51,6 +52,16 @@ __all__ = [
     "is_loopback",
     "load_settings",
 ]
+
+
+def safe_store_url(store: str) -> str:
+    """The store setting without its password (for messages and `/status`)."""
+    parts = urlsplit(store)
+    if parts.password is None:
+        return store
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}{port}"
+    return parts._replace(netloc=netloc).geturl()
 
 
 #: the systems jobcast has a drop-in profile for (shared/seeds/, api/compat/)
@@ -245,6 +256,19 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(
         10.0, gt=0, description="How long one webhook attempt may take (connect and answer)"
     )
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if value == "sqlite":
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError(
+                "must be `sqlite` or a Redis URL: redis://HOST:PORT/DB (rediss:// for TLS, "
+                "redis://:PASSWORD@HOST:PORT/DB with a password)"
+            )
+        return value
 
     #: the drop-in profiles (api/compat): where they are mounted, and which are switched off
     compat_prefix: str = Field(

@@ -57,6 +57,14 @@ class Hub:
         """Call `listener` with every item notified for `key` until it returns False."""
         self._listeners.setdefault(key, []).append(listener)
 
+    def listening(self, key: Hashable) -> int:
+        """How many listeners `key` has now."""
+        return len(self._listeners.get(key, ()))
+
+    def has_subscribers(self, key: Hashable) -> bool:
+        """True while anyone waits or listens on `key`."""
+        return key in self._futures or self.listening(key) > 0
+
     def wake_all(self) -> None:
         futures, self._futures = self._futures, {}
         for fut in futures.values():

@@ -12,7 +12,8 @@ import httpx
 from tests.conftest import wait_job
 
 
-def test_10_mb_of_random_binary_round_trips_byte_exact(api):
+def test_10_mb_of_random_binary_round_trips_byte_exact(any_store_api):
+    api = any_store_api
     cmd = 'python3 -c "import os,sys,random; random.seed(7); sys.stdout.buffer.write(random.randbytes(10_000_000))"'
     job = api.post("/jobs", json={"command": cmd}).json()
     assert wait_job(api, job["id"])["stdout_bytes"] == 10_000_000
@@ -22,7 +23,8 @@ def test_10_mb_of_random_binary_round_trips_byte_exact(api):
     assert hashlib.sha256(body).hexdigest() == hashlib.sha256(expected).hexdigest()
 
 
-def test_ranges_offsets_and_streams(api):
+def test_ranges_offsets_and_streams(any_store_api):
+    api = any_store_api
     job = api.post(
         "/jobs", json={"command": "printf 0123456789; printf ERR >&2; printf abc"}
     ).json()

@@ -97,19 +97,34 @@ def test_unknown_config_keys_are_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / ".jobcast").exists()  # refused before the data dir was made
 
 
-def test_a_redis_store_is_refused_as_not_available_yet(tmp_path):
+def test_an_unreachable_redis_store_is_one_line_exit_2(tmp_path):
     from tests.conftest import free_port
 
     data = tmp_path / "data"
+    url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"  # nothing listens there
     result = subprocess.run(
-        [sys.executable, "-m", "jobcast", "serve", "--store", "redis://127.0.0.1:6379/0"]
+        [sys.executable, "-m", "jobcast", "serve", "--store", url]
         + ["--port", str(free_port()), "--data-dir", str(data)],
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert "not available yet" in _one_line_exit_2(result)
+    line = _one_line_exit_2(result)
+    assert "cannot reach Redis at redis://:***@127.0.0.1" in line and "s3cret" not in line
     assert not data.exists()
+
+
+def test_a_store_that_is_neither_sqlite_nor_redis_is_refused(tmp_path):
+    from tests.conftest import free_port
+
+    result = subprocess.run(
+        [sys.executable, "-m", "jobcast", "serve", "--store", "postgres://db/jobs"]
+        + ["--port", str(free_port()), "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "redis://HOST:PORT/DB" in _one_line_exit_2(result)
 
 
 def test_a_port_in_use_is_one_line_exit_2_and_leaves_the_jobs_alone(

@@ -499,8 +499,6 @@ class _Connection:
 
     async def handle(self, cmd: MuxCommand) -> None:
         extra = {"id": cmd.id} if cmd.id is not None else {}
-        if cmd.type in ("subscribe", "unsubscribe"):
-            self.leave_fire()  # cursors change: per job again, until it rejoins
         if cmd.type == "list":
             await self.send_list(cmd.id)
         elif cmd.type == "subscribe":
@@ -511,6 +509,10 @@ class _Connection:
                 gone = list(self.subs)
             else:
                 gone = [(await self._job_or_none(ref)) or ref for ref in cmd.jobs]
+            # Cursors change: off the firehose (per job again, until it rejoins) right before,
+            # with no await in between, where the sender could rejoin (a store whose reads
+            # really wait, such as Redis, lets it).
+            self.leave_fire()
             dropped = [job_id for job_id in gone if self.drop(job_id)]
             if self.star and dropped:
                 self.partial = True
@@ -542,6 +544,7 @@ class _Connection:
             for job in await self._live_jobs():
                 if job.id not in self._finished:  # followed to its end since the flag was set
                     targets.setdefault(job.id, job)
+        self.leave_fire()  # after the awaits, as for an unsubscribe
         after: dict[str, int] = {}
         for job_id, job in targets.items():
             given = cmd.after.get(job_id, cmd.after.get(job.name or "", None))

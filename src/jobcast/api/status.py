@@ -8,6 +8,7 @@ import time
 from aiohttp import web
 
 from .. import __version__
+from ..config import safe_store_url
 from ..errors import BadRequest
 from ..protocol import PROTOCOL_VERSION
 from .auth import IDENTITY
@@ -28,7 +29,8 @@ async def status(request: web.Request) -> web.Response:
             "version": __version__,
             "protocol": PROTOCOL_VERSION,
             "uptime": round(time.time() - state.started, 3),
-            "store": state.settings.store,
+            # No password: /status is open to anyone
+            "store": safe_store_url(state.settings.store),
             "jobs": {"queued": sup.queued(), "running": sup.running()},
             # Walked at each call, in a reader thread: exact right after a delete.
             "disk": await state.store.disk_usage(),

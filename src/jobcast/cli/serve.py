@@ -97,11 +97,13 @@ def serve(**flags: Any) -> None:
     except ConfigError as e:
         _fail(str(e))
     if settings.store != "sqlite":
-        # Refused before the data dir is touched, rather than once the server has half started.
-        _fail(
-            f"store {settings.store!r} is not available yet: this release has the `sqlite` store "
-            "only (Redis comes later); leave --store at its default"
-        )
+        # Before the data dir is touched, rather than once the server has half started.
+        from ..store.redis import ping
+
+        try:
+            ping(settings.store)
+        except ConnectionError as e:
+            _fail(str(e))
     from ..datadir import DataDirInUse, claim
 
     try:

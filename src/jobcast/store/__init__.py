@@ -16,8 +16,9 @@ async def open_store(settings: Settings) -> Store:
             settings.data_dir, fsync_interval=settings.fsync_interval_seconds
         )
     else:
-        raise ValueError(
-            f"store {settings.store!r} is not supported: use `sqlite` (redis:// comes with a later release)"
-        )
+        # A redis:// or rediss:// URL (the settings checked it)
+        from .redis import RedisStore
+
+        store = RedisStore(settings.store)
     await store.open()
     return store

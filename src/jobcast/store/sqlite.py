@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import orjson
 
 from ..datadir import DB_NAME
-from ..errors import JobFinished, JobNotFinished, JobNotFound, NameTaken
+from ..errors import JobNotFound
 from ..hub import Hub, Listener
 from ..models import (
     LIFECYCLE_EVENTS,
@@ -39,13 +39,21 @@ from ..models import (
     JobSpec,
     JobStatus,
     SourceInfo,
-    can_transition,
     complete_data,
     new_job_id,
 )
 from . import vacuum
 from .base import BATCH_BYTES, DiskUsage, FinishedJob, ProcessInfo, StreamName
 from .logfiles import OutputFiles
+from .records import (
+    KEPT,
+    build_job,
+    check_deletable,
+    check_fields,
+    check_transition,
+    name_taken,
+    parse_source,
+)
 from .tail import EVENT_COST, TAIL_BYTES, Tail, from_tail, take
 from .writer import Write, Writer
 
@@ -107,9 +115,6 @@ _ALL = "*"  # the hub key of the firehose
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 _LIFECYCLE_SQL = ",".join(f"'{t.value}'" for t in sorted(LIFECYCLE_EVENTS))
 _EVENT_COLS = "gid, job_id, seq, type, ts, data, offset, length"
-_JOB_FIELDS = frozenset(
-    {"started_at", "finished_at", "exit_code", "signal", "pid", "reason", "dropped_bytes"}
-)
 #: events deleted per transaction: a big job's delete never holds the write lock for long
 _DELETE_CHUNK = 5000
 #: jobs forgotten per transaction by `delete_jobs`
@@ -329,10 +334,7 @@ class SQLiteStore:
 
     async def create_job(self, spec: JobSpec, *, source: SourceInfo | None = None) -> Job:
         if spec.name is not None and spec.name in self._names:
-            raise NameTaken(
-                f"the name {spec.name!r} is held by job {self._names[spec.name]}, which has not "
-                "finished; choose another name or wait for it to end"
-            )
+            raise name_taken(spec.name, self._names[spec.name])
         job_id = new_job_id()
         kind, blob = ("job", None) if source is None else ("source", source.model_dump_json())
         row = (
@@ -376,10 +378,7 @@ class SQLiteStore:
         spec = orjson.loads(rec.pop("spec"))
         for key in ("pgid", "proc_start"):
             rec.pop(key)
-        if rec["source"] is not None:
-            rec["source"] = SourceInfo.model_validate_json(rec["source"])
-        if spec["pty"] and rec["cols"] is None:
-            rec["cols"], rec["rows"] = spec["cols"], spec["rows"]  # never resized
+        rec["source"] = parse_source(rec["source"])
         rec["extracted"] = orjson.loads(rec["extracted"]) if rec["extracted"] else {}
         rec["progress"] = orjson.loads(rec["progress"]) if rec["progress"] else None
         tail = self._tails.get(rec["id"])
@@ -393,18 +392,7 @@ class SQLiteStore:
                 rec["status"] = tail.shown_status
                 if not JobStatus(tail.shown_status).is_final:
                     rec.update(exit_code=None, signal=None, finished_at=None)
-        return Job(
-            command=spec["command"],
-            argv=JobSpec.model_validate(spec).resolved_argv(),
-            cwd=spec["cwd"],
-            pty=spec["pty"],
-            shared=spec.get("shared", "control"),
-            stdin=spec["stdin"],
-            record_input=spec.get("record_input", False),
-            timeout=spec["timeout"],
-            labels=spec["labels"],
-            **rec,
-        )
+        return build_job(rec, spec)
 
     async def list_jobs(
         self,
@@ -466,9 +454,7 @@ class SQLiteStore:
         process: ProcessInfo | None = None,
         **fields: Any,
     ) -> Job:
-        unknown = set(fields) - _JOB_FIELDS
-        if unknown:
-            raise ValueError(f"set_status cannot change {sorted(unknown)}")
+        check_fields(fields)
         if status.is_final:
             # Before the final commit, so a job recorded ended has all its output on disk.
             await asyncio.to_thread(self.files.sync, [job_id])
@@ -479,10 +465,7 @@ class SQLiteStore:
         if current is None:
             assert job is not None
             current = job.status
-        if not can_transition(current, status):
-            raise JobFinished(
-                f"job {job_id} is already {current.value}; it cannot become {status.value}"
-            )
+        check_transition(job_id, current, status)
         # From here to the write, nothing awaits: the change is one step for everyone on the loop.
         self._status[job_id] = status
         cols: dict[str, Any] = {"status": status.value, **fields}
@@ -550,16 +533,7 @@ class SQLiteStore:
 
     async def delete_job(self, job_id: str) -> None:
         job = await self.get_job(job_id)
-        if job.kind == "source" and not job.status.is_final:
-            raise JobNotFinished(
-                f"job {job.id} is a source, watched while its file matches a --watch pattern; "
-                "it cannot be deleted while watched (drop the pattern and restart the server: "
-                "the source is then finished, and can be deleted)"
-            )
-        if not job.status.is_final or job.id in self._tails:
-            raise JobNotFinished(
-                f"job {job.id} is still {job.status.value}; cancel it first, then delete it"
-            )
+        check_deletable(job, live=job.id in self._tails)
         floor = self._gid
 
         def forget(db: sqlite3.Connection) -> None:
@@ -713,7 +687,7 @@ class SQLiteStore:
             resized = _resize_job(job_id, ev.data["cols"], ev.data["rows"])
             await self._write(Write([row], resized, [ev]), wait=True)
             return ev
-        if type in _KEPT:
+        if type in KEPT:
             # The job's latest value is kept with it, in the event's own commit.
             await self._write(Write([row], _keep_latest(job_id, ev), [ev]), wait=True)
             return ev
@@ -974,7 +948,7 @@ def _migrate(db: sqlite3.Connection) -> None:
     """Columns added since the first schema, added to a database made before them.
 
     `cols`, `rows`: a pty job's window size since its last resize (NULL: never resized, the
-    size is its spec's). `extracted`, `progress`: the latest of each (see _KEPT).
+    size is its spec's). `extracted`, `progress`: the latest of each (see KEPT).
     """
     have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
     added = (
@@ -993,10 +967,6 @@ def _migrate(db: sqlite3.Connection) -> None:
         "CREATE INDEX IF NOT EXISTS jobs_source_path ON jobs (json_extract(source, '$.path')) "
         "WHERE kind = 'source'"
     )
-
-
-#: events whose latest data the job's row keeps (`extracted`, `progress` in `GET /jobs/{id}`)
-_KEPT = frozenset({EventType.EXTRACTION, EventType.PROGRESS})
 
 
 def _keep_latest(job_id: str, ev: Event) -> Callable[[sqlite3.Connection], None]:
