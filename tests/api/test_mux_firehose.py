@@ -69,8 +69,14 @@ async def test_a_lagging_connection_leaves_the_firehose_catches_up_and_rejoins(s
     # The client reads nothing for a while (its socket fills up, then the server's buffer),
     # while bulk jobs print far more than any buffer holds and a ticker goes on after them.
     bulk = "python3 -c \"import sys\nfor i in range(120000): print(f'b-{i:07d}-' + 'x' * 60)\""
+    # No keepalive pings: their pongs wait behind the unread frames, and on a slow machine the
+    # client would close the connection itself (ping timeout) before it reads again.
     async with websockets.connect(
-        ws_url(server), additional_headers=server.headers, max_size=1 << 24, max_queue=4
+        ws_url(server),
+        additional_headers=server.headers,
+        max_size=1 << 24,
+        max_queue=4,
+        ping_interval=None,
     ) as ws:
         mux = await opened(ws)
         await mux.send(type="subscribe", jobs=["*"])
