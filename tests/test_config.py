@@ -213,3 +213,17 @@ def test_watch_patterns_roots_and_sources_are_checked_at_load(tmp_path):
     cfg.write_text(f'watch = ["{tmp_path}/*.log"]\n[[sources]]\npath = "{tmp_path}/x.log"\n')
     with pytest.raises(ConfigError, match="exactly one of `tmux` or `screen`"):
         load_settings(cfg)
+
+
+def test_cbos_variables_are_aliases_below_jobcasts_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CBOS_STREAM_STREAM_DIR", "/srv/claude_streams")
+    monkeypatch.setenv("CBOS_STREAM_MAX_BUFFER_SIZE", "5000")
+    settings = load_settings()
+    assert settings.watch == ["/srv/claude_streams/*.typescript"]
+    assert settings.buffer_bytes == 5000
+    monkeypatch.setenv("JOBCAST_BUFFER_BYTES", "7")
+    assert load_settings().buffer_bytes == 7
+    monkeypatch.setenv("CBOS_STREAM_MAX_BUFFER_SIZE", "many")
+    monkeypatch.delenv("JOBCAST_BUFFER_BYTES")
+    with pytest.raises(ConfigError, match="buffer_bytes"):
+        load_settings()

@@ -70,7 +70,7 @@ class Profile:
 
 #: the modules of the profiles there are, in the order `GET /compat` lists them: a new profile
 #: is a module here with a `PROFILE`, and its name in this list
-MODULES = ("nstar", "bolt", "agents")
+MODULES = ("nstar", "bolt", "cbos", "agents")
 
 
 def _profiles() -> tuple[Profile, ...]:
