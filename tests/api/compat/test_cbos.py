@@ -17,7 +17,7 @@ import websockets
 
 from tests.api.compat.conftest import CONFIG
 from tests.conftest import ServerProcess, wait_job
-from tests.helpers import wait_for
+from tests.helpers import run_async, wait_for
 
 #: the document's "Example Client", as written
 CLIENT = """
@@ -81,15 +81,13 @@ def test_the_documents_example_client(cbos: ServerProcess, streams: Path) -> Non
     reader.start()
     try:
         with httpx.Client(base_url=cbos.url, timeout=30) as api:
-            # Connected (its subscription to "*" follows at once, so the job below is either
-            # created after it or among the live jobs it takes): a job's output, a typescript's.
+            # Whenever its subscription to "*" comes, this job is still running (it waits on
+            # its stdin): created after it, or among the live jobs it takes from their start.
             wait_for(lambda: _clients(api) == 1)
-            job = api.post(
-                "/jobs",
-                json={"name": "INFRA", "command": "echo hello; sleep 0.2; echo oops >&2"},
-            ).json()
-            wait_job(api, job["id"])
+            script = "echo hello; sleep 0.2; echo oops >&2; read done"
+            job = api.post("/jobs", json={"name": "INFRA", "command": script, "stdin": True})
             wait_for(lambda: b"".join(seen) == b"[INFRA] hello\n[INFRA] oops\n", timeout=20)
+            api.post(f"/jobs/{job.json()['id']}/cancel")
             (streams / "AUTH.typescript").write_bytes(b"Script started\r\n$ ls\r\n")
             want = b"[INFRA] hello\n[INFRA] oops\n[AUTH] Script started\r\n$ ls\r\n"
             wait_for(lambda: b"".join(seen) == want, timeout=20)
@@ -167,7 +165,7 @@ def test_every_message_of_the_protocol(cbos: ServerProcess, streams: Path) -> No
             assert "NOPE" in failed["error"]
 
     try:
-        asyncio.run(run())
+        run_async(run())
         assert wait_job(api, job["id"])["exit_code"] == 3  # the trap's
     finally:
         api.close()

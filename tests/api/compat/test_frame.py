@@ -39,7 +39,7 @@ def test_get_compat_lists_the_profiles(compat: ServerProcess) -> None:
     listing = httpx.get(f"{compat.url}/compat").json()
     assert listing["prefix"] == "/compat"
     names = [p["name"] for p in listing["profiles"]]
-    assert names == ["nstar", "bolt", "cbos", "agents"]
+    assert names == ["nstar", "bolt", "cbos", "agents", "nebula"]
     bolt = listing["profiles"][1]
     assert bolt["mount"] == "/compat/bolt/" and bolt["enabled"] is True
     assert "GET /compat/bolt/api/executions/{ref}/stream" in bolt["routes"]
@@ -58,6 +58,7 @@ def test_a_profile_switched_off_is_not_served(
         "bolt": False,
         "cbos": True,
         "agents": True,
+        "nebula": True,
     }
 
 
