@@ -108,6 +108,16 @@ async def _recv(ws: Any, kind: str) -> dict[str, Any]:
             return dict(msg)
 
 
+async def _recv_each(ws: Any, kinds: set[str]) -> dict[str, dict[str, Any]]:
+    """The first message of each of `kinds`, in whatever order they come."""
+    got: dict[str, dict[str, Any]] = {}
+    while set(got) != kinds:
+        msg = orjson.loads(await asyncio.wait_for(ws.recv(), 20))
+        if msg["type"] in kinds:
+            got.setdefault(msg["type"], msg)
+    return got
+
+
 def test_every_message_of_the_protocol(cbos: ServerProcess, streams: Path) -> None:
     api = httpx.Client(base_url=cbos.url, timeout=30)
     asker = "trap 'echo interrupted; exit 3' INT; read answer; echo got $answer; sleep 60 & wait"
@@ -130,9 +140,10 @@ def test_every_message_of_the_protocol(cbos: ServerProcess, streams: Path) -> No
             await ws.send(
                 orjson.dumps({"type": "send", "session": "INFRA", "text": "yes"}).decode()
             )
-            result = await _recv(ws, "send_result")
+            # The job's answer may come before or after the send's result.
+            answers = await _recv_each(ws, {"send_result", "stream"})
+            result, stream = answers["send_result"], answers["stream"]
             assert result == {"type": "send_result", "session": "INFRA", "success": True}
-            stream = await _recv(ws, "stream")
             assert stream["session"] == "INFRA" and stream["data"] == "got yes\n"
             assert isinstance(stream["ts"], float)
 
@@ -142,9 +153,10 @@ def test_every_message_of_the_protocol(cbos: ServerProcess, streams: Path) -> No
             assert buffer == {"type": "buffer", "session": "AUTH", "data": "89abcdef"}
 
             await ws.send(orjson.dumps({"type": "interrupt", "session": "INFRA"}).decode())
-            result = await _recv(ws, "interrupt_result")
+            answers = await _recv_each(ws, {"interrupt_result", "stream"})
+            result = answers["interrupt_result"]
             assert result == {"type": "interrupt_result", "session": "INFRA", "success": True}
-            assert (await _recv(ws, "stream"))["data"] == "interrupted\n"
+            assert answers["stream"]["data"] == "interrupted\n"
             await ws.send(orjson.dumps({"type": "unsubscribe", "sessions": ["INFRA"]}).decode())
             assert (await _recv(ws, "unsubscribed"))["sessions"] in (["INFRA"], [])
 
