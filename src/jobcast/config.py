@@ -254,7 +254,8 @@ class Settings(BaseSettings):
         "their paths do not collide with jobcast's own)",
     )
     compat_off: list[Literal[COMPAT_PROFILES]] = Field(  # type: ignore[valid-type]
-        default_factory=list, description="Drop-in profiles switched off (nstar, bolt, agents, ...)"
+        default_factory=list,
+        description="Drop-in profiles switched off (nstar, bolt, cbos, agents, nebula)",
     )
 
     #: what a `get_buffer` message (/ws, the cbos profile) sends of a job's output by default
