@@ -60,6 +60,8 @@ _STATUS = {
 _POLLING = frozenset({"text/plain", "application/octet-stream"})
 
 SIO = web.AppKey("jobcast_nebula_sio", socketio.AsyncServer)
+#: the connections of the requests engine.io serves now (its WebSockets among them)
+UPGRADED = web.AppKey("jobcast_nebula_upgraded", set[asyncio.BaseTransport])
 
 
 def run_event(ev: Event) -> dict[str, str] | None:
@@ -180,9 +182,20 @@ def _setup(app: web.Application, settings: Settings) -> None:
         if task is not None:
             task.cancel()
 
+    async def shutdown(app: web.Application) -> None:
+        for task in list(tasks.values()):
+            task.cancel()
+        # engine.io's WebSockets outlive its disconnect() here (its client was told nothing):
+        # cut them, or the server would wait for each client to leave.
+        open_now: set[asyncio.BaseTransport] = app[UPGRADED]
+        for transport in list(open_now):
+            transport.close()
+
     sio.on("connect", connect)
     sio.on("disconnect", disconnect)
+    app.on_shutdown.append(shutdown)
     app[SIO] = sio
+    app[UPGRADED] = set()
 
 
 async def _follow(sio: Any, state: State, sid: str, job_id: str) -> None:
@@ -245,7 +258,13 @@ async def _plain(request: web.Request) -> web.StreamResponse:
 
 async def runs(request: web.Request) -> web.StreamResponse:
     if "EIO" in request.query:
-        resp: web.StreamResponse = await request.app[SIO].handle_request(request)
+        upgraded, transport = request.app[UPGRADED], request.transport
+        if transport is not None:
+            upgraded.add(transport)
+        try:
+            resp: web.StreamResponse = await request.app[SIO].handle_request(request)
+        finally:
+            upgraded.discard(transport)
         return resp
     return await _plain(request)
 
