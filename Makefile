@@ -34,6 +34,7 @@ run: $(STAMP) $(WEB_STAMP)
 # tools.sh first: it installs npm (for the UI's build) and chromium (for its tests) if missing.
 test: $(STAMP)
 	bash scripts/tools.sh
+	bash scripts/node-tests.sh
 	$(MAKE) --no-print-directory web
 	$(BIN)/python -m pytest -q
 

@@ -25,9 +25,9 @@ from jobcast.tokenfile import read_token
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never see the developer's JOBCAST_* settings."""
+    """Tests never see the developer's JOBCAST_* settings (nor CBOS's aliases of some)."""
     for key in list(os.environ):
-        if key.startswith("JOBCAST_"):
+        if key.startswith(("JOBCAST_", "CBOS_STREAM_")):
             monkeypatch.delenv(key)
 
 

@@ -11,8 +11,8 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -313,3 +313,23 @@ def contrast(one: tuple[int, int, int], two: tuple[int, int, int]) -> float:
 
     hi, lo = sorted((luminance(one), luminance(two)), reverse=True)
     return (hi + 0.05) / (lo + 0.05)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(coro)` in a thread of its own: for sync tests where a loop already runs in
+    this one (Playwright's sync API keeps one for the browser's package scope)."""
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as e:  # handed to the test's own thread
+            error.append(e)
+
+    thread = threading.Thread(target=main, name="run_async")
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]

@@ -239,3 +239,17 @@ def test_a_store_neither_sqlite_nor_a_redis_url_is_refused(store):
 
     with pytest.raises(ValidationError, match="redis://HOST:PORT/DB"):
         Settings(store=store)
+
+
+def test_cbos_variables_are_aliases_below_jobcasts_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CBOS_STREAM_STREAM_DIR", "/srv/claude_streams")
+    monkeypatch.setenv("CBOS_STREAM_MAX_BUFFER_SIZE", "5000")
+    settings = load_settings()
+    assert settings.watch == ["/srv/claude_streams/*.typescript"]
+    assert settings.buffer_bytes == 5000
+    monkeypatch.setenv("JOBCAST_BUFFER_BYTES", "7")
+    assert load_settings().buffer_bytes == 7
+    monkeypatch.setenv("CBOS_STREAM_MAX_BUFFER_SIZE", "many")
+    monkeypatch.delenv("JOBCAST_BUFFER_BYTES")
+    with pytest.raises(ConfigError, match="buffer_bytes"):
+        load_settings()

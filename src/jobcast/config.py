@@ -278,7 +278,16 @@ class Settings(BaseSettings):
         "their paths do not collide with jobcast's own)",
     )
     compat_off: list[Literal[COMPAT_PROFILES]] = Field(  # type: ignore[valid-type]
-        default_factory=list, description="Drop-in profiles switched off (nstar, bolt, agents, ...)"
+        default_factory=list,
+        description="Drop-in profiles switched off (nstar, bolt, cbos, agents, nebula)",
+    )
+
+    #: what a `get_buffer` message (/ws, the cbos profile) sends of a job's output by default
+    buffer_bytes: int = Field(
+        100_000,
+        ge=1,
+        le=1 << 20,
+        description="Bytes of a job's latest output a get_buffer message sends by default",
     )
 
     @field_validator("log_level", "log_format", mode="before")
@@ -371,11 +380,33 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            _CbosEnvironment(settings_cls),
+        ]
         path = _config_file.get()
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+
+class _CbosEnvironment(PydanticBaseSettingsSource):
+    """CBOS's own variables (seed 002), below jobcast's: `CBOS_STREAM_STREAM_DIR` is a watch of
+    the typescripts in that directory, `CBOS_STREAM_MAX_BUFFER_SIZE` the get_buffer size."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        stream_dir = os.environ.get("CBOS_STREAM_STREAM_DIR")
+        if stream_dir:
+            out["watch"] = [os.path.join(stream_dir, "*.typescript")]
+        size = os.environ.get("CBOS_STREAM_MAX_BUFFER_SIZE")
+        if size:
+            out["buffer_bytes"] = size  # validated (and refused if bad) as the setting
+        return out
 
 
 def load_settings(config: Path | str | None = None, **flags: Any) -> Settings:

@@ -90,7 +90,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             access_middleware,  # outermost: it logs the status the client gets
             error_middleware,
-            guard_middleware(settings),
+            guard_middleware(settings, compat.body_types(settings)),
             cors_middleware(settings),
             auth_middleware(tokens, compat.rules(settings)),
         ],

@@ -11,6 +11,7 @@ sends cross-site without a preflight that we do not answer.
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -73,7 +74,12 @@ def origin_allowed(origin: str, host_header: str | None, settings: Settings) -> 
     return bool(sep) and host_header is not None and authority == host_header.strip().lower()
 
 
-def guard_middleware(settings: Settings) -> Middleware:
+def guard_middleware(
+    settings: Settings, more_types: dict[str, frozenset[str]] | None = None
+) -> Middleware:
+    """`more_types`: the raw body types of more routes (the drop-in profiles'), by path."""
+    raw_types = {**_RAW_TYPES, **(more_types or {})}
+
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         # A request without Host is not from a browser (they always send it): nothing to check.
@@ -90,13 +96,13 @@ def guard_middleware(settings: Settings) -> Middleware:
                 "(JOBCAST_ALLOWED_ORIGINS, --allowed-origins) to let pages from there use this server"
             )
         if request.method in _STATE_CHANGING and request.match_info.http_exception is None:
-            _check_content_type(request)
+            _check_content_type(request, raw_types)
         return await handler(request)
 
     return guard
 
 
-def _check_content_type(request: web.Request) -> None:
+def _check_content_type(request: web.Request, raw_types: dict[str, Any]) -> None:
     raw = request.headers.get("Content-Type")
     resource = request.match_info.route.resource
     path = resource.canonical if resource is not None else request.path
@@ -108,7 +114,7 @@ def _check_content_type(request: web.Request) -> None:
         media = ""
     else:
         media = raw.split(";", 1)[0].strip().lower()
-    accepted = {"application/json", *_RAW_TYPES.get(path, ())}
+    accepted = {"application/json", *raw_types.get(path, ())}
     if media not in accepted:
         raise UnsupportedMediaType(
             f"{request.method} {request.path} takes Content-Type: "

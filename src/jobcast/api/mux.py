@@ -40,7 +40,7 @@ from .muxcodec import BadMessage, Codec, MuxCommand
 from .state import STATE, Follower, State
 from .websocket import open_socket, release
 
-__all__ = ["WATCH", "Firehose", "JobWatch", "lifespan", "routes"]
+__all__ = ["WATCH", "Firehose", "JobWatch", "lifespan", "routes", "serve"]
 
 routes = web.RouteTableDef()
 log = logging.getLogger("jobcast.api.mux")
@@ -133,6 +133,12 @@ class _Fan:
             if data is None:
                 data = frames[key] = ev.cache.get(key) or conn.codec.event(ev)
             sub.after = ev.seq
+            if not data:  # an event this format has no message for
+                if complete:
+                    conn.finished(sub)
+                else:
+                    keep.append(sub)
+                continue
             # Joined with the other jobs' frames: a connection following hundreds of jobs
             # makes a write every _FLUSH_EVERY at most, not one per event.
             pending = conn.pending
@@ -305,6 +311,7 @@ class _Connection:
             and self.identity.sees(job.labels)
         ):
             return
+        self.codec.know(job)
         if len(self.subs) >= MAX_SUBSCRIPTIONS:
             self.partial = True
             return
@@ -328,7 +335,8 @@ class _Connection:
     def may_fire(self) -> bool:
         """Whether this connection follows every job, so the firehose may serve it."""
         return (
-            self.star
+            self.codec.firehose
+            and self.star
             and not self.partial
             and not self.closed
             and not self.identity.labels
@@ -495,6 +503,7 @@ class _Connection:
         job = await self.store.get_job(ref)
         if not self.identity.sees(job.labels):
             raise JobNotFound.for_ref(ref)
+        self.codec.know(job)
         return job
 
     async def handle(self, cmd: MuxCommand) -> None:
@@ -542,6 +551,7 @@ class _Connection:
             self.star = True  # from here on, JobWatch hands it the jobs created
             self.partial = False
             for job in await self._live_jobs():
+                self.codec.know(job)
                 if job.id not in self._finished:  # followed to its end since the flag was set
                     targets.setdefault(job.id, job)
         self.leave_fire()  # after the awaits, as for an unsubscribe
@@ -831,9 +841,14 @@ async def lifespan(app: web.Application) -> AsyncIterator[None]:
 
 @routes.get("/ws", allow_head=False)
 async def mux_ws(request: web.Request) -> web.StreamResponse:
+    settings = request.app[STATE].settings
+    return await serve(request, Codec(b64=query_b64(request), buffer_bytes=settings.buffer_bytes))
+
+
+async def serve(request: web.Request, codec: Codec) -> web.StreamResponse:
+    """One multiplexed connection speaking `codec`'s format (/ws's own, or a profile's)."""
     state = request.app[STATE]
     identity = request[IDENTITY]
-    codec = Codec(b64=query_b64(request))
     ws = await open_socket(request)
     if identity is ANONYMOUS:
         authenticated = await authenticate_socket(ws, request.app[TOKENS], Scope.READ, request)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import orjson
 
 from ..errors import BadRequest, JobcastError
-from ..models import Event
+from ..models import Event, Job
 from ..protocol import event_dict, ws_frame
 
 __all__ = ["BadMessage", "Codec", "MuxCommand"]
@@ -82,12 +82,21 @@ def _ref(msg: dict[str, Any], rid: Any, kind: str) -> str:
 
 
 class Codec:
-    """The default `/ws` format. `b64`: output events carry their bytes in base64 too."""
+    """The default `/ws` format. `b64`: output events carry their bytes in base64 too;
+    `buffer_bytes`: what `get_buffer` sends without a `max_bytes`."""
 
-    def __init__(self, *, b64: bool = False) -> None:
+    #: whether a `"*"` connection of this format may be served by the firehose, whose frames
+    #: are built from events alone (a format that names jobs by what `know` told it may not)
+    firehose = True
+
+    def __init__(self, *, b64: bool = False, buffer_bytes: int = BUFFER_BYTES) -> None:
         self.b64 = b64
+        self.buffer_bytes = min(buffer_bytes, MAX_BUFFER_BYTES)
         #: what its event frames are cached under, on each event
         self.key = "mux64" if b64 else "mux"
+
+    def know(self, job: Job) -> None:
+        """The connection resolved `job` (a format naming jobs otherwise than by id keeps it)."""
 
     # -- client to server ---------------------------------------------------------------------
 
@@ -137,7 +146,7 @@ class Codec:
                 )
             return MuxCommand("signal", rid, job=job, signal=str(sig)[:32])
         if kind == "get_buffer":
-            n = msg.get("max_bytes", BUFFER_BYTES)
+            n = msg.get("max_bytes", self.buffer_bytes)
             if type(n) is not int or not 0 < n <= MAX_BUFFER_BYTES:
                 raise BadMessage(
                     f"`max_bytes` must be an integer between 1 and {MAX_BUFFER_BYTES}", rid, kind

@@ -39,7 +39,7 @@ def test_get_compat_lists_the_profiles(compat: ServerProcess) -> None:
     listing = httpx.get(f"{compat.url}/compat").json()
     assert listing["prefix"] == "/compat"
     names = [p["name"] for p in listing["profiles"]]
-    assert names == ["nstar", "bolt", "agents"]
+    assert names == ["nstar", "bolt", "cbos", "agents", "nebula"]
     bolt = listing["profiles"][1]
     assert bolt["mount"] == "/compat/bolt/" and bolt["enabled"] is True
     assert "GET /compat/bolt/api/executions/{ref}/stream" in bolt["routes"]
@@ -56,7 +56,9 @@ def test_a_profile_switched_off_is_not_served(
     assert {p["name"]: p["enabled"] for p in listing} == {
         "nstar": True,
         "bolt": False,
+        "cbos": True,
         "agents": True,
+        "nebula": True,
     }
 
 
@@ -73,7 +75,9 @@ def test_at_the_root_where_nothing_collides(
     server = server_factory(data_dir, extra=extra).start()
     assert httpx.get(f"{server.url}/api/streaming/stats").json() == {"activeExecutions": 0}
     assert httpx.get(f"{server.url}/api/sse/stats").json()["total_clients"] == 0
-    assert httpx.get(f"{server.url}/compat").json()["profiles"][1]["mount"] == "/"
+    profiles = httpx.get(f"{server.url}/compat").json()["profiles"]
+    assert profiles[1]["mount"] == "/"
+    assert profiles[2]["routes"] == ["GET /ws/stream"]  # beside jobcast's own /ws
 
 
 def test_the_settings_refuse_what_cannot_be_mounted() -> None:

@@ -4,14 +4,18 @@ nothing extra or missing, as its format maps jobcast's events."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import threading
+from typing import Any
 
 import httpx
 import orjson
+import socketio  # type: ignore[import-untyped]
+import websockets
 
 from tests.conftest import ServerProcess, wait_job
-from tests.helpers import read_sse, wait_for
+from tests.helpers import read_sse, run_async, wait_for
 
 SCRIPT = "echo hello; sleep 0.3; echo warn >&2; sleep 0.3; echo done=42; sleep 60"
 
@@ -63,6 +67,64 @@ def _agents(events: list[dict]) -> list[tuple[str, dict]]:
     return out
 
 
+def _cbos(events: list[dict]) -> list[tuple[str, dict]]:
+    return [
+        ("stream", {"session": "scripted", "data": ev["data"]["text"]})
+        for ev in events
+        if ev["type"] in ("stdout", "stderr")
+    ]
+
+
+def _nebula(events: list[dict]) -> list[tuple[str, dict]]:
+    out: list[tuple[str, dict]] = []
+    for ev in events:
+        t, d = ev["type"], ev["data"]
+        if t == "status":
+            out.append(("run-event", {"type": "status", "data": d["status"]}))
+        elif t in ("stdout", "stderr"):
+            out.append(("run-event", {"type": t, "data": d["text"]}))
+    return out
+
+
+async def _follow_cbos(url: str, got: list, outputs: Any) -> None:
+    """Every `stream` of the session until as many as jobcast's output events (`outputs()`,
+    once the job has ended), then a `get_buffer` whose answer shows nothing more came."""
+    async with websockets.connect(url) as ws:
+        await ws.send('{"type": "subscribe", "sessions": ["*"]}')
+        asked = False
+        async with asyncio.timeout(60):
+            while True:
+                wanted = outputs()
+                if not asked and wanted is not None and len(got) >= wanted:
+                    await ws.send('{"type": "get_buffer", "session": "scripted"}')
+                    asked = True
+                try:  # woken now and then to look at `outputs()` again
+                    msg = orjson.loads(await asyncio.wait_for(ws.recv(), 0.2))
+                except TimeoutError:
+                    continue
+                if msg["type"] == "stream" and msg["session"] == "scripted":
+                    got.append(msg)
+                if msg["type"] == "buffer":
+                    return
+
+
+async def _follow_nebula(base: str, run: str, got: list) -> None:
+    client = socketio.AsyncClient()
+    done = asyncio.Event()
+
+    def on(event: dict) -> None:
+        got.append(event)
+        if event["type"] == "status" and event["data"] in ("succeeded", "failed", "cancelled"):
+            done.set()
+
+    client.on("run-event", on)
+    await client.connect(f"{base}?runId={run}", socketio_path="/compat/nebula/runs")
+    try:
+        await asyncio.wait_for(done.wait(), 60)
+    finally:
+        await client.disconnect()
+
+
 def _subset(data: dict, like: dict) -> dict:
     return {k: data.get(k) for k in like}
 
@@ -87,6 +149,16 @@ def test_one_job_through_every_profile(compat: ServerProcess, compat_api: httpx.
     )
     firehose.start()
     wait_for(lambda: compat_api.get("/compat/nstar/status").json()["clients"] == 1)
+    # cbos follows "*": the scripted job is live (it sleeps until cancelled), so it is followed
+    # from its first event whether it is created before or after the subscription is in.
+    finished: dict[str, int] = {}
+    ws_url = base.replace("http://", "ws://") + "/compat/cbos/ws/stream"
+    cbos = threading.Thread(
+        target=lambda: run_async(_follow_cbos(ws_url, got["cbos"], lambda: finished.get("n")))
+    )
+    got["cbos"] = []
+    cbos.start()
+    wait_for(lambda: compat_api.get("/compat/nstar/status").json()["clients"] == 2)
     spec = {
         "command": SCRIPT,
         "name": "scripted",
@@ -102,6 +174,9 @@ def test_one_job_through_every_profile(compat: ServerProcess, compat_api: httpx.
         threading.Thread(
             target=follow, args=("agents", f"{base}/compat/agents/api/agents/scripted/stream")
         ),
+        threading.Thread(
+            target=lambda: run_async(_follow_nebula(base, ref, got.setdefault("nebula", [])))
+        ),
     ]
     for r in readers:
         r.start()
@@ -113,6 +188,8 @@ def test_one_job_through_every_profile(compat: ServerProcess, compat_api: httpx.
     events = [orjson.loads(m.data) for m in got["jobcast"]]
     types = [e["type"] for e in events]
     assert {"stdout", "stderr", "extraction"} <= set(types) and types[-1] == "complete"
+    finished["n"] = sum(t in ("stdout", "stderr") for t in types)
+    cbos.join(60)
 
     bolt = [(m.event, orjson.loads(m.data)["data"]) for m in got["bolt"]][1:]  # after `start`
     expected = _bolt(events)
@@ -145,3 +222,11 @@ def test_one_job_through_every_profile(compat: ServerProcess, compat_api: httpx.
         "".join(d["line"] + "\n" for k, d in agents if k == "log" and d["stream"] == "stdout")
         == own
     )
+
+    cbos_got = [("stream", {"session": m["session"], "data": m["data"]}) for m in got["cbos"]]
+    assert cbos_got == _cbos(events)
+    assert "".join(d["data"] for _, d in cbos_got) == "".join(
+        e["data"]["text"] for e in events if e["type"] in ("stdout", "stderr")
+    )
+    assert [("run-event", e) for e in got["nebula"]] == _nebula(events)
+    assert "".join(e["data"] for e in got["nebula"] if e["type"] == "stdout") == own

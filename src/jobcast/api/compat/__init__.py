@@ -10,7 +10,9 @@ A new profile is a module with a `PROFILE` and its name in `MODULES`; nothing el
 (tests/api/compat/test_frame.py checks its routes are mounted with their rules). A WebSocket
 route is a `Route` like any other, its `Rule(..., in_query=True, socket=True)` (the token may
 then come as the socket's first message, `auth.authenticate_socket`); the error shape is for
-the HTTP answers (before an upgrade, or a route's plain errors). `api/compat/sse.py` has what
+the HTTP answers (before an upgrade, or a route's plain errors). A profile speaking /ws's
+multiplexed protocol in other words is a `muxcodec.Codec` handed to `mux.serve` (cbos.py); one
+that keeps a server of its own on the app (nebula's socket.io) makes it in `Profile.setup`. `api/compat/sse.py` has what
 the SSE profiles share (ISO times, messages, frames cached on the event).
 
 A profile is a transport, no more: its handlers read the same store through the same cursors
@@ -36,6 +38,7 @@ __all__ = [
     "PROFILES",
     "Profile",
     "Route",
+    "body_types",
     "collisions",
     "install",
     "mount_point",
@@ -53,6 +56,8 @@ class Route:
     path: str
     handler: Handler
     rule: Rule
+    #: body types it takes besides JSON (the guard refuses others, api/guard.py)
+    body_types: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +71,13 @@ class Profile:
     routes: tuple[Route, ...]
     #: (status, code, message) -> an error body as the old system wrote them
     error: ErrorShape
+    #: what the profile keeps on the app (a socket.io server, say), set up when it is mounted
+    setup: Callable[[web.Application, Settings], None] | None = None
 
 
 #: the modules of the profiles there are, in the order `GET /compat` lists them: a new profile
 #: is a module here with a `PROFILE`, and its name in this list
-MODULES = ("nstar", "bolt", "agents")
+MODULES = ("nstar", "bolt", "cbos", "agents", "nebula")
 
 
 def _profiles() -> tuple[Profile, ...]:
@@ -99,6 +106,16 @@ def rules(settings: Settings) -> dict[tuple[str, str], Rule]:
         for route in profile.routes:
             out.setdefault((route.method, mount + route.path), route.rule)
     return out
+
+
+def body_types(settings: Settings) -> dict[str, frozenset[str]]:
+    """The raw body types of the enabled profiles' routes, by path as mounted."""
+    return {
+        mount_point(settings, p) + r.path: r.body_types
+        for p in _enabled(settings)
+        for r in p.routes
+        if r.body_types
+    }
 
 
 def collisions(settings: Settings) -> str | None:
@@ -137,6 +154,8 @@ def install(app: web.Application, settings: Settings) -> None:
     if problem is not None:
         raise ValueError(problem)
     for profile in _enabled(settings):
+        if profile.setup is not None:
+            profile.setup(app, settings)
         mount = mount_point(settings, profile)
         for route in profile.routes:
             app.router.add_route(
