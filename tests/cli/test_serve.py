@@ -154,8 +154,10 @@ def test_serving_on_is_printed_once_requests_are_served(server_factory, data_dir
     first = server_factory(data_dir).start()
     with httpx.Client(base_url=first.url, headers=first.headers, timeout=30) as api:
         command = "trap '' TERM; echo $$ > pid; exec sleep 30"
-        api.post("/jobs", json={"command": command, "cwd": str(tmp_path)})
+        job = api.post("/jobs", json={"command": command, "cwd": str(tmp_path)}).json()
         wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text())
+        # Killed once its start is recorded: a job killed before that is still queued, and runs.
+        wait_for(lambda: api.get(f"/jobs/{job['id']}").json()["status"] == "running")
     first.kill()
     cmd = [sys.executable, "-m", "jobcast", "serve", "--port", str(first.port)]
     with subprocess.Popen(
